@@ -1,0 +1,343 @@
+//! Span attributes: ordered key/value lists that serialize as JSON objects.
+//!
+//! Keys are `Cow<'static, str>` so the `loop.*` constants cost no allocation; string values
+//! are [`Text`], which shares one allocation between every span that carries the same loop
+//! name, env id or worker id. Anything JSON can hold that OpenTelemetry cannot (null, objects,
+//! mixed arrays, integers above `i64::MAX`) is kept as [`AttrValue::Json`], so documents from
+//! other producers round-trip unchanged.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An attribute key.
+pub type Key = Cow<'static, str>;
+
+/// A cheaply clonable string: a `&'static str` or a shared `Arc<str>`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Text {
+    /// A string literal.
+    Static(&'static str),
+    /// A shared heap string.
+    Shared(Arc<str>),
+}
+
+impl Text {
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Shared(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&'static str> for Text {
+    fn from(s: &'static str) -> Self {
+        Text::Static(s)
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text::Shared(s.into())
+    }
+}
+
+impl From<Arc<str>> for Text {
+    fn from(s: Arc<str>) -> Self {
+        Text::Shared(s)
+    }
+}
+
+impl From<Cow<'static, str>> for Text {
+    fn from(s: Cow<'static, str>) -> Self {
+        match s {
+            Cow::Borrowed(s) => Text::Static(s),
+            Cow::Owned(s) => s.into(),
+        }
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Text::from)
+    }
+}
+
+/// An attribute value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// A signed integer.
+    Int(i64),
+    /// A float. Non-finite values serialize as JSON `null`.
+    Float(f64),
+    /// A string.
+    Str(Text),
+    /// Any other JSON value (null, arrays, objects, integers above `i64::MAX`).
+    Json(serde_json::Value),
+}
+
+impl AttrValue {
+    /// The value as a float, if it is numeric.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            AttrValue::Int(i) => Some(*i as f64),
+            AttrValue::Float(f) => Some(*f),
+            AttrValue::Json(v) => v.as_f64(),
+            _ => None,
+        }
+    }
+
+    /// The value as an integer, if it is one (a float with no fractional part counts, as in
+    /// JSON Schema).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            AttrValue::Int(i) => Some(*i),
+            AttrValue::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
+            AttrValue::Json(v) => v.as_i64(),
+            _ => None,
+        }
+    }
+
+    /// The value as a string, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            AttrValue::Str(s) => Some(s.as_str()),
+            AttrValue::Json(v) => v.as_str(),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! attr_from {
+    ($($t:ty => $variant:ident as $conv:ty),* $(,)?) => {
+        $(impl From<$t> for AttrValue {
+            fn from(v: $t) -> Self {
+                AttrValue::$variant(<$conv>::from(v))
+            }
+        })*
+    };
+}
+
+attr_from! {
+    bool => Bool as bool,
+    i64 => Int as i64,
+    i32 => Int as i64,
+    u32 => Int as i64,
+    f64 => Float as f64,
+    f32 => Float as f64,
+    &'static str => Str as Text,
+    String => Str as Text,
+    Arc<str> => Str as Text,
+    Text => Str as Text,
+}
+
+impl From<u64> for AttrValue {
+    fn from(v: u64) -> Self {
+        match i64::try_from(v) {
+            Ok(i) => AttrValue::Int(i),
+            Err(_) => AttrValue::Json(v.into()),
+        }
+    }
+}
+
+impl From<usize> for AttrValue {
+    fn from(v: usize) -> Self {
+        AttrValue::from(v as u64)
+    }
+}
+
+impl From<serde_json::Value> for AttrValue {
+    fn from(v: serde_json::Value) -> Self {
+        match v {
+            serde_json::Value::Bool(b) => AttrValue::Bool(b),
+            serde_json::Value::String(s) => AttrValue::Str(s.into()),
+            serde_json::Value::Number(ref n) => {
+                if let Some(i) = n.as_i64() {
+                    AttrValue::Int(i)
+                } else if n.is_f64() {
+                    n.as_f64()
+                        .map(AttrValue::Float)
+                        .unwrap_or(AttrValue::Json(v))
+                } else {
+                    AttrValue::Json(v)
+                }
+            }
+            other => AttrValue::Json(other),
+        }
+    }
+}
+
+impl Serialize for AttrValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AttrValue::Bool(b) => serializer.serialize_bool(*b),
+            AttrValue::Int(i) => serializer.serialize_i64(*i),
+            AttrValue::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
+            AttrValue::Float(_) => serializer.serialize_unit(),
+            AttrValue::Str(s) => serializer.serialize_str(s),
+            AttrValue::Json(v) => v.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AttrValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(AttrValue::from)
+    }
+}
+
+/// An ordered attribute list. Setting an existing key replaces its value in place, so the
+/// JSON object keeps first-insertion order (as Python dicts do).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Attributes(Vec<(Key, AttrValue)>);
+
+impl Attributes {
+    /// An empty list.
+    pub const fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// An empty list with room for `n` attributes.
+    pub fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
+    /// Sets `key` to `value`, replacing an existing value.
+    pub fn set(&mut self, key: impl Into<Key>, value: impl Into<AttrValue>) {
+        let key = key.into();
+        let value = value.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+
+    /// Appends without checking for an existing key. Only for keys known to be new.
+    pub(crate) fn push_new(&mut self, key: &'static str, value: impl Into<AttrValue>) {
+        self.0.push((Cow::Borrowed(key), value.into()));
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&AttrValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<AttrValue> {
+        let pos = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.remove(pos).1)
+    }
+
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The attributes in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &AttrValue)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+}
+
+impl<K: Into<Key>, V: Into<AttrValue>> FromIterator<(K, V)> for Attributes {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut attrs = Attributes::new();
+        for (k, v) in iter {
+            attrs.set(k, v);
+        }
+        attrs
+    }
+}
+
+impl Serialize for Attributes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k.as_ref(), v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Attributes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AttrVisitor;
+        impl<'de> Visitor<'de> for AttrVisitor {
+            type Value = Attributes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of attributes")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Attributes, A::Error> {
+                let mut attrs = Attributes::with_capacity(access.size_hint().unwrap_or(0).min(64));
+                while let Some((k, v)) = access.next_entry::<String, AttrValue>()? {
+                    // Duplicate keys: last one wins, as in every JSON parser we interoperate with.
+                    attrs.set(k, v);
+                }
+                Ok(attrs)
+            }
+        }
+        deserializer.deserialize_map(AttrVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_replaces_in_place_and_keeps_order() {
+        let mut a = Attributes::new();
+        a.set("b", 1i64);
+        a.set("a", "x");
+        a.set("b", 2.5);
+        assert_eq!(serde_json::to_string(&a).unwrap(), r#"{"b":2.5,"a":"x"}"#);
+    }
+
+    #[test]
+    fn json_round_trip_keeps_every_value() {
+        let src =
+            r#"{"n":null,"o":{"x":[1,"a"]},"big":18446744073709551615,"f":0.17,"i":-3,"t":true}"#;
+        let a: Attributes = serde_json::from_str(src).unwrap();
+        assert_eq!(serde_json::to_string(&a).unwrap(), src);
+        assert_eq!(a.get("f"), Some(&AttrValue::Float(0.17)));
+        assert_eq!(a.get("i").and_then(AttrValue::as_i64), Some(-3));
+    }
+}

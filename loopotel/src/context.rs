@@ -1,0 +1,132 @@
+//! Finding the current run and iteration through `opentelemetry::Context`.
+//!
+//! A run, iteration or span attaches a [`LoopScope`] to the OpenTelemetry context. Code deep
+//! in a tool stack calls [`emit_iteration`], [`current_run`] or [`start_span`] without being
+//! handed anything. Nested runs do not clobber each other: each scope lives in its own
+//! context, and the outer one is current again when the inner context is left.
+//!
+//! - Synchronous code: `let _guard = run.enter();` (restores the previous context on drop).
+//! - Async code: `fut.with_context(run.context())` (`opentelemetry::context::FutureExt`);
+//!   the scope is current on every poll, across `.await`s.
+//! - Spawned tasks: `tokio::spawn(fut.with_context(Context::current()))` — `tokio::spawn`
+//!   does not carry the context by itself.
+//!
+//! ```
+//! use loopotel::{LoopTracer, Outcome, IterationRecord, SpanKind, context};
+//!
+//! let run = LoopTracer::new().run("ctx-demo").start();
+//! {
+//!     let _guard = run.enter();
+//!     assert!(loopotel::emit_iteration(IterationRecord::new(1, 0.5)));
+//!     let it = run.iteration(2);
+//!     let _inner = it.enter();
+//!     let tool = context::start_span("execute_tool search", SpanKind::Worker);
+//!     assert!(tool.is_recording());
+//! }
+//! assert!(context::current_run().is_none());
+//! let doc = run.finish(Outcome::Partial, "budget");
+//! assert_eq!(doc.spans.len(), 4); // root, iteration 1, iteration 2, tool
+//! ```
+
+use std::sync::Arc;
+
+use crate::attr::Text;
+use crate::ids::SpanId;
+use crate::model::SpanKind;
+use crate::tracer::iteration::IterationUsage;
+use crate::tracer::run::RunShared;
+use crate::tracer::{IterationRecord, RunHandle, SpanGuard};
+
+/// The place in a loop run that new spans attach to: the run, the parent span, and the
+/// iteration whose usage roll-ups they feed (if any). Stored in `opentelemetry::Context`.
+#[derive(Clone)]
+pub struct LoopScope {
+    pub(crate) run: Arc<RunShared>,
+    pub(crate) parent: SpanId,
+    pub(crate) usage: Option<Arc<IterationUsage>>,
+}
+
+impl std::fmt::Debug for LoopScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopScope")
+            .field("trace_id", &self.run.trace_id)
+            .field("parent", &self.parent)
+            .field("in_iteration", &self.usage.is_some())
+            .finish()
+    }
+}
+
+impl LoopScope {
+    pub(crate) fn for_run(run: Arc<RunShared>) -> Self {
+        let parent = run.root_span_id;
+        Self {
+            run,
+            parent,
+            usage: None,
+        }
+    }
+
+    pub(crate) fn for_iteration(
+        run: Arc<RunShared>,
+        parent: SpanId,
+        usage: Arc<IterationUsage>,
+    ) -> Self {
+        Self {
+            run,
+            parent,
+            usage: Some(usage),
+        }
+    }
+
+    pub(crate) fn attach_to(self, cx: &opentelemetry::Context) -> opentelemetry::Context {
+        cx.with_value(self)
+    }
+
+    /// The scope of the current context, if any.
+    pub fn current() -> Option<LoopScope> {
+        opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().cloned())
+    }
+
+    /// The run this scope belongs to.
+    pub fn run(&self) -> RunHandle {
+        RunHandle {
+            shared: self.run.clone(),
+        }
+    }
+
+    /// The span new children attach to.
+    pub fn parent_span_id(&self) -> SpanId {
+        self.parent
+    }
+
+    /// Starts a child span of this scope.
+    pub fn start_span(&self, name: impl Into<Text>, kind: SpanKind) -> SpanGuard {
+        SpanGuard::start(
+            &self.run,
+            self.parent,
+            self.usage.clone(),
+            name.into(),
+            kind,
+        )
+    }
+}
+
+/// The run of the current context, if any.
+pub fn current_run() -> Option<RunHandle> {
+    opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().map(LoopScope::run))
+}
+
+/// Records an iteration on the current run (the reference's free `emit_iteration`).
+/// Returns `false`, doing nothing, when there is no current run or it is not recording.
+pub fn emit_iteration(record: IterationRecord) -> bool {
+    current_run().is_some_and(|run| run.emit_iteration(record))
+}
+
+/// Starts a span under the current scope. Without a current run the span records nothing
+/// (`is_recording() == false`); it never panics.
+pub fn start_span(name: impl Into<Text>, kind: SpanKind) -> SpanGuard {
+    match LoopScope::current() {
+        Some(scope) => scope.start_span(name, kind),
+        None => SpanGuard::disabled(),
+    }
+}

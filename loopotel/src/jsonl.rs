@@ -1,0 +1,373 @@
+//! JSON Lines: one compact LTF document per line.
+//!
+//! [`JsonlExporter`] appends each document with a single `write` on a file opened in append
+//! mode, so a crash (even `kill -9`) leaves at most one partial last line. [`JsonlReader`]
+//! yields every complete line and reports, never panics on, a torn or malformed line with its
+//! line number, then keeps going.
+//!
+//! ```
+//! use loopotel::{LoopTracer, Outcome, jsonl::{JsonlExporter, JsonlReader}};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("traces.jsonl");
+//! let tracer = LoopTracer::builder().sink(JsonlExporter::create(&path).unwrap()).build();
+//! tracer.run("jsonl-demo").start().finish(Outcome::Success, "done");
+//!
+//! let docs: Vec<_> = JsonlReader::open(&path).unwrap().documents().collect();
+//! assert_eq!(docs.len(), 1);
+//! assert_eq!(docs[0].as_ref().unwrap().value.loop_name.as_str(), "jsonl-demo");
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::model::LtfDocument;
+use crate::tracer::TraceSink;
+
+/// Appends LTF documents to a JSONL file. Usable as a [`TraceSink`] (fail-open: errors are
+/// counted and the first one is kept for [`JsonlExporter::last_error`]).
+#[derive(Debug)]
+pub struct JsonlExporter {
+    path: PathBuf,
+    file: Mutex<File>,
+    fsync: bool,
+    written: AtomicU64,
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl JsonlExporter {
+    /// Opens (creating it and its parent folders if needed) `path` for appending.
+    pub fn create(path: impl AsRef<Path>) -> io::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        Ok(Self {
+            path,
+            file: Mutex::new(file),
+            fsync: false,
+            written: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// Also `fsync` after each document (durable across power loss; slower).
+    pub fn with_fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one document as one line.
+    pub fn write_document(&self, doc: &LtfDocument) -> io::Result<()> {
+        let mut line = serde_json::to_vec(doc).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // One write call for the whole line: O_APPEND makes it land after everything else,
+        // and a crash can only tear this last line.
+        file.write_all(&line)?;
+        if self.fsync {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Documents written.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Documents that failed to write.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// The first write error, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl TraceSink for JsonlExporter {
+    fn export(&self, doc: &LtfDocument) {
+        match self.write_document(doc) {
+            Ok(()) => {
+                self.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                    let msg = format!("{}: {e}", self.path.display());
+                    eprintln!("loopotel: JSONL export failed (reported once): {msg}");
+                    *self
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(msg);
+                }
+            }
+        }
+    }
+}
+
+/// A line that could not be read as a document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonlError {
+    /// The last line has no newline and does not parse: a write was cut off.
+    #[error("line {line}: torn last line (no newline, incomplete JSON): {message}")]
+    Torn {
+        /// 1-based line number.
+        line: usize,
+        /// Parser message.
+        message: String,
+    },
+    /// A complete line that is not valid JSON, or not the expected shape.
+    #[error("line {line}: {message}")]
+    Malformed {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A line longer than the reader's limit (skipped).
+    #[error("line {line}: longer than {limit} bytes, skipped")]
+    TooLong {
+        /// 1-based line number.
+        line: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Reading the file failed; reading stops.
+    #[error("line {line}: read error: {message}")]
+    Io {
+        /// The line being read.
+        line: usize,
+        /// The I/O error.
+        message: String,
+    },
+}
+
+impl JsonlError {
+    /// The 1-based line number the error is about.
+    pub fn line(&self) -> usize {
+        match self {
+            JsonlError::Torn { line, .. }
+            | JsonlError::Malformed { line, .. }
+            | JsonlError::TooLong { line, .. }
+            | JsonlError::Io { line, .. } => *line,
+        }
+    }
+}
+
+/// A parsed line and where it was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonlRecord<T> {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// 1-based index among non-blank lines (the reference validator's `#n` label).
+    pub index: usize,
+    /// The parsed value.
+    pub value: T,
+}
+
+/// Reads JSON Lines, one value per non-blank line.
+pub struct JsonlReader<R> {
+    reader: R,
+    line: usize,
+    index: usize,
+    max_line_bytes: usize,
+    done: bool,
+    buf: Vec<u8>,
+}
+
+/// Default longest line accepted: 256 MiB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 256 << 20;
+
+impl JsonlReader<BufReader<File>> {
+    /// Opens a file.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        Ok(Self::new(BufReader::new(File::open(path)?)))
+    }
+}
+
+impl<R: BufRead> JsonlReader<R> {
+    /// Reads from any buffered reader.
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader,
+            line: 0,
+            index: 0,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            done: false,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Lines longer than this are reported as [`JsonlError::TooLong`] and skipped, so memory
+    /// stays bounded on hostile input.
+    pub fn max_line_bytes(mut self, max: usize) -> Self {
+        self.max_line_bytes = max.max(1);
+        self
+    }
+
+    /// Parses each line as [`LtfDocument`].
+    pub fn documents(self) -> impl Iterator<Item = Result<JsonlRecord<LtfDocument>, JsonlError>> {
+        self.parsed()
+    }
+
+    /// Parses each line as any deserializable type (e.g. `serde_json::Value`).
+    pub fn parsed<T: serde::de::DeserializeOwned>(
+        mut self,
+    ) -> impl Iterator<Item = Result<JsonlRecord<T>, JsonlError>> {
+        std::iter::from_fn(move || self.next_line()).map(|item| {
+            let (line, index, bytes, complete) = item?;
+            match serde_json::from_slice::<T>(&bytes) {
+                Ok(value) => Ok(JsonlRecord { line, index, value }),
+                Err(e) if !complete && e.is_eof() => Err(JsonlError::Torn {
+                    line,
+                    message: e.to_string(),
+                }),
+                Err(e) => Err(JsonlError::Malformed {
+                    line,
+                    message: e.to_string(),
+                }),
+            }
+        })
+    }
+
+    /// The next non-blank line: (line number, index, bytes, ended with a newline).
+    #[allow(clippy::type_complexity)]
+    fn next_line(&mut self) -> Option<Result<(usize, usize, Vec<u8>, bool), JsonlError>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            self.buf.clear();
+            self.line += 1;
+            let limit = self.max_line_bytes as u64 + 1;
+            let n = match (&mut self.reader)
+                .take(limit)
+                .read_until(b'\n', &mut self.buf)
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(JsonlError::Io {
+                        line: self.line,
+                        message: e.to_string(),
+                    }));
+                }
+            };
+            if n == 0 {
+                self.done = true;
+                return None;
+            }
+            let complete = self.buf.last() == Some(&b'\n');
+            if !complete && n as u64 == limit {
+                // Over the limit: skip the rest of this line.
+                let line = self.line;
+                if let Err(e) = skip_line(&mut self.reader) {
+                    self.done = true;
+                    return Some(Err(JsonlError::Io {
+                        line,
+                        message: e.to_string(),
+                    }));
+                }
+                self.index += 1;
+                return Some(Err(JsonlError::TooLong {
+                    line,
+                    limit: self.max_line_bytes,
+                }));
+            }
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            self.index += 1;
+            return Some(Ok((
+                self.line,
+                self.index,
+                std::mem::take(&mut self.buf),
+                complete,
+            )));
+        }
+    }
+}
+
+fn skip_line<R: BufRead>(reader: &mut R) -> io::Result<()> {
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(());
+        }
+        match available.iter().position(|&b| b == b'\n') {
+            Some(pos) => {
+                reader.consume(pos + 1);
+                return Ok(());
+            }
+            None => {
+                let len = available.len();
+                reader.consume(len);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(input: &str) -> Vec<Result<JsonlRecord<serde_json::Value>, JsonlError>> {
+        JsonlReader::new(input.as_bytes()).parsed().collect()
+    }
+
+    #[test]
+    fn reports_torn_and_malformed_lines_and_keeps_going() {
+        let out = values("{\"a\":1}\n\n{bad}\n{\"b\":2}\n{\"c\":");
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[0].as_ref().unwrap().line, 1);
+        assert!(matches!(out[1], Err(JsonlError::Malformed { line: 3, .. })));
+        let rec = out[2].as_ref().unwrap();
+        assert_eq!((rec.line, rec.index), (4, 3));
+        assert!(matches!(out[3], Err(JsonlError::Torn { line: 5, .. })));
+    }
+
+    #[test]
+    fn complete_last_line_without_newline_is_fine() {
+        let out = values("{\"a\":1}\n{\"b\":2}");
+        assert!(out.iter().all(Result::is_ok));
+    }
+
+    #[test]
+    fn long_lines_are_skipped_with_bounded_memory() {
+        let long = format!("{{\"x\":\"{}\"}}", "y".repeat(10_000));
+        let input = format!("{long}\n{{\"ok\":true}}\n");
+        let out: Vec<_> = JsonlReader::new(input.as_bytes())
+            .max_line_bytes(100)
+            .parsed::<serde_json::Value>()
+            .collect();
+        assert!(matches!(out[0], Err(JsonlError::TooLong { line: 1, .. })));
+        assert_eq!(out[1].as_ref().unwrap().line, 2);
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_not_a_panic() {
+        let out: Vec<_> = JsonlReader::new(&b"\"\xff\xfe\"\n"[..])
+            .parsed::<serde_json::Value>()
+            .collect();
+        assert!(matches!(out[0], Err(JsonlError::Malformed { line: 1, .. })));
+    }
+}

@@ -1,0 +1,195 @@
+//! Point-in-loop LES (Loop Effectiveness Score), v0.1 proxy.
+//!
+//! For iteration `t` with goal score `g_t` and goal target `T`:
+//!
+//! - effectiveness `eff_t = clamp(g_t / T, 0, 1)` (0 when `T <= 0`);
+//! - cumulative `cum_t = round4(mean(eff_1 .. eff_t))`;
+//! - delta `delta_t = round4(cum_t - cum_{t-1})` with `cum_0 = 0` (our addition).
+//!
+//! The results are bit-identical to the Python reference (`loopotel.les`): the mean uses the
+//! same compensated (Neumaier) summation as CPython 3.12's `sum()`, and `round4` rounds the
+//! exact binary value half-to-even at the fourth decimal, as Python's `round(x, 4)` does. The
+//! reference recomputes the whole mean on every iteration (O(N²) per run); [`LesAccumulator`]
+//! keeps a running compensated sum, O(1) per iteration while the target stays the same.
+//!
+//! ```
+//! use loopotel::les::{LesAccumulator, effectiveness, round4};
+//!
+//! assert_eq!(effectiveness(0.4, 0.8), 0.5);
+//! assert_eq!(round4(0.03125), 0.0312); // ties go to even, like Python
+//!
+//! let mut les = LesAccumulator::default();
+//! let a = les.push(0.4, 0.8);
+//! let b = les.push(0.8, 0.8);
+//! assert_eq!((a.cumulative, b.cumulative, b.delta), (0.5, 0.75, 0.25));
+//! ```
+
+use std::io::Write;
+
+/// Goal target used when none is given.
+pub const DEFAULT_GOAL_TARGET: f64 = 0.8;
+
+/// `clamp(goal_score / goal_target, 0, 1)`, 0 when the target is not positive.
+///
+/// NaN handling follows Python's `max(0.0, min(1.0, x))`: a NaN ratio gives 1.0.
+pub fn effectiveness(goal_score: f64, goal_target: f64) -> f64 {
+    // Python: `if goal_target <= 0: return 0.0`; a NaN target falls through to the ratio.
+    if goal_target <= 0.0 {
+        return 0.0;
+    }
+    let ratio = goal_score / goal_target;
+    let upper = if ratio < 1.0 { ratio } else { 1.0 };
+    if upper > 0.0 { upper } else { 0.0 }
+}
+
+/// Rounds to 4 decimal places exactly as Python's `round(x, 4)` does.
+pub fn round4(x: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    let mut buf = [0u8; 352];
+    let len = {
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        if write!(cursor, "{x:.4}").is_err() {
+            return x;
+        }
+        cursor.position() as usize
+    };
+    std::str::from_utf8(&buf[..len])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(x)
+}
+
+/// Neumaier-compensated running sum, step for step the algorithm of CPython 3.12 `sum()`.
+#[derive(Clone, Copy, Debug, Default)]
+struct NeumaierSum {
+    sum: f64,
+    compensation: f64,
+}
+
+impl NeumaierSum {
+    fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        if self.sum.abs() >= x.abs() {
+            self.compensation += (self.sum - t) + x;
+        } else {
+            self.compensation += (x - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    fn value(&self) -> f64 {
+        if self.compensation != 0.0 && self.compensation.is_finite() {
+            self.sum + self.compensation
+        } else {
+            self.sum
+        }
+    }
+}
+
+/// LES values for one iteration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LesPoint {
+    /// `round4(effectiveness)` of this iteration (`loop.les.effectiveness`).
+    pub effectiveness: f64,
+    /// `round4` of the mean effectiveness so far (`loop.les.cumulative_normalized`).
+    pub cumulative: f64,
+    /// `round4(cumulative - previous cumulative)` (`loop.les.delta`).
+    pub delta: f64,
+}
+
+/// Running LES state for one run.
+///
+/// Keeps the goal scores so that a change of goal target mid-run recomputes the mean over all
+/// past scores with the new target, as the reference does (rare; O(N) only then).
+#[derive(Clone, Debug, Default)]
+pub struct LesAccumulator {
+    scores: Vec<f64>,
+    target: Option<f64>,
+    sum: NeumaierSum,
+    last_cumulative: f64,
+}
+
+impl LesAccumulator {
+    /// Adds an iteration's goal score under `goal_target` and returns its LES point.
+    pub fn push(&mut self, goal_score: f64, goal_target: f64) -> LesPoint {
+        let same_target = self
+            .target
+            .is_some_and(|t| t.to_bits() == goal_target.to_bits());
+        if !same_target {
+            self.sum = NeumaierSum::default();
+            for &s in &self.scores {
+                self.sum.add(effectiveness(s, goal_target));
+            }
+            self.target = Some(goal_target);
+        }
+        self.scores.push(goal_score);
+        let eff = effectiveness(goal_score, goal_target);
+        self.sum.add(eff);
+        let cumulative = round4(self.sum.value() / self.scores.len() as f64);
+        let delta = round4(cumulative - self.last_cumulative);
+        self.last_cumulative = cumulative;
+        LesPoint {
+            effectiveness: round4(eff),
+            cumulative,
+            delta,
+        }
+    }
+
+    /// Number of iterations pushed.
+    pub fn len(&self) -> usize {
+        self.scores.len()
+    }
+
+    /// True if no iteration was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.scores.is_empty()
+    }
+
+    /// The latest cumulative LES (0 before the first iteration).
+    pub fn cumulative(&self) -> f64 {
+        self.last_cumulative
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effectiveness_matches_python_edge_cases() {
+        assert_eq!(effectiveness(0.5, 0.0), 0.0);
+        assert_eq!(effectiveness(0.5, -1.0), 0.0);
+        assert_eq!(effectiveness(2.0, 0.8), 1.0);
+        assert_eq!(effectiveness(-0.3, 0.8), 0.0);
+        assert_eq!(effectiveness(f64::NAN, 0.8), 1.0);
+    }
+
+    #[test]
+    fn round4_is_half_even_on_exact_binary_value() {
+        assert_eq!(round4(0.03125), 0.0312);
+        assert_eq!(round4(0.12345), 0.1235); // 0.12345 is slightly above the tie in binary
+        assert_eq!(round4(0.99995), 1.0);
+        assert_eq!(round4(1.0 / 3.0), 0.3333);
+        assert_eq!(round4(-0.00004), -0.0);
+        assert_eq!(round4(1e300), 1e300);
+    }
+
+    #[test]
+    fn neumaier_beats_naive_summation() {
+        let mut s = NeumaierSum::default();
+        for x in [1e16, 1.0, -1e16] {
+            s.add(x);
+        }
+        assert_eq!(s.value(), 1.0);
+    }
+
+    #[test]
+    fn target_change_recomputes_like_the_reference() {
+        let mut les = LesAccumulator::default();
+        les.push(0.4, 0.8);
+        // Reference: cumulative over [0.4, 0.4] with target 0.4 → 1.0.
+        assert_eq!(les.push(0.4, 0.4).cumulative, 1.0);
+    }
+}

@@ -1,0 +1,536 @@
+//! Iteration spans: [`Iteration`] (a guard with a real duration) and [`IterationRecord`]
+//! (the reference's one-call `emit_iteration`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::run::RunShared;
+use super::span::SpanGuard;
+use crate::attr::{AttrValue, Attributes, Key, Text};
+use crate::context::LoopScope;
+use crate::ids::SpanId;
+use crate::les::round4;
+use crate::model::{LtfEvent, LtfSpan, SpanKind};
+use crate::semconv as sc;
+use crate::time::Timestamp;
+
+/// A whole iteration described in one value, for [`super::RunHandle::emit_iteration`] and
+/// [`crate::emit_iteration`]. Field for field the reference's `emit_iteration` arguments.
+///
+/// ```
+/// use loopotel::IterationRecord;
+///
+/// let rec = IterationRecord::new(3, 0.72)
+///     .tokens(410)
+///     .latency_ms(812.5)
+///     .worker("implementer")
+///     .evaluator("test_runner");
+/// assert_eq!(rec.iteration, 3);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IterationRecord {
+    /// Iteration number.
+    pub iteration: u64,
+    /// Goal score the evaluator gave.
+    pub goal_score: f64,
+    /// Goal target (the run's when `None`).
+    pub goal_target: Option<f64>,
+    /// Tokens used in the iteration.
+    pub tokens_delta: u64,
+    /// Cost in US dollars.
+    pub cost_usd: Option<f64>,
+    /// Latency in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// The worker's id.
+    pub worker_id: Option<Text>,
+    /// The evaluator's id.
+    pub evaluator_id: Option<Text>,
+}
+
+impl IterationRecord {
+    /// Iteration `iteration` scored `goal_score`.
+    pub fn new(iteration: u64, goal_score: f64) -> Self {
+        Self {
+            iteration,
+            goal_score,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the goal target.
+    pub fn goal_target(mut self, target: f64) -> Self {
+        self.goal_target = Some(target);
+        self
+    }
+
+    /// Sets the tokens used.
+    pub fn tokens(mut self, tokens: u64) -> Self {
+        self.tokens_delta = tokens;
+        self
+    }
+
+    /// Sets the cost in US dollars.
+    pub fn cost_usd(mut self, cost: f64) -> Self {
+        self.cost_usd = Some(cost);
+        self
+    }
+
+    /// Sets the latency in milliseconds.
+    pub fn latency_ms(mut self, ms: f64) -> Self {
+        self.latency_ms = Some(ms);
+        self
+    }
+
+    /// Sets the worker id.
+    pub fn worker(mut self, id: impl Into<Text>) -> Self {
+        self.worker_id = Some(id.into());
+        self
+    }
+
+    /// Sets the evaluator id.
+    pub fn evaluator(mut self, id: impl Into<Text>) -> Self {
+        self.evaluator_id = Some(id.into());
+        self
+    }
+}
+
+/// Usage rolled up into an iteration by its child spans (they may live on other tasks).
+#[derive(Debug, Default)]
+pub(crate) struct IterationUsage {
+    tokens: AtomicU64,
+    /// f64 bits of the summed cost; `u64::MAX` means "no cost recorded".
+    cost_bits: AtomicU64,
+}
+
+impl IterationUsage {
+    fn new() -> Self {
+        Self {
+            tokens: AtomicU64::new(0),
+            cost_bits: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    pub(crate) fn add_tokens(&self, n: u64) {
+        self.tokens.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_cost(&self, usd: f64) {
+        let _ = self
+            .cost_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let current = if bits == u64::MAX {
+                    0.0
+                } else {
+                    f64::from_bits(bits)
+                };
+                Some((current + usd).to_bits())
+            });
+    }
+
+    fn tokens(&self) -> u64 {
+        self.tokens.load(Ordering::Relaxed)
+    }
+
+    fn cost(&self) -> Option<f64> {
+        let bits = self.cost_bits.load(Ordering::Relaxed);
+        (bits != u64::MAX).then(|| f64::from_bits(bits))
+    }
+}
+
+/// Everything an iteration span carries until it is written.
+pub(crate) struct IterationData {
+    number: u64,
+    span_id: SpanId,
+    start: Timestamp,
+    events: Vec<LtfEvent>,
+    goal_score: Option<f64>,
+    goal_target: f64,
+    tokens: u64,
+    cost: Option<f64>,
+    latency_ms: Option<f64>,
+    worker_id: Option<Text>,
+    evaluator_id: Option<Text>,
+    extra: Attributes,
+}
+
+fn event(name: &'static str, timestamp: Timestamp, attributes: Attributes) -> LtfEvent {
+    LtfEvent {
+        name: Text::Static(name),
+        timestamp,
+        attributes,
+    }
+}
+
+fn one_attr(key: &'static str, value: impl Into<AttrValue>) -> Attributes {
+    let mut a = Attributes::with_capacity(2);
+    a.push_new(key, value);
+    a
+}
+
+impl IterationData {
+    fn new(run: &RunShared, number: u64, start: Timestamp) -> Self {
+        let mut events = Vec::with_capacity(4);
+        events.push(event(
+            sc::EVENT_ITERATION_START,
+            start,
+            one_attr(sc::LOOP_ITERATION, number),
+        ));
+        Self {
+            number,
+            span_id: SpanId::random(),
+            start,
+            events,
+            goal_score: None,
+            goal_target: run.goal_target,
+            tokens: 0,
+            cost: None,
+            latency_ms: None,
+            worker_id: None,
+            evaluator_id: None,
+            extra: Attributes::new(),
+        }
+    }
+
+    pub(crate) fn from_record(run: &RunShared, rec: IterationRecord) -> Self {
+        let now = Timestamp::now();
+        let start = match rec.latency_ms {
+            Some(ms) if ms.is_finite() && ms > 0.0 => {
+                now.saturating_sub(Duration::from_secs_f64((ms / 1000.0).min(1e9)))
+            }
+            _ => now,
+        };
+        let mut data = Self::new(run, rec.iteration, start);
+        data.goal_target = rec.goal_target.unwrap_or(run.goal_target);
+        data.tokens = rec.tokens_delta;
+        data.cost = rec.cost_usd;
+        data.latency_ms = rec.latency_ms;
+        if let Some(w) = rec.worker_id.filter(|w| !w.is_empty()) {
+            data.worker_complete(w, now);
+        }
+        match rec.evaluator_id.filter(|e| !e.is_empty()) {
+            Some(e) => data.evaluator_complete(e, rec.goal_score, now),
+            None => data.goal_score = Some(rec.goal_score),
+        }
+        data
+    }
+
+    fn worker_complete(&mut self, id: Text, at: Timestamp) {
+        self.events.push(event(
+            sc::EVENT_WORKER_COMPLETE,
+            at,
+            one_attr(sc::LOOP_WORKER_ID, id.clone()),
+        ));
+        self.worker_id = Some(id);
+    }
+
+    fn evaluator_complete(&mut self, id: Text, score: f64, at: Timestamp) {
+        let mut attrs = Attributes::with_capacity(2);
+        attrs.push_new(sc::LOOP_EVALUATOR_ID, id.clone());
+        attrs.push_new(sc::LOOP_GOAL_SCORE, score);
+        self.events
+            .push(event(sc::EVENT_EVALUATOR_COMPLETE, at, attrs));
+        self.evaluator_id = Some(id);
+        self.goal_score = Some(score);
+    }
+
+    /// Writes the iteration span (into `slot` if one was reserved at start). Returns whether
+    /// it was recorded.
+    pub(crate) fn record(
+        mut self,
+        run: &RunShared,
+        slot: Option<usize>,
+        end_reason: Option<&'static str>,
+    ) -> bool {
+        let end = Timestamp::now();
+        let mut end_attrs = Attributes::with_capacity(2);
+        end_attrs.push_new(sc::LOOP_ITERATION, self.number);
+        if let Some(score) = self.goal_score {
+            end_attrs.push_new(sc::LOOP_GOAL_SCORE, score);
+        }
+        self.events
+            .push(event(sc::EVENT_ITERATION_END, end, end_attrs));
+        let latency_ms = self
+            .latency_ms
+            .unwrap_or_else(|| round2(end.saturating_since(self.start).as_secs_f64() * 1000.0));
+
+        let mut state = run.lock();
+        if state.finished {
+            run.config.count_late_record();
+            return false;
+        }
+        let les = self
+            .goal_score
+            .map(|score| state.les.push(score, self.goal_target));
+        state.tokens_total = state.tokens_total.saturating_add(self.tokens);
+        if let Some(c) = self.cost {
+            *state.cost_total.get_or_insert(0.0) += c;
+        }
+        state.iterations += 1;
+        state.last_iteration = state.last_iteration.max(self.number);
+
+        // Same keys, same order as the reference, then ours.
+        let mut a = Attributes::with_capacity(18 + self.extra.len());
+        a.push_new(sc::LOOP_NAME, run.loop_name.clone());
+        if let Some(env) = &run.env_id {
+            a.push_new(sc::LOOP_ENV_ID, env.clone());
+        }
+        if let Some(task) = &run.task_id {
+            a.push_new(sc::LOOP_TASK_ID, task.clone());
+        }
+        a.push_new(sc::LOOP_ITERATION, self.number);
+        if let Some(score) = self.goal_score {
+            a.push_new(sc::LOOP_GOAL_SCORE, round4(score));
+        }
+        a.push_new(sc::LOOP_GOAL_TARGET, self.goal_target);
+        a.push_new(sc::LOOP_TOKENS_DELTA, self.tokens);
+        if let Some(c) = self.cost {
+            a.push_new(sc::LOOP_COST_USD, c);
+        }
+        a.push_new(sc::LOOP_LATENCY_MS, latency_ms);
+        if let Some(p) = les {
+            a.push_new(sc::LOOP_LES_CUMULATIVE, p.cumulative);
+            a.push_new(sc::LOOP_LES_EFFECTIVENESS, p.effectiveness);
+            a.push_new(sc::LOOP_LES_DELTA, p.delta);
+        }
+        if let Some(w) = self.worker_id {
+            a.push_new(sc::LOOP_WORKER_ID, w);
+        }
+        if let Some(e) = self.evaluator_id {
+            a.push_new(sc::LOOP_EVALUATOR_ID, e);
+        }
+        a.push_new(sc::LOOP_LSS_VERSION, sc::LSS_VERSION);
+        a.push_new(sc::LOOP_LES_VERSION, sc::LES_VERSION);
+        for (k, v) in self.extra.iter() {
+            a.set(k.to_owned(), v.clone());
+        }
+        if let Some(reason) = end_reason {
+            a.set(sc::LOOP_END_REASON, reason);
+        }
+        let span = LtfSpan {
+            span_id: self.span_id,
+            parent_span_id: Some(run.root_span_id),
+            name: Text::Static(sc::SPAN_ITERATION),
+            kind: SpanKind::Iteration,
+            start_time: self.start,
+            end_time: Some(end),
+            attributes: a,
+            events: self.events,
+        };
+        match slot {
+            Some(slot) => {
+                run.fill(&mut state, slot, span);
+                true
+            }
+            None => run.reserve(&mut state, span).is_some(),
+        }
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+struct LiveIteration {
+    run: Arc<RunShared>,
+    usage: Arc<IterationUsage>,
+    slot: Option<usize>,
+    data: IterationData,
+}
+
+/// An open `loop.iteration` span. Ends on [`Iteration::end`] or when dropped (a drop during
+/// a panic marks it `loop.end_reason = "panic"`), and then computes its LES values.
+///
+/// Child spans (LLM calls, tool calls, env steps) started from it or from its
+/// [`Iteration::context`] roll their tokens and cost up into `loop.tokens_delta` and
+/// `loop.cost_usd`.
+#[must_use = "an iteration ends when dropped; bind it to a variable"]
+pub struct Iteration {
+    inner: Option<LiveIteration>,
+}
+
+impl std::fmt::Debug for Iteration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            Some(i) => f
+                .debug_struct("Iteration")
+                .field("number", &i.data.number)
+                .field("span_id", &i.data.span_id)
+                .finish(),
+            None => f.write_str("Iteration(disabled)"),
+        }
+    }
+}
+
+impl Iteration {
+    pub(crate) fn disabled() -> Self {
+        Self { inner: None }
+    }
+
+    pub(crate) fn start(run: &Arc<RunShared>, number: u64) -> Self {
+        if !run.enabled() {
+            return Self::disabled();
+        }
+        let data = IterationData::new(run, number, Timestamp::now());
+        // Reserve the place now so the document lists spans in start order; the
+        // placeholder has no end time until the iteration ends.
+        let placeholder = LtfSpan {
+            span_id: data.span_id,
+            parent_span_id: Some(run.root_span_id),
+            name: Text::Static(sc::SPAN_ITERATION),
+            kind: SpanKind::Iteration,
+            start_time: data.start,
+            end_time: None,
+            attributes: one_attr(sc::LOOP_ITERATION, number),
+            events: Vec::new(),
+        };
+        let slot = {
+            let mut state = run.lock();
+            state.last_iteration = state.last_iteration.max(number);
+            run.reserve(&mut state, placeholder)
+        };
+        if slot.is_none() {
+            return Self::disabled();
+        }
+        Self {
+            inner: Some(LiveIteration {
+                run: run.clone(),
+                usage: Arc::new(IterationUsage::new()),
+                slot,
+                data,
+            }),
+        }
+    }
+
+    /// The iteration number (0 when not recording).
+    pub fn number(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |i| i.data.number)
+    }
+
+    /// The span id (`None` when not recording).
+    pub fn span_id(&self) -> Option<SpanId> {
+        self.inner.as_ref().map(|i| i.data.span_id)
+    }
+
+    /// Records `loop.worker.complete` now and sets `loop.worker.id`.
+    pub fn worker_complete(&mut self, worker_id: impl Into<Text>) {
+        if let Some(i) = &mut self.inner {
+            i.data.worker_complete(worker_id.into(), Timestamp::now());
+        }
+    }
+
+    /// Records `loop.evaluator.complete` now with the goal score, and sets
+    /// `loop.evaluator.id` and `loop.goal_score`.
+    pub fn evaluator_complete(&mut self, evaluator_id: impl Into<Text>, goal_score: f64) {
+        if let Some(i) = &mut self.inner {
+            i.data
+                .evaluator_complete(evaluator_id.into(), goal_score, Timestamp::now());
+        }
+    }
+
+    /// Sets the goal score without an evaluator event.
+    pub fn set_goal_score(&mut self, goal_score: f64) {
+        if let Some(i) = &mut self.inner {
+            i.data.goal_score = Some(goal_score);
+        }
+    }
+
+    /// Overrides the goal target for this iteration.
+    pub fn set_goal_target(&mut self, goal_target: f64) {
+        if let Some(i) = &mut self.inner {
+            i.data.goal_target = goal_target;
+        }
+    }
+
+    /// Adds tokens to `loop.tokens_delta`.
+    pub fn add_tokens(&mut self, tokens: u64) {
+        if let Some(i) = &self.inner {
+            i.usage.add_tokens(tokens);
+        }
+    }
+
+    /// Adds a cost in US dollars to `loop.cost_usd`.
+    pub fn add_cost_usd(&mut self, usd: f64) {
+        if let Some(i) = &self.inner {
+            i.usage.add_cost(usd);
+        }
+    }
+
+    /// Sets `loop.latency_ms` (default: the span's own duration, rounded to 0.01 ms).
+    pub fn set_latency_ms(&mut self, ms: f64) {
+        if let Some(i) = &mut self.inner {
+            i.data.latency_ms = Some(ms);
+        }
+    }
+
+    /// Sets any other attribute on the iteration span.
+    pub fn set_attribute(&mut self, key: impl Into<Key>, value: impl Into<AttrValue>) {
+        if let Some(i) = &mut self.inner {
+            i.data.extra.set(key, value);
+        }
+    }
+
+    /// Adds an event now.
+    pub fn add_event(&mut self, name: impl Into<Text>, attributes: Attributes) {
+        if let Some(i) = &mut self.inner {
+            i.data.events.push(LtfEvent {
+                name: name.into(),
+                timestamp: Timestamp::now(),
+                attributes,
+            });
+        }
+    }
+
+    /// Starts a child span (an LLM call, tool call or env step: `SpanKind::Worker`; an
+    /// evaluation: `SpanKind::Evaluator`).
+    pub fn span(&self, name: impl Into<Text>, kind: SpanKind) -> SpanGuard {
+        match &self.inner {
+            Some(i) => SpanGuard::start(
+                &i.run,
+                i.data.span_id,
+                Some(i.usage.clone()),
+                name.into(),
+                kind,
+            ),
+            None => SpanGuard::disabled(),
+        }
+    }
+
+    /// The current OpenTelemetry context with this iteration as the loop scope: spans
+    /// started through [`crate::context`] under it become its children.
+    pub fn context(&self) -> opentelemetry::Context {
+        match &self.inner {
+            Some(i) => LoopScope::for_iteration(i.run.clone(), i.data.span_id, i.usage.clone())
+                .attach_to(&opentelemetry::Context::current()),
+            None => opentelemetry::Context::current(),
+        }
+    }
+
+    /// Makes this iteration current on this thread until the guard drops (not across
+    /// `.await`; use [`Iteration::context`] with `FutureExt::with_context`).
+    pub fn enter(&self) -> opentelemetry::ContextGuard {
+        self.context().attach()
+    }
+
+    /// Ends the iteration now.
+    pub fn end(mut self) {
+        self.finish(None);
+    }
+
+    fn finish(&mut self, end_reason: Option<&'static str>) {
+        if let Some(mut i) = self.inner.take() {
+            i.data.tokens = i.data.tokens.saturating_add(i.usage.tokens());
+            if let Some(c) = i.usage.cost() {
+                *i.data.cost.get_or_insert(0.0) += c;
+            }
+            i.data.record(&i.run, i.slot, end_reason);
+        }
+    }
+}
+
+impl Drop for Iteration {
+    fn drop(&mut self) {
+        let reason = std::thread::panicking().then_some("panic");
+        self.finish(reason);
+    }
+}

@@ -1,0 +1,232 @@
+//! Recording loop runs: [`LoopTracer`] → [`Run`] → [`Iteration`] → [`SpanGuard`].
+//!
+//! A [`LoopTracer`] holds the configuration (enabled, default goal target, span cap, sinks) and
+//! starts runs. A [`Run`] is the root `loop.run` span; it owns the run and finishes it on
+//! [`Run::finish`] or, if forgotten, on drop. Iterations and child spans are RAII guards too:
+//! every span that was started is ended exactly once, and nothing is lost when a handle is
+//! dropped early or a panic unwinds through it.
+//!
+//! ```
+//! use loopotel::{LoopTracer, Outcome};
+//!
+//! let tracer = LoopTracer::new();
+//! let run = tracer.run("demo-loop").env_id("demo/env-v1").start();
+//! for n in 1..=3 {
+//!     let mut it = run.iteration(n);
+//!     it.worker_complete("writer");
+//!     it.add_tokens(120);
+//!     it.evaluator_complete("critic", 0.3 * n as f64);
+//! } // each iteration ends here, with its LES values
+//! let doc = run.finish(Outcome::Success, "quality_threshold");
+//! assert_eq!(doc.spans.len(), 4);
+//! assert_eq!(doc.root().unwrap().attributes.get("loop.tokens_total").unwrap().as_i64(), Some(360));
+//! ```
+
+pub(crate) mod iteration;
+pub(crate) mod run;
+pub(crate) mod span;
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use iteration::{Iteration, IterationRecord};
+pub use run::{Run, RunBuilder, RunHandle};
+pub use span::SpanGuard;
+
+use crate::les::DEFAULT_GOAL_TARGET;
+use crate::model::LtfDocument;
+
+/// Where finished LTF documents go (a JSONL file, an OTLP exporter, a test collector).
+///
+/// Implementations must be fail-open: they report their own errors through their own
+/// counters and never panic into the caller (a panic is caught and counted anyway).
+pub trait TraceSink: Send + Sync {
+    /// Takes one finished document. Must not block for long: it runs on the thread that
+    /// finished the run.
+    fn export(&self, doc: &LtfDocument);
+}
+
+impl<F: Fn(&LtfDocument) + Send + Sync> TraceSink for F {
+    fn export(&self, doc: &LtfDocument) {
+        self(doc)
+    }
+}
+
+/// Counters of what instrumentation could not do. Never reset; read with [`LoopTracer::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct StatsCounters {
+    runs_finished: AtomicU64,
+    dropped_spans: AtomicU64,
+    late_records: AtomicU64,
+    sink_panics: AtomicU64,
+}
+
+/// A snapshot of a tracer's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TracerStats {
+    /// Runs finished (explicitly or by drop).
+    pub runs_finished: u64,
+    /// Spans not recorded because a run reached its span cap.
+    pub dropped_spans: u64,
+    /// Records that arrived after their run had finished (ignored).
+    pub late_records: u64,
+    /// Sink calls that panicked (caught).
+    pub sink_panics: u64,
+}
+
+pub(crate) struct TracerConfig {
+    pub(crate) enabled: bool,
+    pub(crate) default_goal_target: f64,
+    pub(crate) max_spans_per_run: usize,
+    pub(crate) sinks: Vec<Arc<dyn TraceSink>>,
+    pub(crate) stats: StatsCounters,
+}
+
+impl TracerConfig {
+    pub(crate) fn export(&self, doc: &LtfDocument) {
+        self.stats.runs_finished.fetch_add(1, Ordering::Relaxed);
+        for sink in &self.sinks {
+            if std::panic::catch_unwind(AssertUnwindSafe(|| sink.export(doc))).is_err() {
+                self.stats.sink_panics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn count_dropped_span(&self) {
+        self.stats.dropped_spans.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_late_record(&self) {
+        self.stats.late_records.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Starts loop runs and sends their documents to sinks. Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct LoopTracer {
+    pub(crate) config: Arc<TracerConfig>,
+}
+
+impl fmt::Debug for LoopTracer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopTracer")
+            .field("enabled", &self.config.enabled)
+            .field("default_goal_target", &self.config.default_goal_target)
+            .field("max_spans_per_run", &self.config.max_spans_per_run)
+            .field("sinks", &self.config.sinks.len())
+            .finish()
+    }
+}
+
+impl Default for LoopTracer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LoopTracer {
+    /// An enabled tracer with no sinks (documents are returned by [`Run::finish`]).
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A disabled tracer: runs record nothing and cost next to nothing, yet
+    /// [`Run::finish`] still returns a schema-valid document (the root span alone).
+    pub fn disabled() -> Self {
+        Self::builder().enabled(false).build()
+    }
+
+    /// Configure a tracer.
+    pub fn builder() -> LoopTracerBuilder {
+        LoopTracerBuilder::default()
+    }
+
+    /// Whether runs started by this tracer record anything.
+    pub fn is_enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// Starts describing a run named `loop_name`; finish with [`RunBuilder::start`].
+    pub fn run(&self, loop_name: impl Into<crate::Text>) -> RunBuilder {
+        RunBuilder::new(self.clone(), loop_name.into())
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> TracerStats {
+        let s = &self.config.stats;
+        TracerStats {
+            runs_finished: s.runs_finished.load(Ordering::Relaxed),
+            dropped_spans: s.dropped_spans.load(Ordering::Relaxed),
+            late_records: s.late_records.load(Ordering::Relaxed),
+            sink_panics: s.sink_panics.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Builder for [`LoopTracer`].
+pub struct LoopTracerBuilder {
+    enabled: bool,
+    default_goal_target: f64,
+    max_spans_per_run: usize,
+    sinks: Vec<Arc<dyn TraceSink>>,
+}
+
+impl Default for LoopTracerBuilder {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            default_goal_target: DEFAULT_GOAL_TARGET,
+            max_spans_per_run: 1_000_000,
+            sinks: Vec::new(),
+        }
+    }
+}
+
+impl LoopTracerBuilder {
+    /// Record (`true`, the default) or not.
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Goal target for runs that do not set one (default 0.8, as the reference).
+    pub fn default_goal_target(mut self, target: f64) -> Self {
+        self.default_goal_target = target;
+        self
+    }
+
+    /// Most spans one run keeps in memory (default 1 000 000). Further spans are dropped,
+    /// counted in [`TracerStats::dropped_spans`] and in the root attribute
+    /// `loop.telemetry.dropped_spans`. The root span is always kept.
+    pub fn max_spans_per_run(mut self, max: usize) -> Self {
+        self.max_spans_per_run = max.max(1);
+        self
+    }
+
+    /// Adds a sink that receives every finished document.
+    pub fn sink(mut self, sink: impl TraceSink + 'static) -> Self {
+        self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// Adds a shared sink.
+    pub fn shared_sink(mut self, sink: Arc<dyn TraceSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Builds the tracer.
+    pub fn build(self) -> LoopTracer {
+        LoopTracer {
+            config: Arc::new(TracerConfig {
+                enabled: self.enabled,
+                default_goal_target: self.default_goal_target,
+                max_spans_per_run: self.max_spans_per_run,
+                sinks: self.sinks,
+                stats: StatsCounters::default(),
+            }),
+        }
+    }
+}

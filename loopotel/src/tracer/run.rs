@@ -1,0 +1,533 @@
+//! The root of a loop run: [`RunBuilder`], [`Run`] (the owner) and [`RunHandle`] (shared).
+
+use std::future::Future;
+use std::ops::Deref;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures_util::FutureExt as _;
+use opentelemetry::context::FutureExt as _;
+
+use super::iteration::{Iteration, IterationData, IterationRecord};
+use super::span::SpanGuard;
+use super::{LoopTracer, TracerConfig};
+use crate::attr::{AttrValue, Attributes, Key, Text};
+use crate::context::LoopScope;
+use crate::ids::{SpanId, TraceId};
+use crate::les::LesAccumulator;
+use crate::model::{LtfDocument, LtfSpan, Outcome, SCHEMA_VERSION, SpanKind, SpecPins};
+use crate::semconv as sc;
+use crate::time::Timestamp;
+
+/// Describes a run before it starts. Made by [`LoopTracer::run`].
+#[must_use = "a run starts only with .start() or .scope()"]
+pub struct RunBuilder {
+    tracer: LoopTracer,
+    loop_name: Text,
+    env_id: Option<Text>,
+    task_id: Option<Text>,
+    goal_target: Option<f64>,
+    trace_id: Option<TraceId>,
+    metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RunBuilder {
+    pub(super) fn new(tracer: LoopTracer, loop_name: Text) -> Self {
+        Self {
+            tracer,
+            loop_name,
+            env_id: None,
+            task_id: None,
+            goal_target: None,
+            trace_id: None,
+            metadata: serde_json::Map::new(),
+        }
+    }
+
+    /// The environment id (`loop.env_id`). Empty strings count as absent.
+    pub fn env_id(mut self, env_id: impl Into<Text>) -> Self {
+        self.env_id = Some(env_id.into()).filter(|s| !s.is_empty());
+        self
+    }
+
+    /// The task id (`loop.task_id`). Empty strings count as absent.
+    pub fn task_id(mut self, task_id: impl Into<Text>) -> Self {
+        self.task_id = Some(task_id.into()).filter(|s| !s.is_empty());
+        self
+    }
+
+    /// The goal target LES is measured against (default: the tracer's, 0.8).
+    pub fn goal_target(mut self, target: f64) -> Self {
+        self.goal_target = Some(target);
+        self
+    }
+
+    /// Use this trace id instead of a random one (for example to continue a remote trace).
+    pub fn trace_id(mut self, trace_id: TraceId) -> Self {
+        self.trace_id = Some(trace_id);
+        self
+    }
+
+    /// Adds a document `metadata` entry.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Starts the run: records the root `loop.run` span and returns its owner.
+    pub fn start(self) -> Run {
+        let config = self.tracer.config;
+        let started_at = Timestamp::now();
+        let goal_target = self.goal_target.unwrap_or(config.default_goal_target);
+        let root_span_id = SpanId::random();
+        let mut spans = Vec::new();
+        if config.enabled {
+            let mut attributes = Attributes::with_capacity(12);
+            attributes.push_new(sc::LOOP_NAME, self.loop_name.clone());
+            if let Some(env) = &self.env_id {
+                attributes.push_new(sc::LOOP_ENV_ID, env.clone());
+            }
+            if let Some(task) = &self.task_id {
+                attributes.push_new(sc::LOOP_TASK_ID, task.clone());
+            }
+            attributes.push_new(sc::LOOP_GOAL_TARGET, goal_target);
+            attributes.push_new(sc::LOOP_LSS_VERSION, sc::LSS_VERSION);
+            attributes.push_new(sc::LOOP_LES_VERSION, sc::LES_VERSION);
+            spans.push(LtfSpan {
+                span_id: root_span_id,
+                parent_span_id: None,
+                name: Text::Static(sc::SPAN_RUN),
+                kind: SpanKind::Loop,
+                start_time: started_at,
+                end_time: None,
+                attributes,
+                events: Vec::new(),
+            });
+        }
+        let shared = Arc::new(RunShared {
+            config,
+            trace_id: self.trace_id.unwrap_or_else(TraceId::random),
+            root_span_id,
+            loop_name: self.loop_name,
+            env_id: self.env_id,
+            task_id: self.task_id,
+            goal_target,
+            started_at,
+            state: Mutex::new(RunState {
+                spans,
+                metadata: self.metadata,
+                ..RunState::default()
+            }),
+        });
+        Run {
+            handle: RunHandle { shared },
+            finished: false,
+        }
+    }
+
+    /// Runs `f` inside a new run and returns its output with the finished document.
+    ///
+    /// The run is the current one (see [`crate::context`]) for every `.await` inside `f`;
+    /// work `f` spawns keeps it when given `run.context()`. Unlike the reference's
+    /// `trace_loop`, async work is recorded. If `f` does not call
+    /// [`RunHandle::set_outcome`], the run ends `unknown` / `completed`. If `f` panics, the
+    /// run ends `failure` / `panic`, is exported to the sinks, and the panic continues.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use loopotel::{LoopTracer, Outcome, IterationRecord, emit_iteration};
+    ///
+    /// let tracer = LoopTracer::new();
+    /// let (answer, doc) = tracer.run("async-loop").scope(|run| async move {
+    ///     emit_iteration(IterationRecord::new(1, 0.9)); // found through the context
+    ///     run.set_outcome(Outcome::Success, "quality_threshold");
+    ///     42
+    /// }).await;
+    /// assert_eq!(answer, 42);
+    /// assert_eq!(doc.outcome, Some(Outcome::Success));
+    /// assert_eq!(doc.iterations().count(), 1);
+    /// # });
+    /// ```
+    pub async fn scope<F, Fut, T>(self, f: F) -> (T, LtfDocument)
+    where
+        F: FnOnce(RunHandle) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let run = self.start();
+        let cx = run.context();
+        let fut = f(run.handle());
+        match AssertUnwindSafe(fut.with_context(cx)).catch_unwind().await {
+            Ok(value) => {
+                let doc = run.finish_with_hint(Outcome::Unknown, "completed");
+                (value, doc)
+            }
+            Err(panic) => {
+                run.finish(Outcome::Failure, "panic");
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct RunState {
+    pub(crate) spans: Vec<LtfSpan>,
+    pub(crate) les: LesAccumulator,
+    pub(crate) tokens_total: u64,
+    pub(crate) cost_total: Option<f64>,
+    pub(crate) iterations: u64,
+    pub(crate) last_iteration: u64,
+    pub(crate) dropped_spans: u64,
+    pub(crate) finished: bool,
+    pub(crate) outcome_hint: Option<(Outcome, String)>,
+    pub(crate) metadata: serde_json::Map<String, serde_json::Value>,
+    pub(crate) root_extra: Attributes,
+}
+
+pub(crate) struct RunShared {
+    pub(crate) config: Arc<TracerConfig>,
+    pub(crate) trace_id: TraceId,
+    pub(crate) root_span_id: SpanId,
+    pub(crate) loop_name: Text,
+    pub(crate) env_id: Option<Text>,
+    pub(crate) task_id: Option<Text>,
+    pub(crate) goal_target: f64,
+    pub(crate) started_at: Timestamp,
+    pub(crate) state: Mutex<RunState>,
+}
+
+impl RunShared {
+    pub(crate) fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// Locks the state. A poisoned lock (a panic elsewhere while holding it) is recovered:
+    /// the state is plain data and stays consistent enough to report.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, RunState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reserves the span's place in the document (start order). `None` when the run is
+    /// finished (late) or full (dropped); both are counted.
+    pub(crate) fn reserve(&self, state: &mut RunState, span: LtfSpan) -> Option<usize> {
+        if state.finished {
+            self.config.count_late_record();
+            return None;
+        }
+        if state.spans.len() >= self.config.max_spans_per_run {
+            state.dropped_spans += 1;
+            self.config.count_dropped_span();
+            return None;
+        }
+        state.spans.push(span);
+        Some(state.spans.len() - 1)
+    }
+
+    /// Writes a finished span into its reserved slot.
+    pub(crate) fn fill(&self, state: &mut RunState, slot: usize, span: LtfSpan) {
+        if state.finished {
+            self.config.count_late_record();
+            return;
+        }
+        if let Some(place) = state.spans.get_mut(slot) {
+            *place = span;
+        }
+    }
+
+    pub(crate) fn add_usage(&self, tokens: u64, cost: Option<f64>) {
+        let mut state = self.lock();
+        state.tokens_total = state.tokens_total.saturating_add(tokens);
+        if let Some(c) = cost {
+            *state.cost_total.get_or_insert(0.0) += c;
+        }
+    }
+
+    fn finish(&self, outcome: Outcome, reason: &str) -> LtfDocument {
+        let ended_at = Timestamp::now();
+        let mut state = self.lock();
+        let (spans, metadata) = if state.finished {
+            // Already finished: a handle raced to finish twice. Report the facts again with
+            // an empty span list replaced by the root alone.
+            (Vec::new(), serde_json::Map::new())
+        } else {
+            state.finished = true;
+            if self.enabled() {
+                self.close_root(&mut state, outcome, reason, ended_at);
+            }
+            (
+                std::mem::take(&mut state.spans),
+                std::mem::take(&mut state.metadata),
+            )
+        };
+        drop(state);
+        let spans = if spans.is_empty() {
+            vec![self.minimal_root(outcome, reason, ended_at)]
+        } else {
+            spans
+        };
+        LtfDocument {
+            schema_version: Text::Static(SCHEMA_VERSION),
+            trace_id: self.trace_id,
+            loop_name: self.loop_name.clone(),
+            env_id: self.env_id.clone(),
+            task_id: self.task_id.clone(),
+            started_at: self.started_at,
+            ended_at,
+            outcome: Some(outcome),
+            termination_reason: Some(reason.to_owned()),
+            spec_pins: SpecPins::default(),
+            spans,
+            metadata: Some(metadata),
+        }
+    }
+
+    fn close_root(
+        &self,
+        state: &mut RunState,
+        outcome: Outcome,
+        reason: &str,
+        ended_at: Timestamp,
+    ) {
+        let tokens_total = state.tokens_total;
+        let iterations = state.iterations;
+        let cost_total = state.cost_total;
+        let dropped = state.dropped_spans;
+        let les = (!state.les.is_empty()).then(|| state.les.cumulative());
+        let extra = std::mem::take(&mut state.root_extra);
+        // Spans still open (a handle alive in another task) are closed at the run's end.
+        for span in state.spans.iter_mut().skip(1) {
+            if span.end_time.is_none() {
+                span.end_time = Some(ended_at);
+                span.attributes.set(sc::LOOP_END_REASON, "run_finished");
+            }
+        }
+        let Some(root) = state.spans.first_mut() else {
+            return;
+        };
+        root.end_time = Some(ended_at);
+        let a = &mut root.attributes;
+        a.set(sc::LOOP_OUTCOME, outcome.as_str());
+        a.set(sc::LOOP_TERMINATION_REASON, reason.to_owned());
+        a.set(sc::LOOP_TOKENS_TOTAL, tokens_total);
+        a.set(sc::LOOP_ITERATIONS, iterations);
+        if let Some(cost) = cost_total {
+            a.set(sc::LOOP_COST_TOTAL_USD, cost);
+        }
+        if let Some(les) = les {
+            a.set(sc::LOOP_LES_CUMULATIVE, les);
+        }
+        if dropped > 0 {
+            a.set(sc::LOOP_TELEMETRY_DROPPED_SPANS, dropped);
+        }
+        for (k, v) in extra.iter() {
+            a.set(k.to_owned(), v.clone());
+        }
+    }
+
+    /// The root span alone: what a disabled run (or a second finish) reports.
+    fn minimal_root(&self, outcome: Outcome, reason: &str, ended_at: Timestamp) -> LtfSpan {
+        let mut attributes = Attributes::with_capacity(8);
+        attributes.push_new(sc::LOOP_NAME, self.loop_name.clone());
+        if let Some(env) = &self.env_id {
+            attributes.push_new(sc::LOOP_ENV_ID, env.clone());
+        }
+        if let Some(task) = &self.task_id {
+            attributes.push_new(sc::LOOP_TASK_ID, task.clone());
+        }
+        attributes.push_new(sc::LOOP_GOAL_TARGET, self.goal_target);
+        attributes.push_new(sc::LOOP_LSS_VERSION, sc::LSS_VERSION);
+        attributes.push_new(sc::LOOP_LES_VERSION, sc::LES_VERSION);
+        attributes.push_new(sc::LOOP_OUTCOME, outcome.as_str());
+        attributes.push_new(sc::LOOP_TERMINATION_REASON, reason.to_owned());
+        LtfSpan {
+            span_id: self.root_span_id,
+            parent_span_id: None,
+            name: Text::Static(sc::SPAN_RUN),
+            kind: SpanKind::Loop,
+            start_time: self.started_at,
+            end_time: Some(ended_at),
+            attributes,
+            events: Vec::new(),
+        }
+    }
+}
+
+/// A shared reference to a running loop: clone it into tasks, find it through
+/// [`crate::context::current_run`]. Recording methods are no-ops once the run finished
+/// (counted in [`super::TracerStats::late_records`]).
+#[derive(Clone)]
+pub struct RunHandle {
+    pub(crate) shared: Arc<RunShared>,
+}
+
+impl std::fmt::Debug for RunHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunHandle")
+            .field("trace_id", &self.shared.trace_id)
+            .field("loop_name", &self.shared.loop_name)
+            .finish()
+    }
+}
+
+impl RunHandle {
+    /// The run's trace id.
+    pub fn trace_id(&self) -> TraceId {
+        self.shared.trace_id
+    }
+
+    /// The root span's id.
+    pub fn root_span_id(&self) -> SpanId {
+        self.shared.root_span_id
+    }
+
+    /// The loop's name.
+    pub fn loop_name(&self) -> &str {
+        &self.shared.loop_name
+    }
+
+    /// Whether this run records anything.
+    pub fn is_enabled(&self) -> bool {
+        self.shared.enabled()
+    }
+
+    /// The run's goal target.
+    pub fn goal_target(&self) -> f64 {
+        self.shared.goal_target
+    }
+
+    /// Starts iteration number `n` (an `loop.iteration` span with a real duration).
+    pub fn iteration(&self, n: u64) -> Iteration {
+        Iteration::start(&self.shared, n)
+    }
+
+    /// Starts the iteration after the last one started (1 for the first).
+    pub fn next_iteration(&self) -> Iteration {
+        if !self.shared.enabled() {
+            return Iteration::disabled();
+        }
+        let n = self.shared.lock().last_iteration + 1;
+        Iteration::start(&self.shared, n)
+    }
+
+    /// Records a whole iteration in one call, as the reference's `emit_iteration` does.
+    ///
+    /// The span ends now and starts `latency_ms` earlier (an instant when no latency is
+    /// given). Returns `false` when nothing was recorded (disabled, finished or full run).
+    pub fn emit_iteration(&self, record: IterationRecord) -> bool {
+        if !self.shared.enabled() {
+            return false;
+        }
+        IterationData::from_record(&self.shared, record).record(&self.shared, None, None)
+    }
+
+    /// Starts a child span of the root (for work outside any iteration).
+    pub fn span(&self, name: impl Into<Text>, kind: SpanKind) -> SpanGuard {
+        SpanGuard::start(
+            &self.shared,
+            self.shared.root_span_id,
+            None,
+            name.into(),
+            kind,
+        )
+    }
+
+    /// Sets an attribute on the root span (written when the run finishes).
+    pub fn set_attribute(&self, key: impl Into<Key>, value: impl Into<AttrValue>) {
+        if self.shared.enabled() {
+            self.shared.lock().root_extra.set(key, value);
+        }
+    }
+
+    /// Adds a document `metadata` entry.
+    pub fn set_metadata(&self, key: impl Into<String>, value: impl Into<serde_json::Value>) {
+        if self.shared.enabled() {
+            self.shared.lock().metadata.insert(key.into(), value.into());
+        }
+    }
+
+    /// Records how the run is going to end, for helpers that finish it for you
+    /// ([`RunBuilder::scope`], or the owner's drop).
+    pub fn set_outcome(&self, outcome: Outcome, reason: impl Into<String>) {
+        self.shared.lock().outcome_hint = Some((outcome, reason.into()));
+    }
+
+    /// The current OpenTelemetry context with this run as the current loop scope.
+    pub fn context(&self) -> opentelemetry::Context {
+        LoopScope::for_run(self.shared.clone()).attach_to(&opentelemetry::Context::current())
+    }
+
+    /// Makes this run current on this thread until the guard drops. Do not hold the guard
+    /// across `.await`; use [`RunHandle::context`] with
+    /// `opentelemetry::context::FutureExt::with_context` instead.
+    pub fn enter(&self) -> opentelemetry::ContextGuard {
+        self.context().attach()
+    }
+}
+
+/// The owner of a run. Finish it with [`Run::finish`]; if it is dropped unfinished, the run
+/// ends anyway — `failure` / `panic` while a panic unwinds, otherwise the outcome given to
+/// [`RunHandle::set_outcome`] or `unknown` / `dropped` — and the document goes to the sinks.
+///
+/// Derefs to [`RunHandle`] for everything else.
+#[must_use = "a run is finished by .finish(); dropping it ends it as `unknown`"]
+pub struct Run {
+    handle: RunHandle,
+    finished: bool,
+}
+
+impl Deref for Run {
+    type Target = RunHandle;
+    fn deref(&self) -> &RunHandle {
+        &self.handle
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.handle.fmt(f)
+    }
+}
+
+impl Run {
+    /// A clonable handle to this run.
+    pub fn handle(&self) -> RunHandle {
+        self.handle.clone()
+    }
+
+    /// Ends the run, exports the document to the tracer's sinks and returns it.
+    pub fn finish(mut self, outcome: Outcome, termination_reason: impl AsRef<str>) -> LtfDocument {
+        self.finished = true;
+        let doc = self
+            .handle
+            .shared
+            .finish(outcome, termination_reason.as_ref());
+        self.handle.shared.config.export(&doc);
+        doc
+    }
+
+    /// Finishes with the outcome set by [`RunHandle::set_outcome`], or the given default.
+    pub fn finish_with_hint(self, outcome: Outcome, termination_reason: &str) -> LtfDocument {
+        let hint = self.handle.shared.lock().outcome_hint.take();
+        match hint {
+            Some((o, r)) => self.finish(o, r),
+            None => self.finish(outcome, termination_reason),
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let hint = self.handle.shared.lock().outcome_hint.take();
+        let (outcome, reason) = if std::thread::panicking() {
+            (Outcome::Failure, "panic".to_owned())
+        } else {
+            hint.unwrap_or((Outcome::Unknown, "dropped".to_owned()))
+        };
+        let doc = self.handle.shared.finish(outcome, &reason);
+        self.handle.shared.config.export(&doc);
+    }
+}

@@ -1,0 +1,216 @@
+//! Child spans: LLM calls, tool calls, environment steps and evaluations.
+
+use std::sync::Arc;
+
+use super::iteration::IterationUsage;
+use super::run::RunShared;
+use crate::attr::{AttrValue, Attributes, Key, Text};
+use crate::context::LoopScope;
+use crate::ids::SpanId;
+use crate::model::{LtfEvent, LtfSpan, SpanKind};
+use crate::semconv as sc;
+use crate::time::Timestamp;
+
+struct LiveSpan {
+    run: Arc<RunShared>,
+    usage: Option<Arc<IterationUsage>>,
+    slot: usize,
+    span: LtfSpan,
+    tokens: u64,
+    cost: Option<f64>,
+}
+
+/// An open child span of a run or iteration. Ends on [`SpanGuard::end`] or when dropped
+/// (during a panic: `error.type = "panic"`, `loop.end_reason = "panic"`). Tokens and cost
+/// added here roll up into the enclosing iteration (or the run's totals).
+///
+/// ```
+/// use loopotel::{LoopTracer, Outcome, SpanKind};
+///
+/// let run = LoopTracer::new().run("tool-loop").start();
+/// let it = run.iteration(1);
+/// {
+///     let mut call = it.span("chat gpt-4o", SpanKind::Worker);
+///     call.set_attribute("gen_ai.request.model", "gpt-4o");
+///     call.add_tokens(42);
+/// }
+/// drop(it);
+/// let doc = run.finish(Outcome::Success, "done");
+/// let iteration = doc.iterations().next().unwrap();
+/// assert_eq!(iteration.attributes.get("loop.tokens_delta").unwrap().as_i64(), Some(42));
+/// ```
+#[must_use = "a span ends when dropped; bind it to a variable"]
+pub struct SpanGuard {
+    inner: Option<LiveSpan>,
+}
+
+impl std::fmt::Debug for SpanGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            Some(s) => f
+                .debug_struct("SpanGuard")
+                .field("name", &s.span.name)
+                .field("span_id", &s.span.span_id)
+                .finish(),
+            None => f.write_str("SpanGuard(disabled)"),
+        }
+    }
+}
+
+impl SpanGuard {
+    pub(crate) fn disabled() -> Self {
+        Self { inner: None }
+    }
+
+    pub(crate) fn start(
+        run: &Arc<RunShared>,
+        parent: SpanId,
+        usage: Option<Arc<IterationUsage>>,
+        name: Text,
+        kind: SpanKind,
+    ) -> Self {
+        if !run.enabled() {
+            return Self::disabled();
+        }
+        let span = LtfSpan {
+            span_id: SpanId::random(),
+            parent_span_id: Some(parent),
+            name,
+            kind,
+            start_time: Timestamp::now(),
+            end_time: None,
+            attributes: Attributes::new(),
+            events: Vec::new(),
+        };
+        let slot = {
+            let mut state = run.lock();
+            run.reserve(&mut state, span.clone())
+        };
+        match slot {
+            Some(slot) => Self {
+                inner: Some(LiveSpan {
+                    run: run.clone(),
+                    usage,
+                    slot,
+                    span,
+                    tokens: 0,
+                    cost: None,
+                }),
+            },
+            None => Self::disabled(),
+        }
+    }
+
+    /// Whether this span records anything.
+    pub fn is_recording(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The span id (`None` when not recording).
+    pub fn span_id(&self) -> Option<SpanId> {
+        self.inner.as_ref().map(|s| s.span.span_id)
+    }
+
+    /// Sets an attribute.
+    pub fn set_attribute(&mut self, key: impl Into<Key>, value: impl Into<AttrValue>) {
+        if let Some(s) = &mut self.inner {
+            s.span.attributes.set(key, value);
+        }
+    }
+
+    /// Adds an event now.
+    pub fn add_event(&mut self, name: impl Into<Text>, attributes: Attributes) {
+        if let Some(s) = &mut self.inner {
+            s.span.events.push(LtfEvent {
+                name: name.into(),
+                timestamp: Timestamp::now(),
+                attributes,
+            });
+        }
+    }
+
+    /// Adds tokens used by this call; they roll up into the iteration's `loop.tokens_delta`.
+    pub fn add_tokens(&mut self, tokens: u64) {
+        if let Some(s) = &mut self.inner {
+            s.tokens = s.tokens.saturating_add(tokens);
+        }
+    }
+
+    /// Adds a cost in US dollars; it rolls up into the iteration's `loop.cost_usd`.
+    pub fn add_cost_usd(&mut self, usd: f64) {
+        if let Some(s) = &mut self.inner {
+            *s.cost.get_or_insert(0.0) += usd;
+        }
+    }
+
+    /// Marks the span failed: sets `error.type` and adds an `exception` event.
+    pub fn record_error(&mut self, error_type: impl Into<Text>, message: impl Into<Text>) {
+        if let Some(s) = &mut self.inner {
+            let error_type = error_type.into();
+            s.span.attributes.set("error.type", error_type.clone());
+            let mut attrs = Attributes::with_capacity(2);
+            attrs.set("exception.type", error_type);
+            attrs.set("exception.message", message.into());
+            s.span.events.push(LtfEvent {
+                name: Text::Static("exception"),
+                timestamp: Timestamp::now(),
+                attributes: attrs,
+            });
+        }
+    }
+
+    /// The current OpenTelemetry context with this span as the parent of spans started
+    /// through [`crate::context::start_span`].
+    pub fn context(&self) -> opentelemetry::Context {
+        match &self.inner {
+            Some(s) => LoopScope {
+                run: s.run.clone(),
+                parent: s.span.span_id,
+                usage: s.usage.clone(),
+            }
+            .attach_to(&opentelemetry::Context::current()),
+            None => opentelemetry::Context::current(),
+        }
+    }
+
+    /// Ends the span now.
+    pub fn end(mut self) {
+        self.finish(None);
+    }
+
+    fn finish(&mut self, end_reason: Option<&'static str>) {
+        let Some(mut s) = self.inner.take() else {
+            return;
+        };
+        s.span.end_time = Some(Timestamp::now());
+        if let Some(reason) = end_reason {
+            s.span.attributes.set("error.type", reason);
+            s.span.attributes.set(sc::LOOP_END_REASON, reason);
+        }
+        if s.tokens > 0 {
+            s.span.attributes.set(sc::LOOP_TOKENS_DELTA, s.tokens);
+        }
+        if let Some(c) = s.cost {
+            s.span.attributes.set(sc::LOOP_COST_USD, c);
+        }
+        match &s.usage {
+            Some(usage) => {
+                usage.add_tokens(s.tokens);
+                if let Some(c) = s.cost {
+                    usage.add_cost(c);
+                }
+            }
+            None if s.tokens > 0 || s.cost.is_some() => s.run.add_usage(s.tokens, s.cost),
+            None => {}
+        }
+        let mut state = s.run.lock();
+        s.run.fill(&mut state, s.slot, s.span);
+    }
+}
+
+impl Drop for SpanGuard {
+    fn drop(&mut self) {
+        let reason = std::thread::panicking().then_some("panic");
+        self.finish(reason);
+    }
+}
