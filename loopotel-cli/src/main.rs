@@ -1,1 +1,330 @@
-fn main() {}
+//! `loopotel` — validate LTF traces, print their LES series, record a demo loop.
+//!
+//! Exit codes: 0 success; 1 a document is invalid or a file is missing/unreadable; 2 usage
+//! error (as Python's `loopotel-validate`).
+
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use loopotel::jsonl::{JsonlExporter, JsonlReader};
+use loopotel::les::{LesRow, series};
+use loopotel::validate::{Mode, validate_file};
+use loopotel::{LoopTracer, LtfDocument, Outcome, SpanKind};
+
+#[derive(Parser)]
+#[command(
+    name = "loopotel",
+    version,
+    about = "Observability for AI agent loops (LTF 0.1)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate LTF documents (.json: one document; .jsonl: one per line).
+    ///
+    /// Prints `VALID: <path>` on stdout, or `INVALID: <path>` and `  - <json path>: <message>`
+    /// lines on stderr; `#n` labels when a .jsonl file holds more than one document.
+    Validate {
+        /// Also check date-time formats, unique span ids, one root, parents exist,
+        /// increasing iteration numbers, and times in order.
+        #[arg(long)]
+        strict: bool,
+        /// Files to validate.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the per-iteration LES series (goal score, effectiveness, cumulative, delta).
+    Les {
+        /// Print JSON (one array of traces) instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// LTF files (.json or .jsonl).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Record a small multi-iteration demo loop to a JSONL file, validate it, and print it.
+    Demo {
+        /// Where to append the trace.
+        #[arg(long, default_value = "traces.jsonl")]
+        out: PathBuf,
+        /// Most iterations the demo loop runs.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        iterations: u64,
+        /// Seed of the demo's simulated scores.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { strict, paths } => validate(&paths, strict),
+        Command::Les { json, paths } => les(&paths, json),
+        Command::Demo {
+            out,
+            iterations,
+            seed,
+        } => demo(&out, iterations, seed),
+    }
+}
+
+fn validate(paths: &[PathBuf], strict: bool) -> ExitCode {
+    let mode = if strict {
+        Mode::Strict
+    } else {
+        Mode::Reference
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut failed = false;
+    for path in paths {
+        match validate_file(path, mode) {
+            Ok(verdicts) => {
+                for v in verdicts {
+                    if v.is_valid() {
+                        let _ = writeln!(stdout.lock(), "VALID: {}", v.label);
+                    } else {
+                        failed = true;
+                        let mut err = stderr.lock();
+                        let _ = writeln!(err, "INVALID: {}", v.label);
+                        for e in &v.errors {
+                            let _ = writeln!(err, "  - {e}");
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                failed = true;
+                let _ = writeln!(stderr.lock(), "{e}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Reads every document of a file; bad lines are reported on stderr and skipped.
+fn read_documents(path: &Path) -> Result<Vec<LtfDocument>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "jsonl") {
+        let mut docs = Vec::new();
+        for item in JsonlReader::new(BufReader::new(file)).documents() {
+            match item {
+                Ok(rec) => docs.push(rec.value),
+                Err(e) => eprintln!("{}: {e}", path.display()),
+            }
+        }
+        Ok(docs)
+    } else {
+        serde_json::from_reader(BufReader::new(file))
+            .map(|d| vec![d])
+            .map_err(|e| format!("{}: not an LTF document: {e}", path.display()))
+    }
+}
+
+#[derive(serde::Serialize)]
+struct LesTrace<'a> {
+    trace_id: String,
+    loop_name: &'a str,
+    iterations: Vec<LesRow>,
+}
+
+fn les(paths: &[PathBuf], json: bool) -> ExitCode {
+    let mut failed = false;
+    let mut traces = Vec::new();
+    let mut docs = Vec::new();
+    for path in paths {
+        match read_documents(path) {
+            Ok(d) => docs.extend(d),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    for doc in &docs {
+        let rows = series(doc);
+        if json {
+            traces.push(LesTrace {
+                trace_id: doc.trace_id.to_string(),
+                loop_name: doc.loop_name.as_str(),
+                iterations: rows,
+            });
+        } else {
+            print_les_table(doc, &rows);
+        }
+    }
+    if json {
+        match serde_json::to_string_pretty(&traces) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("cannot write JSON: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn print_les_table(doc: &LtfDocument, rows: &[LesRow]) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{} {} ({}{})",
+        doc.trace_id,
+        doc.loop_name,
+        doc.outcome.map_or("unknown", Outcome::as_str),
+        doc.termination_reason
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "{:>9}  {:>10}  {:>6}  {:>13}  {:>10}  {:>8}",
+        "iteration", "goal_score", "target", "effectiveness", "cumulative", "delta"
+    );
+    let mut mismatch = false;
+    for r in rows {
+        let flag = match r.recorded_cumulative {
+            Some(rec) if rec.to_bits() != r.cumulative.to_bits() => {
+                mismatch = true;
+                "  *"
+            }
+            _ => "",
+        };
+        let _ = writeln!(
+            out,
+            "{:>9}  {:>10.4}  {:>6.4}  {:>13.4}  {:>10.4}  {:>+8.4}{flag}",
+            r.iteration, r.goal_score, r.goal_target, r.effectiveness, r.cumulative, r.delta
+        );
+    }
+    if rows.is_empty() {
+        let _ = writeln!(out, "  (no scored iterations)");
+    }
+    if mismatch {
+        let _ = writeln!(
+            out,
+            "  * the document records a different loop.les.cumulative_normalized"
+        );
+    }
+    let _ = writeln!(out);
+}
+
+/// A deterministic stand-in for an agent: the critic's score rises with each revision.
+fn demo(out: &Path, iterations: u64, seed: u64) -> ExitCode {
+    let exporter = match JsonlExporter::create(out) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("cannot open {}: {e}", out.display());
+            return ExitCode::from(1);
+        }
+    };
+    let exporter = std::sync::Arc::new(exporter);
+    let tracer = LoopTracer::builder().shared_sink(exporter.clone()).build();
+    let mut rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let target = 0.8;
+    let run = tracer
+        .run("demo-refine-loop")
+        .env_id("loopotel/demo-v1")
+        .task_id(format!("demo-{seed}"))
+        .goal_target(target)
+        .metadata("source", "loopotel demo")
+        .start();
+    let mut score = 0.25 + rng.unit() * 0.2;
+    let mut reached = false;
+    for n in 1..=iterations {
+        let mut it = run.iteration(n);
+        {
+            let mut llm = it.span("chat demo-model", SpanKind::Worker);
+            llm.set_attribute("gen_ai.operation.name", "chat");
+            llm.set_attribute("gen_ai.request.model", "demo-model");
+            let input = 200 + (rng.unit() * 100.0) as u64;
+            let output = 80 + (rng.unit() * 60.0) as u64;
+            llm.set_attribute("gen_ai.usage.input_tokens", input);
+            llm.set_attribute("gen_ai.usage.output_tokens", output);
+            llm.add_tokens(input + output);
+        }
+        {
+            let mut tool = it.span("execute_tool search", SpanKind::Worker);
+            tool.set_attribute("gen_ai.operation.name", "execute_tool");
+            tool.set_attribute("gen_ai.tool.name", "search");
+        }
+        it.worker_complete("writer");
+        {
+            let _critic = it.span("evaluate critic", SpanKind::Evaluator);
+        }
+        score = (score + 0.12 + rng.unit() * 0.15).min(1.0);
+        it.evaluator_complete("critic", score);
+        drop(it);
+        if score >= target {
+            reached = true;
+            break;
+        }
+    }
+    let doc = if reached {
+        run.finish(
+            Outcome::Success,
+            format!("quality_threshold ({score:.2} >= {target})"),
+        )
+    } else {
+        run.finish(Outcome::Failure, "max_iterations")
+    };
+    if exporter.failed() > 0 {
+        eprintln!(
+            "failed to write {}: {}",
+            out.display(),
+            exporter.last_error().unwrap_or_default()
+        );
+        return ExitCode::from(1);
+    }
+    println!(
+        "recorded {} ({} spans, {} iterations) -> {}",
+        doc.trace_id,
+        doc.spans.len(),
+        doc.iterations().count(),
+        out.display()
+    );
+    let errors = loopotel::validate::validate_document(&doc);
+    if errors.is_empty() {
+        println!("VALID (strict): {}", doc.trace_id);
+    } else {
+        eprintln!("INVALID: {}", doc.trace_id);
+        for e in &errors {
+            eprintln!("  - {e}");
+        }
+        return ExitCode::from(1);
+    }
+    println!();
+    print_les_table(&doc, &series(&doc));
+    ExitCode::SUCCESS
+}
+
+/// SplitMix64: a tiny deterministic generator for the demo's simulated scores.
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

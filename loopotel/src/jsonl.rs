@@ -70,7 +70,8 @@ impl JsonlExporter {
 
     /// Appends one document as one line.
     pub fn write_document(&self, doc: &LtfDocument) -> io::Result<()> {
-        let mut line = serde_json::to_vec(doc).map_err(io::Error::other)?;
+        let mut line = Vec::with_capacity(4096);
+        crate::model::write_json_line(&mut line, doc).map_err(io::Error::other)?;
         line.push(b'\n');
         let mut file = self
             .file

@@ -153,6 +153,72 @@ impl LesAccumulator {
     }
 }
 
+/// One row of a document's LES time series (see `specs/les-timeseries.md`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LesRow {
+    /// `loop.iteration`.
+    pub iteration: i64,
+    /// The raw goal score (from the `loop.iteration.end` event, else the span attribute).
+    pub goal_score: f64,
+    /// `loop.goal_target` (the root's, else 0.8).
+    pub goal_target: f64,
+    /// Effectiveness, recomputed.
+    pub effectiveness: f64,
+    /// Cumulative LES, recomputed.
+    pub cumulative: f64,
+    /// Change of the cumulative LES, recomputed.
+    pub delta: f64,
+    /// `loop.les.cumulative_normalized` as recorded in the document, if any.
+    pub recorded_cumulative: Option<f64>,
+}
+
+/// Recomputes the LES time series of a document from its iteration spans, in document order.
+/// Iterations without a goal score are skipped.
+pub fn series(doc: &crate::model::LtfDocument) -> Vec<LesRow> {
+    use crate::semconv as sc;
+    let default_target = doc
+        .root()
+        .and_then(|r| r.attributes.get(sc::LOOP_GOAL_TARGET))
+        .and_then(crate::AttrValue::as_f64)
+        .unwrap_or(DEFAULT_GOAL_TARGET);
+    let mut acc = LesAccumulator::default();
+    let mut rows = Vec::new();
+    for span in doc.iterations() {
+        let attrs = &span.attributes;
+        let raw_score = span
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.name.as_str() == sc::EVENT_ITERATION_END)
+            .and_then(|e| e.attributes.get(sc::LOOP_GOAL_SCORE))
+            .or_else(|| attrs.get(sc::LOOP_GOAL_SCORE))
+            .and_then(crate::AttrValue::as_f64);
+        let Some(goal_score) = raw_score else {
+            continue;
+        };
+        let goal_target = attrs
+            .get(sc::LOOP_GOAL_TARGET)
+            .and_then(crate::AttrValue::as_f64)
+            .unwrap_or(default_target);
+        let point = acc.push(goal_score, goal_target);
+        rows.push(LesRow {
+            iteration: attrs
+                .get(sc::LOOP_ITERATION)
+                .and_then(crate::AttrValue::as_i64)
+                .unwrap_or(rows.len() as i64 + 1),
+            goal_score,
+            goal_target,
+            effectiveness: point.effectiveness,
+            cumulative: point.cumulative,
+            delta: point.delta,
+            recorded_cumulative: attrs
+                .get(sc::LOOP_LES_CUMULATIVE)
+                .and_then(crate::AttrValue::as_f64),
+        });
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,9 +197,72 @@ impl LtfDocument {
     }
 
     /// Serializes to one compact JSON line (no trailing newline).
+    /// U+0085, U+2028 and U+2029 are escaped so line-splitting readers see one line.
     pub fn to_json_line(&self) -> String {
+        let mut out = Vec::with_capacity(1024);
         // Serializing this model cannot fail: every map key is a string and non-finite floats
-        // are written as null.
-        serde_json::to_string(self).unwrap_or_default()
+        // are written as null. The formatter writes only valid UTF-8.
+        let _ = write_json_line(&mut out, self);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Compact JSON that also escapes U+0085, U+2028 and U+2029. JSON allows them raw, but
+/// line-splitting readers (Python's `str.splitlines`, which `loopotel-validate` uses on
+/// `.jsonl` files) break a line there, so a raw one would tear the document.
+struct LineSafeFormatter;
+
+impl serde_json::ser::Formatter for LineSafeFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let bytes = fragment.as_bytes();
+        if !bytes.iter().any(|&b| b == 0xC2 || b == 0xE2) {
+            return writer.write_all(bytes);
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            let escape = match c {
+                '\u{0085}' => "\\u0085",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            writer.write_all(&bytes[start..i])?;
+            writer.write_all(escape.as_bytes())?;
+            start = i + c.len_utf8();
+        }
+        writer.write_all(&bytes[start..])
+    }
+}
+
+/// Serializes `value` as one compact JSON line (no newline) into `out`, escaping the
+/// characters that line-splitting readers treat as line breaks.
+pub fn write_json_line<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(out, LineSafeFormatter);
+    value.serialize(&mut ser)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_escape_unicode_line_breaks() {
+        let mut out = Vec::new();
+        write_json_line(
+            &mut out,
+            &serde_json::json!({"k": "a\u{2028}b\u{85}c\u{2029}ü"}),
+        )
+        .unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(s, r#"{"k":"a\u2028b\u0085c\u2029ü"}"#);
+        let back: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(back["k"], "a\u{2028}b\u{85}c\u{2029}ü");
     }
 }

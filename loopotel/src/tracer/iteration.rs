@@ -149,6 +149,9 @@ pub(crate) struct IterationData {
     tokens: u64,
     cost: Option<f64>,
     latency_ms: Option<f64>,
+    /// Write the span's own duration as `loop.latency_ms` when none was given (guards do;
+    /// one-shot records, which have no duration of their own, do not — as the reference).
+    measure_latency: bool,
     worker_id: Option<Text>,
     evaluator_id: Option<Text>,
     extra: Attributes,
@@ -186,6 +189,7 @@ impl IterationData {
             tokens: 0,
             cost: None,
             latency_ms: None,
+            measure_latency: true,
             worker_id: None,
             evaluator_id: None,
             extra: Attributes::new(),
@@ -205,12 +209,18 @@ impl IterationData {
         data.tokens = rec.tokens_delta;
         data.cost = rec.cost_usd;
         data.latency_ms = rec.latency_ms;
-        if let Some(w) = rec.worker_id.filter(|w| !w.is_empty()) {
-            data.worker_complete(w, now);
+        data.measure_latency = false;
+        // As the reference: an empty id is written as an attribute but gets no event.
+        match rec.worker_id {
+            Some(w) if !w.is_empty() => data.worker_complete(w, now),
+            other => data.worker_id = other,
         }
-        match rec.evaluator_id.filter(|e| !e.is_empty()) {
-            Some(e) => data.evaluator_complete(e, rec.goal_score, now),
-            None => data.goal_score = Some(rec.goal_score),
+        match rec.evaluator_id {
+            Some(e) if !e.is_empty() => data.evaluator_complete(e, rec.goal_score, now),
+            other => {
+                data.evaluator_id = other;
+                data.goal_score = Some(rec.goal_score);
+            }
         }
         data
     }
@@ -250,9 +260,10 @@ impl IterationData {
         }
         self.events
             .push(event(sc::EVENT_ITERATION_END, end, end_attrs));
-        let latency_ms = self
-            .latency_ms
-            .unwrap_or_else(|| round2(end.saturating_since(self.start).as_secs_f64() * 1000.0));
+        let latency_ms = self.latency_ms.or_else(|| {
+            self.measure_latency
+                .then(|| round2(end.saturating_since(self.start).as_secs_f64() * 1000.0))
+        });
 
         let mut state = run.lock();
         if state.finished {
@@ -287,7 +298,9 @@ impl IterationData {
         if let Some(c) = self.cost {
             a.push_new(sc::LOOP_COST_USD, c);
         }
-        a.push_new(sc::LOOP_LATENCY_MS, latency_ms);
+        if let Some(ms) = latency_ms {
+            a.push_new(sc::LOOP_LATENCY_MS, ms);
+        }
         if let Some(p) = les {
             a.push_new(sc::LOOP_LES_CUMULATIVE, p.cumulative);
             a.push_new(sc::LOOP_LES_EFFECTIVENESS, p.effectiveness);
