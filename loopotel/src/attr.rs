@@ -17,8 +17,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// An attribute key.
 pub type Key = Cow<'static, str>;
 
-/// A cheaply clonable string: a `&'static str` or a shared `Arc<str>`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A cheaply clonable string: a `&'static str` or a shared `Arc<str>`. Compares, orders
+/// and hashes by content, whatever the variant.
+#[derive(Clone)]
 pub enum Text {
     /// A string literal.
     Static(&'static str),
@@ -33,6 +34,44 @@ impl Text {
             Text::Static(s) => s,
             Text::Shared(s) => s,
         }
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl PartialOrd for Text {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Text {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 

@@ -30,9 +30,11 @@ pub struct Timestamp(i64);
 pub struct TimestampError(String);
 
 impl Timestamp {
-    /// The current wall-clock time.
+    /// The current wall-clock time, truncated to whole microseconds (the LTF resolution), so
+    /// an LTF document and any other view of the same span carry the identical instant.
     pub fn now() -> Self {
-        Self::from(SystemTime::now())
+        let t = Self::from(SystemTime::now());
+        Self(t.0 - t.0.rem_euclid(1_000))
     }
 
     /// From nanoseconds since the Unix epoch.

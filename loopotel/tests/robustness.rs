@@ -1,0 +1,179 @@
+//! Hostile input never panics, LES matches a from-scratch recomputation, and concurrent JSONL
+//! writers never interleave lines.
+
+use std::io::Write;
+
+use loopotel::jsonl::{JsonlExporter, JsonlReader};
+use loopotel::les::{LesAccumulator, effectiveness, round4};
+use loopotel::validate::{Mode, validate_value};
+use loopotel::{IterationRecord, LoopTracer, Outcome, SpanId, Timestamp, TraceId, TraceSink};
+use proptest::prelude::*;
+
+/// The reference's algorithm, literally: recompute the compensated mean over every score.
+fn reference_cumulative(scores: &[f64], target: f64) -> f64 {
+    let (mut sum, mut c) = (0.0f64, 0.0f64);
+    for &s in scores {
+        let x = effectiveness(s, target);
+        let t = sum + x;
+        if sum.abs() >= x.abs() {
+            c += (sum - t) + x;
+        } else {
+            c += (x - t) + sum;
+        }
+        sum = t;
+    }
+    let total = if c != 0.0 && c.is_finite() {
+        sum + c
+    } else {
+        sum
+    };
+    round4(total / scores.len() as f64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn running_les_equals_recomputation(
+        steps in prop::collection::vec((-0.5f64..1.5, prop::sample::select(vec![0.8, 0.8, 0.8, 0.5, 1.0, 0.0])), 1..60)
+    ) {
+        let mut acc = LesAccumulator::default();
+        let mut scores = Vec::new();
+        for (score, target) in steps {
+            scores.push(score);
+            let p = acc.push(score, target);
+            prop_assert_eq!(p.cumulative.to_bits(), reference_cumulative(&scores, target).to_bits());
+        }
+    }
+
+    #[test]
+    fn id_and_time_parsers_never_panic(s in "\\PC{0,64}") {
+        let _ = s.parse::<TraceId>();
+        let _ = SpanId::from_hex(&s);
+        let _ = s.parse::<Timestamp>();
+        let _ = TraceId::from_ltf(&format!("ltf-{s}"));
+    }
+
+    #[test]
+    fn jsonl_reader_never_panics_and_numbers_lines(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let mut last = 0;
+        for item in JsonlReader::new(&bytes[..]).max_line_bytes(256).parsed::<serde_json::Value>() {
+            let line = match &item { Ok(r) => r.line, Err(e) => e.line() };
+            prop_assert!(line > last);
+            last = line;
+        }
+    }
+
+    #[test]
+    fn validator_never_panics_on_arbitrary_json(s in "[\\[\\]{}\",:0-9a-z_. -]{0,200}") {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&s) {
+            let _ = validate_value(&v, Mode::Reference);
+            let _ = validate_value(&v, Mode::Strict);
+        }
+    }
+
+    #[test]
+    fn recorded_documents_round_trip_through_json(
+        name in "[a-zA-Z0-9 äöü✓\\u{2028}\"\\\\-]{3,40}",
+        scores in prop::collection::vec(-1.0f64..2.0, 0..20),
+    ) {
+        let tracer = LoopTracer::new();
+        let run = tracer.run(name.clone()).task_id(name).start();
+        for (i, s) in scores.iter().enumerate() {
+            run.emit_iteration(IterationRecord::new(i as u64 + 1, *s).worker("w"));
+        }
+        let doc = run.finish(Outcome::Unknown, "x");
+        let line = doc.to_json_line();
+        let clean = !line.contains('\n') && !line.contains('\u{2028}');
+        prop_assert!(clean, "line breaks in {}", line);
+        let back: loopotel::LtfDocument = serde_json::from_str(&line).unwrap();
+        prop_assert_eq!(&back, &doc);
+        prop_assert!(loopotel::validate::validate_document(&doc).is_empty());
+    }
+}
+
+#[test]
+fn concurrent_writers_never_interleave_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("concurrent.jsonl");
+    // Two exporters on the same file (as two processes would be) and four threads.
+    let a = std::sync::Arc::new(JsonlExporter::create(&path).unwrap());
+    let b = std::sync::Arc::new(JsonlExporter::create(&path).unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let sink = if t % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || {
+                let tracer = LoopTracer::new();
+                for i in 0..50 {
+                    let run = tracer.run(format!("writer-{t}")).start();
+                    for n in 1..=(i % 7 + 1) {
+                        run.emit_iteration(IterationRecord::new(n, 0.5).worker("x".repeat(100)));
+                    }
+                    sink.export(&run.finish(Outcome::Success, "ok"));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let docs: Vec<_> = JsonlReader::open(&path).unwrap().documents().collect();
+    assert_eq!(docs.len(), 200);
+    assert!(docs.iter().all(Result::is_ok));
+}
+
+#[test]
+fn a_torn_last_line_is_reported_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("torn.jsonl");
+    let exporter = JsonlExporter::create(&path).unwrap();
+    let tracer = LoopTracer::new();
+    for _ in 0..3 {
+        exporter.export(
+            &tracer
+                .run("torn-loop")
+                .start()
+                .finish(Outcome::Success, "ok"),
+        );
+    }
+    // Simulate a crash in the middle of the fourth write.
+    let full = tracer
+        .run("torn-loop")
+        .start()
+        .finish(Outcome::Success, "ok")
+        .to_json_line();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&full.as_bytes()[..full.len() / 2])
+        .unwrap();
+    let items: Vec<_> = JsonlReader::open(&path).unwrap().documents().collect();
+    assert_eq!(items.len(), 4);
+    assert!(items[..3].iter().all(Result::is_ok));
+    match &items[3] {
+        Err(loopotel::jsonl::JsonlError::Torn { line: 4, .. }) => {}
+        other => panic!("expected a torn line 4, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_unwritable_sink_is_counted_not_raised() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = JsonlExporter::create(dir.path().join("ro.jsonl")).unwrap();
+    // /dev/full fails every write with ENOSPC where it exists.
+    let full = JsonlExporter::create("/dev/full");
+    let tracer = LoopTracer::new();
+    let doc = tracer
+        .run("disk-full")
+        .start()
+        .finish(Outcome::Success, "ok");
+    exporter.export(&doc);
+    assert_eq!(exporter.written(), 1);
+    if let Ok(full) = full {
+        full.export(&doc);
+        full.export(&doc);
+        assert_eq!(full.failed(), 2);
+        assert!(full.last_error().is_some());
+    }
+}
