@@ -1,1 +1,215 @@
-fn main() {}
+//! Cost of recording, as ratios against a baseline measured in the same run.
+//!
+//! `cargo bench -p loopotel --bench recording` runs the criterion groups, then prints a table
+//! of mean times and ratios (against an empty function, and per iteration against the Python
+//! reference's published ~13 µs per event). When `LOOPOTEL_REF_PYTHON` points at the
+//! reference venv's python, the reference's own `emit_iteration` is timed in the same run too.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use loopotel::{IterationRecord, LoopTracer, Outcome};
+
+fn record(n: u64) -> IterationRecord {
+    IterationRecord::new(n, (n % 10) as f64 / 10.0)
+        .tokens(120)
+        .latency_ms(3.5)
+        .worker("writer")
+        .evaluator("critic")
+}
+
+/// Times `iters` iteration records, in runs of at most 10 000 iterations (run set-up and
+/// finish are not timed).
+fn time_records(tracer: &LoopTracer, iters: u64, mut one: impl FnMut(&loopotel::Run, u64)) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let chunk = left.min(10_000);
+        let run = tracer.run("bench-loop").env_id("bench/env").task_id("t").start();
+        let start = Instant::now();
+        for n in 1..=chunk {
+            one(&run, n);
+        }
+        total += start.elapsed();
+        black_box(run.finish(Outcome::Success, "done"));
+        left -= chunk;
+    }
+    total
+}
+
+fn benches(c: &mut Criterion) {
+    let enabled = LoopTracer::new();
+    let disabled = LoopTracer::disabled();
+
+    let mut g = c.benchmark_group("baseline");
+    g.bench_function("empty_fn", |b| b.iter(|| black_box(())));
+    g.finish();
+
+    let mut g = c.benchmark_group("iteration");
+    g.bench_function("emit_iteration", |b| {
+        b.iter_custom(|iters| time_records(&enabled, iters, |run, n| {
+            black_box(run.emit_iteration(record(n)));
+        }))
+    });
+    g.bench_function("guard", |b| {
+        b.iter_custom(|iters| time_records(&enabled, iters, |run, n| {
+            let mut it = run.iteration(n);
+            it.worker_complete("writer");
+            it.add_tokens(120);
+            it.evaluator_complete("critic", 0.5);
+        }))
+    });
+    g.bench_function("emit_iteration_disabled", |b| {
+        b.iter_custom(|iters| time_records(&disabled, iters, |run, n| {
+            black_box(run.emit_iteration(record(n)));
+        }))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("run");
+    g.bench_function("10_iterations_built_and_serialized", |b| {
+        b.iter(|| {
+            let run = enabled.run("bench-loop").env_id("bench/env").task_id("t").start();
+            for n in 1..=10 {
+                run.emit_iteration(record(n));
+            }
+            black_box(run.finish(Outcome::Success, "done").to_json_line())
+        })
+    });
+    g.finish();
+
+    // Flat cost per iteration as runs grow (the reference is O(N²) per run).
+    let mut g = c.benchmark_group("run_size");
+    g.sample_size(10);
+    for size in [100u64, 10_000, 100_000] {
+        g.throughput(Throughput::Elements(size));
+        g.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, &size| {
+            b.iter(|| {
+                let run = enabled.run("bench-loop").start();
+                for n in 1..=size {
+                    run.emit_iteration(record(n));
+                }
+                black_box(run.finish(Outcome::Success, "done"))
+            })
+        });
+    }
+    g.finish();
+}
+
+fn criterion_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("criterion")
+}
+
+/// Mean time of one criterion benchmark, in nanoseconds.
+fn mean_ns(id: &str) -> Option<f64> {
+    let path = criterion_dir().join(id).join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+/// The reference's `emit_iteration`, timed in the same run (ns per iteration by run size).
+fn python_reference_ns(sizes: &[u64]) -> Option<Vec<(u64, f64)>> {
+    let python = std::env::var_os("LOOPOTEL_REF_PYTHON")?;
+    let script = r#"
+import sys, time
+from loopotel.tracer import LoopTracer
+out = []
+for n in map(int, sys.argv[1:]):
+    t = LoopTracer(loop_name="bench-loop", env_id="bench/env", task_id="t")
+    start = time.process_time_ns()
+    for i in range(1, n + 1):
+        t.emit_iteration(iteration=i, goal_score=(i % 10) / 10, tokens_delta=120,
+                         latency_ms=3.5, worker_id="writer", evaluator_id="critic")
+    out.append(f"{n} {(time.process_time_ns() - start) / n}")
+print("\n".join(out))
+"#;
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(sizes.iter().map(u64::to_string))
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn report() {
+    const PYTHON_PUBLISHED_NS: f64 = 13_000.0;
+    let Some(base) = mean_ns("baseline/empty_fn") else {
+        eprintln!("ratio table: no criterion estimates found under {}", criterion_dir().display());
+        return;
+    };
+    println!("\n## loopotel recording cost (this run)\n");
+    println!("| benchmark | mean | × empty fn | Python reference (~13 µs/event) ÷ ours |");
+    println!("|---|---|---|---|");
+    let per_iteration = [
+        ("baseline/empty_fn", "empty function (baseline)", 1.0),
+        ("iteration/emit_iteration", "one iteration record (span + 4 events + LES)", 1.0),
+        ("iteration/guard", "iteration guard (span + 4 events + LES)", 1.0),
+        ("iteration/emit_iteration_disabled", "iteration record, tracing disabled", 1.0),
+        ("run/10_iterations_built_and_serialized", "10-iteration run, built + serialized", 10.0),
+        ("run_size/100", "run of 100 iterations, per iteration", 100.0),
+        ("run_size/10000", "run of 10 000 iterations, per iteration", 10_000.0),
+        ("run_size/100000", "run of 100 000 iterations, per iteration", 100_000.0),
+    ];
+    for (id, label, per) in per_iteration {
+        if let Some(ns) = mean_ns(id) {
+            let each = ns / per;
+            let mean = if per > 1.0 {
+                format!("{} total, {} / iteration", fmt_ns(ns), fmt_ns(each))
+            } else {
+                fmt_ns(ns)
+            };
+            let vs_py = if id.starts_with("baseline") {
+                "—".to_owned()
+            } else {
+                format!("{:.0}×", PYTHON_PUBLISHED_NS / each)
+            };
+            println!("| {label} | {mean} | {:.1} | {vs_py} |", ns / base);
+        }
+    }
+    if let Some(py) = python_reference_ns(&[10, 1000, 10_000]) {
+        println!("\nPython reference `emit_iteration`, measured now (CPU ns per iteration):\n");
+        println!("| run size | Python | ours (emit_iteration) | Python ÷ ours |");
+        println!("|---|---|---|---|");
+        let ours = mean_ns("iteration/emit_iteration").unwrap_or(f64::NAN);
+        for (n, ns) in py {
+            println!("| {n} | {} | {} | {:.0}× |", fmt_ns(ns), fmt_ns(ours), ns / ours);
+        }
+    }
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .output_directory(&criterion_dir())
+        .configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+    report();
+}

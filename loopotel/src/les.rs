@@ -42,11 +42,34 @@ pub fn effectiveness(goal_score: f64, goal_target: f64) -> f64 {
     if upper > 0.0 { upper } else { 0.0 }
 }
 
-/// Rounds to 4 decimal places exactly as Python's `round(x, 4)` does.
+/// Rounds to 4 decimal places exactly as Python's `round(x, 4)` does: the exact binary value
+/// is rounded half-to-even at the fourth decimal, and the result is the double nearest that
+/// decimal.
+///
+/// Fast path (|x| < 1e11): `x·10⁴` is split exactly into `hi + lo` with a fused multiply-add,
+/// the integer `k` is chosen from the exact fraction, and `k / 10⁴` is one correctly rounded
+/// division — the same double Python parses from the decimal string. Larger values go
+/// through exact decimal formatting.
 pub fn round4(x: f64) -> f64 {
     if !x.is_finite() {
         return x;
     }
+    if x.abs() >= 1e11 {
+        return round4_by_formatting(x);
+    }
+    // Half-to-even is symmetric: round |x| and put the sign back.
+    let a = x.abs();
+    let hi = a * 1e4;
+    let lo = a.mul_add(1e4, -hi); // exact: |x|·10⁴ = hi + lo
+    let k = hi.floor();
+    // Sign of (exact fraction − ½). `hi − k` is exact (Sterbenz), so is `− ½` whenever the
+    // fraction is ≥ ¼; below that the difference is ≤ −¼ and the tiny `lo` cannot flip it.
+    let d = (hi - k - 0.5) + lo;
+    let up = d > 0.0 || (d == 0.0 && k.rem_euclid(2.0) == 1.0);
+    ((if up { k + 1.0 } else { k }) / 1e4).copysign(x)
+}
+
+fn round4_by_formatting(x: f64) -> f64 {
     let mut buf = [0u8; 352];
     let len = {
         let mut cursor = std::io::Cursor::new(&mut buf[..]);
@@ -240,6 +263,29 @@ mod tests {
         assert_eq!(round4(1.0 / 3.0), 0.3333);
         assert_eq!(round4(-0.00004), -0.0);
         assert_eq!(round4(1e300), 1e300);
+    }
+
+    #[test]
+    fn fast_round4_equals_exact_decimal_rounding() {
+        let mut rng = fastrand::Rng::with_seed(4);
+        let mut check = |x: f64| {
+            assert_eq!(round4(x).to_bits(), round4_by_formatting(x).to_bits(), "{x:?}");
+        };
+        for _ in 0..200_000 {
+            check(rng.f64() * 2.0 - 0.5);
+            check((rng.f64() - 0.5) * 2e10);
+            // Exact ties and their neighbours: k/10⁴ + 1/(2·10⁴) where representable.
+            let k = rng.i64(-100_000..100_000) as f64;
+            let tie = (k + 0.5) / 1e4;
+            check(tie);
+            check(f64::from_bits(tie.to_bits() + 1));
+            check(f64::from_bits(tie.to_bits() - 1));
+            // Dyadic values (exact ties are among them).
+            check(rng.i64(-4096..4096) as f64 / 2f64.powi(rng.i32(0..20)));
+        }
+        for x in [0.0, -0.0, 5e-5, -5e-5, 1.5e-4, 2.5e-4, 0.03125, 0.99995, 1e-300, 9.99999e10] {
+            check(x);
+        }
     }
 
     #[test]
