@@ -22,12 +22,20 @@ fn record(n: u64) -> IterationRecord {
 
 /// Times `iters` iteration records, in runs of at most 10 000 iterations (run set-up and
 /// finish are not timed).
-fn time_records(tracer: &LoopTracer, iters: u64, mut one: impl FnMut(&loopotel::Run, u64)) -> Duration {
+fn time_records(
+    tracer: &LoopTracer,
+    iters: u64,
+    mut one: impl FnMut(&loopotel::Run, u64),
+) -> Duration {
     let mut total = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
         let chunk = left.min(10_000);
-        let run = tracer.run("bench-loop").env_id("bench/env").task_id("t").start();
+        let run = tracer
+            .run("bench-loop")
+            .env_id("bench/env")
+            .task_id("t")
+            .start();
         let start = Instant::now();
         for n in 1..=chunk {
             one(&run, n);
@@ -49,29 +57,39 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("iteration");
     g.bench_function("emit_iteration", |b| {
-        b.iter_custom(|iters| time_records(&enabled, iters, |run, n| {
-            black_box(run.emit_iteration(record(n)));
-        }))
+        b.iter_custom(|iters| {
+            time_records(&enabled, iters, |run, n| {
+                black_box(run.emit_iteration(record(n)));
+            })
+        })
     });
     g.bench_function("guard", |b| {
-        b.iter_custom(|iters| time_records(&enabled, iters, |run, n| {
-            let mut it = run.iteration(n);
-            it.worker_complete("writer");
-            it.add_tokens(120);
-            it.evaluator_complete("critic", 0.5);
-        }))
+        b.iter_custom(|iters| {
+            time_records(&enabled, iters, |run, n| {
+                let mut it = run.iteration(n);
+                it.worker_complete("writer");
+                it.add_tokens(120);
+                it.evaluator_complete("critic", 0.5);
+            })
+        })
     });
     g.bench_function("emit_iteration_disabled", |b| {
-        b.iter_custom(|iters| time_records(&disabled, iters, |run, n| {
-            black_box(run.emit_iteration(record(n)));
-        }))
+        b.iter_custom(|iters| {
+            time_records(&disabled, iters, |run, n| {
+                black_box(run.emit_iteration(record(n)));
+            })
+        })
     });
     g.finish();
 
     let mut g = c.benchmark_group("run");
     g.bench_function("10_iterations_built_and_serialized", |b| {
         b.iter(|| {
-            let run = enabled.run("bench-loop").env_id("bench/env").task_id("t").start();
+            let run = enabled
+                .run("bench-loop")
+                .env_id("bench/env")
+                .task_id("t")
+                .start();
             for n in 1..=10 {
                 run.emit_iteration(record(n));
             }
@@ -150,7 +168,10 @@ print("\n".join(out))
 fn report() {
     const PYTHON_PUBLISHED_NS: f64 = 13_000.0;
     let Some(base) = mean_ns("baseline/empty_fn") else {
-        eprintln!("ratio table: no criterion estimates found under {}", criterion_dir().display());
+        eprintln!(
+            "ratio table: no criterion estimates found under {}",
+            criterion_dir().display()
+        );
         return;
     };
     println!("\n## loopotel recording cost (this run)\n");
@@ -158,13 +179,41 @@ fn report() {
     println!("|---|---|---|---|");
     let per_iteration = [
         ("baseline/empty_fn", "empty function (baseline)", 1.0),
-        ("iteration/emit_iteration", "one iteration record (span + 4 events + LES)", 1.0),
-        ("iteration/guard", "iteration guard (span + 4 events + LES)", 1.0),
-        ("iteration/emit_iteration_disabled", "iteration record, tracing disabled", 1.0),
-        ("run/10_iterations_built_and_serialized", "10-iteration run, built + serialized", 10.0),
-        ("run_size/100", "run of 100 iterations, per iteration", 100.0),
-        ("run_size/10000", "run of 10 000 iterations, per iteration", 10_000.0),
-        ("run_size/100000", "run of 100 000 iterations, per iteration", 100_000.0),
+        (
+            "iteration/emit_iteration",
+            "one iteration record (span + 4 events + LES)",
+            1.0,
+        ),
+        (
+            "iteration/guard",
+            "iteration guard (span + 4 events + LES)",
+            1.0,
+        ),
+        (
+            "iteration/emit_iteration_disabled",
+            "iteration record, tracing disabled",
+            1.0,
+        ),
+        (
+            "run/10_iterations_built_and_serialized",
+            "10-iteration run, built + serialized",
+            10.0,
+        ),
+        (
+            "run_size/100",
+            "run of 100 iterations, per iteration",
+            100.0,
+        ),
+        (
+            "run_size/10000",
+            "run of 10 000 iterations, per iteration",
+            10_000.0,
+        ),
+        (
+            "run_size/100000",
+            "run of 100 000 iterations, per iteration",
+            100_000.0,
+        ),
     ];
     for (id, label, per) in per_iteration {
         if let Some(ns) = mean_ns(id) {
@@ -188,7 +237,12 @@ fn report() {
         println!("|---|---|---|---|");
         let ours = mean_ns("iteration/emit_iteration").unwrap_or(f64::NAN);
         for (n, ns) in py {
-            println!("| {n} | {} | {} | {:.0}× |", fmt_ns(ns), fmt_ns(ours), ns / ours);
+            println!(
+                "| {n} | {} | {} | {:.0}× |",
+                fmt_ns(ns),
+                fmt_ns(ours),
+                ns / ours
+            );
         }
     }
 }

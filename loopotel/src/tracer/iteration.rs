@@ -10,7 +10,7 @@ use super::span::SpanGuard;
 use crate::attr::{AttrValue, Attributes, Key, Text};
 use crate::context::LoopScope;
 use crate::ids::SpanId;
-use crate::les::round4;
+use crate::les::{LesPoint, round4};
 use crate::model::{LtfEvent, LtfSpan, SpanKind};
 use crate::semconv as sc;
 use crate::time::Timestamp;
@@ -138,12 +138,15 @@ impl IterationUsage {
     }
 }
 
-/// Everything an iteration span carries until it is written.
+/// A recorded iteration in compact form: plain fields, no allocation in the common case.
+/// It becomes an [`LtfSpan`] (attributes and events) only when the document is built, so
+/// the hot path stays cheap and the document is assembled in one pass at the run's end.
+#[derive(Clone, Debug)]
 pub(crate) struct IterationData {
     number: u64,
     span_id: SpanId,
     start: Timestamp,
-    events: Vec<LtfEvent>,
+    end: Option<Timestamp>,
     goal_score: Option<f64>,
     goal_target: f64,
     tokens: u64,
@@ -152,9 +155,14 @@ pub(crate) struct IterationData {
     /// Write the span's own duration as `loop.latency_ms` when none was given (guards do;
     /// one-shot records, which have no duration of their own, do not — as the reference).
     measure_latency: bool,
-    worker_id: Option<Text>,
-    evaluator_id: Option<Text>,
+    /// The worker id, and when `loop.worker.complete` happened (no event for an empty id).
+    worker: Option<(Text, Option<Timestamp>)>,
+    /// The evaluator id, and when `loop.evaluator.complete` happened with which score.
+    evaluator: Option<(Text, Option<(Timestamp, f64)>)>,
+    les: Option<LesPoint>,
+    end_reason: Option<&'static str>,
     extra: Attributes,
+    extra_events: Vec<LtfEvent>,
 }
 
 fn event(name: &'static str, timestamp: Timestamp, attributes: Attributes) -> LtfEvent {
@@ -166,33 +174,45 @@ fn event(name: &'static str, timestamp: Timestamp, attributes: Attributes) -> Lt
 }
 
 fn one_attr(key: &'static str, value: impl Into<AttrValue>) -> Attributes {
-    let mut a = Attributes::with_capacity(2);
+    let mut a = Attributes::with_capacity(1);
     a.push_new(key, value);
     a
 }
 
+fn worker_event(id: &Text, at: Timestamp) -> LtfEvent {
+    event(
+        sc::EVENT_WORKER_COMPLETE,
+        at,
+        one_attr(sc::LOOP_WORKER_ID, id.clone()),
+    )
+}
+
+fn evaluator_event(id: &Text, at: Timestamp, score: f64) -> LtfEvent {
+    let mut attrs = Attributes::with_capacity(2);
+    attrs.push_new(sc::LOOP_EVALUATOR_ID, id.clone());
+    attrs.push_new(sc::LOOP_GOAL_SCORE, score);
+    event(sc::EVENT_EVALUATOR_COMPLETE, at, attrs)
+}
+
 impl IterationData {
     fn new(run: &RunShared, number: u64, start: Timestamp) -> Self {
-        let mut events = Vec::with_capacity(4);
-        events.push(event(
-            sc::EVENT_ITERATION_START,
-            start,
-            one_attr(sc::LOOP_ITERATION, number),
-        ));
         Self {
             number,
             span_id: SpanId::random(),
             start,
-            events,
+            end: None,
             goal_score: None,
             goal_target: run.goal_target,
             tokens: 0,
             cost: None,
             latency_ms: None,
             measure_latency: true,
-            worker_id: None,
-            evaluator_id: None,
+            worker: None,
+            evaluator: None,
+            les: None,
+            end_reason: None,
             extra: Attributes::new(),
+            extra_events: Vec::new(),
         }
     }
 
@@ -210,67 +230,59 @@ impl IterationData {
         data.cost = rec.cost_usd;
         data.latency_ms = rec.latency_ms;
         data.measure_latency = false;
+        data.end = Some(now); // a one-shot record ends when it is made: one clock read
         // As the reference: an empty id is written as an attribute but gets no event.
-        match rec.worker_id {
-            Some(w) if !w.is_empty() => data.worker_complete(w, now),
-            other => data.worker_id = other,
-        }
-        match rec.evaluator_id {
-            Some(e) if !e.is_empty() => data.evaluator_complete(e, rec.goal_score, now),
-            other => {
-                data.evaluator_id = other;
-                data.goal_score = Some(rec.goal_score);
-            }
-        }
+        data.worker = rec.worker_id.map(|w| {
+            let at = (!w.is_empty()).then_some(now);
+            (w, at)
+        });
+        data.evaluator = rec.evaluator_id.map(|e| {
+            let at = (!e.is_empty()).then_some((now, rec.goal_score));
+            (e, at)
+        });
+        data.goal_score = Some(rec.goal_score);
         data
     }
 
     fn worker_complete(&mut self, id: Text, at: Timestamp) {
-        self.events.push(event(
-            sc::EVENT_WORKER_COMPLETE,
-            at,
-            one_attr(sc::LOOP_WORKER_ID, id.clone()),
-        ));
-        self.worker_id = Some(id);
+        // A second worker in the same iteration: keep the earlier one's event.
+        if let Some((prev, Some(prev_at))) = self.worker.take() {
+            self.extra_events.push(worker_event(&prev, prev_at));
+        }
+        self.worker = Some((id, Some(at)));
     }
 
     fn evaluator_complete(&mut self, id: Text, score: f64, at: Timestamp) {
-        let mut attrs = Attributes::with_capacity(2);
-        attrs.push_new(sc::LOOP_EVALUATOR_ID, id.clone());
-        attrs.push_new(sc::LOOP_GOAL_SCORE, score);
-        self.events
-            .push(event(sc::EVENT_EVALUATOR_COMPLETE, at, attrs));
-        self.evaluator_id = Some(id);
+        if let Some((prev, Some((prev_at, prev_score)))) = self.evaluator.take() {
+            self.extra_events
+                .push(evaluator_event(&prev, prev_at, prev_score));
+        }
+        self.evaluator = Some((id, Some((at, score))));
         self.goal_score = Some(score);
     }
 
-    /// Writes the iteration span (into `slot` if one was reserved at start). Returns whether
-    /// it was recorded.
+    /// Ends the iteration: computes its LES point and the run's totals under the run's lock
+    /// and stores the compact record (into `slot` if one was reserved at start). Returns
+    /// whether it was recorded.
     pub(crate) fn record(
         mut self,
         run: &RunShared,
         slot: Option<usize>,
         end_reason: Option<&'static str>,
     ) -> bool {
-        let end = Timestamp::now();
-        let mut end_attrs = Attributes::with_capacity(2);
-        end_attrs.push_new(sc::LOOP_ITERATION, self.number);
-        if let Some(score) = self.goal_score {
-            end_attrs.push_new(sc::LOOP_GOAL_SCORE, score);
+        let end = *self.end.get_or_insert_with(Timestamp::now);
+        self.end_reason = end_reason;
+        if self.latency_ms.is_none() && self.measure_latency {
+            self.latency_ms = Some(round2(
+                end.saturating_since(self.start).as_secs_f64() * 1000.0,
+            ));
         }
-        self.events
-            .push(event(sc::EVENT_ITERATION_END, end, end_attrs));
-        let latency_ms = self.latency_ms.or_else(|| {
-            self.measure_latency
-                .then(|| round2(end.saturating_since(self.start).as_secs_f64() * 1000.0))
-        });
-
         let mut state = run.lock();
         if state.finished {
             run.config.count_late_record();
             return false;
         }
-        let les = self
+        self.les = self
             .goal_score
             .map(|score| state.les.push(score, self.goal_target));
         state.tokens_total = state.tokens_total.saturating_add(self.tokens);
@@ -279,9 +291,26 @@ impl IterationData {
         }
         state.iterations += 1;
         state.last_iteration = state.last_iteration.max(self.number);
+        match slot {
+            Some(slot) => {
+                run.fill(&mut state, slot, SpanSlot::Iteration(self));
+                true
+            }
+            None => run.reserve(&mut state, SpanSlot::Iteration(self)).is_some(),
+        }
+    }
 
-        // Same keys, same order as the reference, then ours.
-        let mut a = Attributes::with_capacity(18 + self.extra.len());
+    /// Marks an iteration still open when its run finishes.
+    pub(crate) fn close_at(&mut self, at: Timestamp) {
+        if self.end.is_none() {
+            self.end = Some(at);
+            self.end_reason = Some("run_finished");
+        }
+    }
+
+    /// The LTF span: the reference's attribute keys in the reference's order, then ours.
+    pub(crate) fn into_span(self, run: &RunShared) -> LtfSpan {
+        let mut a = Attributes::with_capacity(17 + self.extra.len());
         a.push_new(sc::LOOP_NAME, run.loop_name.clone());
         if let Some(env) = &run.env_id {
             a.push_new(sc::LOOP_ENV_ID, env.clone());
@@ -298,44 +327,91 @@ impl IterationData {
         if let Some(c) = self.cost {
             a.push_new(sc::LOOP_COST_USD, c);
         }
-        if let Some(ms) = latency_ms {
+        if let Some(ms) = self.latency_ms {
             a.push_new(sc::LOOP_LATENCY_MS, ms);
         }
-        if let Some(p) = les {
+        if let Some(p) = self.les {
             a.push_new(sc::LOOP_LES_CUMULATIVE, p.cumulative);
             a.push_new(sc::LOOP_LES_EFFECTIVENESS, p.effectiveness);
             a.push_new(sc::LOOP_LES_DELTA, p.delta);
         }
-        if let Some(w) = self.worker_id {
-            a.push_new(sc::LOOP_WORKER_ID, w);
+        if let Some((w, _)) = &self.worker {
+            a.push_new(sc::LOOP_WORKER_ID, w.clone());
         }
-        if let Some(e) = self.evaluator_id {
-            a.push_new(sc::LOOP_EVALUATOR_ID, e);
+        if let Some((e, _)) = &self.evaluator {
+            a.push_new(sc::LOOP_EVALUATOR_ID, e.clone());
         }
         a.push_new(sc::LOOP_LSS_VERSION, sc::LSS_VERSION);
         a.push_new(sc::LOOP_LES_VERSION, sc::LES_VERSION);
         for (k, v) in self.extra.iter() {
             a.set(k.to_owned(), v.clone());
         }
-        if let Some(reason) = end_reason {
+        if let Some(reason) = self.end_reason {
             a.set(sc::LOOP_END_REASON, reason);
         }
-        let span = LtfSpan {
+
+        let mut events = Vec::with_capacity(4 + self.extra_events.len());
+        events.push(event(
+            sc::EVENT_ITERATION_START,
+            self.start,
+            one_attr(sc::LOOP_ITERATION, self.number),
+        ));
+        let middle = events.len();
+        if let Some((w, Some(at))) = &self.worker {
+            events.push(worker_event(w, *at));
+        }
+        if let Some((e, Some((at, score)))) = &self.evaluator {
+            events.push(evaluator_event(e, *at, *score));
+        }
+        events.extend(self.extra_events);
+        if !events[middle..].is_sorted_by_key(|e| e.timestamp) {
+            events[middle..].sort_by_key(|e| e.timestamp);
+        }
+        if let Some(end) = self.end {
+            let mut end_attrs = Attributes::with_capacity(2);
+            end_attrs.push_new(sc::LOOP_ITERATION, self.number);
+            if let Some(score) = self.goal_score {
+                end_attrs.push_new(sc::LOOP_GOAL_SCORE, score);
+            }
+            events.push(event(sc::EVENT_ITERATION_END, end, end_attrs));
+        }
+        LtfSpan {
             span_id: self.span_id,
             parent_span_id: Some(run.root_span_id),
             name: Text::Static(sc::SPAN_ITERATION),
             kind: SpanKind::Iteration,
             start_time: self.start,
-            end_time: Some(end),
+            end_time: self.end,
             attributes: a,
-            events: self.events,
-        };
-        match slot {
-            Some(slot) => {
-                run.fill(&mut state, slot, span);
-                true
+            events,
+        }
+    }
+}
+
+/// One entry of a run's span list: a full span, or an iteration in compact form.
+#[derive(Clone, Debug)]
+pub(crate) enum SpanSlot {
+    Span(LtfSpan),
+    Iteration(IterationData),
+}
+
+impl SpanSlot {
+    pub(crate) fn close_at(&mut self, at: Timestamp) {
+        match self {
+            SpanSlot::Span(s) => {
+                if s.end_time.is_none() {
+                    s.end_time = Some(at);
+                    s.attributes.set(sc::LOOP_END_REASON, "run_finished");
+                }
             }
-            None => run.reserve(&mut state, span).is_some(),
+            SpanSlot::Iteration(i) => i.close_at(at),
+        }
+    }
+
+    pub(crate) fn into_span(self, run: &RunShared) -> LtfSpan {
+        match self {
+            SpanSlot::Span(s) => s,
+            SpanSlot::Iteration(i) => i.into_span(run),
         }
     }
 }
@@ -385,22 +461,12 @@ impl Iteration {
             return Self::disabled();
         }
         let data = IterationData::new(run, number, Timestamp::now());
-        // Reserve the place now so the document lists spans in start order; the
-        // placeholder has no end time until the iteration ends.
-        let placeholder = LtfSpan {
-            span_id: data.span_id,
-            parent_span_id: Some(run.root_span_id),
-            name: Text::Static(sc::SPAN_ITERATION),
-            kind: SpanKind::Iteration,
-            start_time: data.start,
-            end_time: None,
-            attributes: one_attr(sc::LOOP_ITERATION, number),
-            events: Vec::new(),
-        };
+        // Reserve the place now so the document lists spans in start order; until the
+        // iteration ends, the slot holds it without an end time.
         let slot = {
             let mut state = run.lock();
             state.last_iteration = state.last_iteration.max(number);
-            run.reserve(&mut state, placeholder)
+            run.reserve(&mut state, SpanSlot::Iteration(data.clone()))
         };
         if slot.is_none() {
             return Self::disabled();
@@ -486,7 +552,7 @@ impl Iteration {
     /// Adds an event now.
     pub fn add_event(&mut self, name: impl Into<Text>, attributes: Attributes) {
         if let Some(i) = &mut self.inner {
-            i.data.events.push(LtfEvent {
+            i.data.extra_events.push(LtfEvent {
                 name: name.into(),
                 timestamp: Timestamp::now(),
                 attributes,

@@ -25,6 +25,7 @@
 pub(crate) mod iteration;
 pub(crate) mod run;
 pub(crate) mod span;
+mod store;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use futures_util::FutureExt as _;
 use opentelemetry::context::FutureExt as _;
 
-use super::iteration::{Iteration, IterationData, IterationRecord};
+use super::iteration::{Iteration, IterationData, IterationRecord, SpanSlot};
 use super::span::SpanGuard;
+use super::store::SpanStore;
 use super::{LoopTracer, TracerConfig};
 use crate::attr::{AttrValue, Attributes, Key, Text};
 use crate::context::LoopScope;
@@ -80,7 +81,7 @@ impl RunBuilder {
         let started_at = Timestamp::now();
         let goal_target = self.goal_target.unwrap_or(config.default_goal_target);
         let root_span_id = SpanId::random();
-        let mut spans = Vec::new();
+        let mut spans = SpanStore::default();
         if config.enabled {
             let mut attributes = Attributes::with_capacity(12);
             attributes.push_new(sc::LOOP_NAME, self.loop_name.clone());
@@ -93,7 +94,7 @@ impl RunBuilder {
             attributes.push_new(sc::LOOP_GOAL_TARGET, goal_target);
             attributes.push_new(sc::LOOP_LSS_VERSION, sc::LSS_VERSION);
             attributes.push_new(sc::LOOP_LES_VERSION, sc::LES_VERSION);
-            spans.push(LtfSpan {
+            spans.push(SpanSlot::Span(LtfSpan {
                 span_id: root_span_id,
                 parent_span_id: None,
                 name: Text::Static(sc::SPAN_RUN),
@@ -102,7 +103,7 @@ impl RunBuilder {
                 end_time: None,
                 attributes,
                 events: Vec::new(),
-            });
+            }));
         }
         let shared = Arc::new(RunShared {
             config,
@@ -171,7 +172,7 @@ impl RunBuilder {
 
 #[derive(Default)]
 pub(crate) struct RunState {
-    pub(crate) spans: Vec<LtfSpan>,
+    pub(crate) spans: SpanStore,
     pub(crate) les: LesAccumulator,
     pub(crate) tokens_total: u64,
     pub(crate) cost_total: Option<f64>,
@@ -209,7 +210,7 @@ impl RunShared {
 
     /// Reserves the span's place in the document (start order). `None` when the run is
     /// finished (late) or full (dropped); both are counted.
-    pub(crate) fn reserve(&self, state: &mut RunState, span: LtfSpan) -> Option<usize> {
+    pub(crate) fn reserve(&self, state: &mut RunState, span: SpanSlot) -> Option<usize> {
         if state.finished {
             self.config.count_late_record();
             return None;
@@ -219,12 +220,11 @@ impl RunShared {
             self.config.count_dropped_span();
             return None;
         }
-        state.spans.push(span);
-        Some(state.spans.len() - 1)
+        Some(state.spans.push(span))
     }
 
     /// Writes a finished span into its reserved slot.
-    pub(crate) fn fill(&self, state: &mut RunState, slot: usize, span: LtfSpan) {
+    pub(crate) fn fill(&self, state: &mut RunState, slot: usize, span: SpanSlot) {
         if state.finished {
             self.config.count_late_record();
             return;
@@ -248,7 +248,7 @@ impl RunShared {
         let (spans, metadata) = if state.finished {
             // Already finished: a handle raced to finish twice. Report the facts again with
             // an empty span list replaced by the root alone.
-            (Vec::new(), serde_json::Map::new())
+            (SpanStore::default(), serde_json::Map::new())
         } else {
             state.finished = true;
             if self.enabled() {
@@ -260,10 +260,11 @@ impl RunShared {
             )
         };
         drop(state);
+        // Build the LTF view of every span outside the lock.
         let spans = if spans.is_empty() {
             vec![self.minimal_root(outcome, reason, ended_at)]
         } else {
-            spans
+            spans.into_iter().map(|s| s.into_span(self)).collect()
         };
         LtfDocument {
             schema_version: Text::Static(SCHEMA_VERSION),
@@ -296,12 +297,9 @@ impl RunShared {
         let extra = std::mem::take(&mut state.root_extra);
         // Spans still open (a handle alive in another task) are closed at the run's end.
         for span in state.spans.iter_mut().skip(1) {
-            if span.end_time.is_none() {
-                span.end_time = Some(ended_at);
-                span.attributes.set(sc::LOOP_END_REASON, "run_finished");
-            }
+            span.close_at(ended_at);
         }
-        let Some(root) = state.spans.first_mut() else {
+        let Some(SpanSlot::Span(root)) = state.spans.get_mut(0) else {
             return;
         };
         root.end_time = Some(ended_at);

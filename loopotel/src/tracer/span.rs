@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::iteration::IterationUsage;
+use super::iteration::{IterationUsage, SpanSlot};
 use super::run::RunShared;
 use crate::attr::{AttrValue, Attributes, Key, Text};
 use crate::context::LoopScope;
@@ -84,7 +84,7 @@ impl SpanGuard {
         };
         let slot = {
             let mut state = run.lock();
-            run.reserve(&mut state, span.clone())
+            run.reserve(&mut state, SpanSlot::Span(span.clone()))
         };
         match slot {
             Some(slot) => Self {
@@ -204,7 +204,7 @@ impl SpanGuard {
             None => {}
         }
         let mut state = s.run.lock();
-        s.run.fill(&mut state, s.slot, s.span);
+        s.run.fill(&mut state, s.slot, SpanSlot::Span(s.span));
     }
 }
 
