@@ -161,8 +161,14 @@ pub(crate) struct IterationData {
     evaluator: Option<(Text, Option<(Timestamp, f64)>)>,
     les: Option<LesPoint>,
     end_reason: Option<&'static str>,
-    extra: Attributes,
-    extra_events: Vec<LtfEvent>,
+    /// User attributes and events: rare, so boxed to keep the record small to move.
+    extras: Option<Box<IterationExtras>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct IterationExtras {
+    attributes: Attributes,
+    events: Vec<LtfEvent>,
 }
 
 fn event(name: &'static str, timestamp: Timestamp, attributes: Attributes) -> LtfEvent {
@@ -211,8 +217,7 @@ impl IterationData {
             evaluator: None,
             les: None,
             end_reason: None,
-            extra: Attributes::new(),
-            extra_events: Vec::new(),
+            extras: None,
         }
     }
 
@@ -244,17 +249,22 @@ impl IterationData {
         data
     }
 
+    fn extras(&mut self) -> &mut IterationExtras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
     fn worker_complete(&mut self, id: Text, at: Timestamp) {
         // A second worker in the same iteration: keep the earlier one's event.
         if let Some((prev, Some(prev_at))) = self.worker.take() {
-            self.extra_events.push(worker_event(&prev, prev_at));
+            self.extras().events.push(worker_event(&prev, prev_at));
         }
         self.worker = Some((id, Some(at)));
     }
 
     fn evaluator_complete(&mut self, id: Text, score: f64, at: Timestamp) {
         if let Some((prev, Some((prev_at, prev_score)))) = self.evaluator.take() {
-            self.extra_events
+            self.extras()
+                .events
                 .push(evaluator_event(&prev, prev_at, prev_score));
         }
         self.evaluator = Some((id, Some((at, score))));
@@ -310,7 +320,11 @@ impl IterationData {
 
     /// The LTF span: the reference's attribute keys in the reference's order, then ours.
     pub(crate) fn into_span(self, run: &RunShared) -> LtfSpan {
-        let mut a = Attributes::with_capacity(17 + self.extra.len());
+        let IterationExtras {
+            attributes: extra_attributes,
+            events: extra_events,
+        } = self.extras.map(|b| *b).unwrap_or_default();
+        let mut a = Attributes::with_capacity(17 + extra_attributes.len());
         a.push_new(sc::LOOP_NAME, run.loop_name.clone());
         if let Some(env) = &run.env_id {
             a.push_new(sc::LOOP_ENV_ID, env.clone());
@@ -343,14 +357,14 @@ impl IterationData {
         }
         a.push_new(sc::LOOP_LSS_VERSION, sc::LSS_VERSION);
         a.push_new(sc::LOOP_LES_VERSION, sc::LES_VERSION);
-        for (k, v) in self.extra.iter() {
+        for (k, v) in extra_attributes.iter() {
             a.set(k.to_owned(), v.clone());
         }
         if let Some(reason) = self.end_reason {
             a.set(sc::LOOP_END_REASON, reason);
         }
 
-        let mut events = Vec::with_capacity(4 + self.extra_events.len());
+        let mut events = Vec::with_capacity(4 + extra_events.len());
         events.push(event(
             sc::EVENT_ITERATION_START,
             self.start,
@@ -363,7 +377,7 @@ impl IterationData {
         if let Some((e, Some((at, score)))) = &self.evaluator {
             events.push(evaluator_event(e, *at, *score));
         }
-        events.extend(self.extra_events);
+        events.extend(extra_events);
         if !events[middle..].is_sorted_by_key(|e| e.timestamp) {
             events[middle..].sort_by_key(|e| e.timestamp);
         }
@@ -545,14 +559,14 @@ impl Iteration {
     /// Sets any other attribute on the iteration span.
     pub fn set_attribute(&mut self, key: impl Into<Key>, value: impl Into<AttrValue>) {
         if let Some(i) = &mut self.inner {
-            i.data.extra.set(key, value);
+            i.data.extras().attributes.set(key, value);
         }
     }
 
     /// Adds an event now.
     pub fn add_event(&mut self, name: impl Into<Text>, attributes: Attributes) {
         if let Some(i) = &mut self.inner {
-            i.data.extra_events.push(LtfEvent {
+            i.data.extras().events.push(LtfEvent {
                 name: name.into(),
                 timestamp: Timestamp::now(),
                 attributes,

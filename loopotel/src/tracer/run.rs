@@ -210,6 +210,7 @@ impl RunShared {
 
     /// Reserves the span's place in the document (start order). `None` when the run is
     /// finished (late) or full (dropped); both are counted.
+    #[inline]
     pub(crate) fn reserve(&self, state: &mut RunState, span: SpanSlot) -> Option<usize> {
         if state.finished {
             self.config.count_late_record();
@@ -224,6 +225,7 @@ impl RunShared {
     }
 
     /// Writes a finished span into its reserved slot.
+    #[inline]
     pub(crate) fn fill(&self, state: &mut RunState, slot: usize, span: SpanSlot) {
         if state.finished {
             self.config.count_late_record();

@@ -26,6 +26,7 @@ impl SpanStore {
     }
 
     /// Appends and returns the slot's index.
+    #[inline]
     pub(crate) fn push(&mut self, slot: SpanSlot) -> usize {
         if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
