@@ -1,9 +1,9 @@
 //! Cost of recording, as ratios against a baseline measured in the same run.
 //!
 //! `cargo bench -p loopotel --bench recording` runs the criterion groups, then prints a table
-//! of mean times and ratios (against an empty function, and per iteration against the Python
-//! reference's published ~13 µs per event). When `LOOPOTEL_REF_PYTHON` points at the
-//! reference venv's python, the reference's own `emit_iteration` is timed in the same run too.
+//! of mean times and ratios against an empty function. When `LOOPOTEL_REF_PYTHON` points at
+//! the reference venv's python, the Python reference is timed in the same run on the same
+//! work, and a second table gives Python ÷ loopotel.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -131,21 +131,32 @@ fn mean_ns(id: &str) -> Option<f64> {
     v["mean"]["point_estimate"].as_f64()
 }
 
-/// The reference's `emit_iteration`, timed in the same run (ns per iteration by run size).
-fn python_reference_ns(sizes: &[u64]) -> Option<Vec<(u64, f64)>> {
+/// The reference, timed in the same run: CPU ns per `emit_iteration` at each run size, and
+/// per 10-iteration run built (`build_trace`) and serialized (`json.dumps`).
+fn python_reference_ns(sizes: &[u64]) -> Option<(Vec<(u64, f64)>, f64)> {
     let python = std::env::var_os("LOOPOTEL_REF_PYTHON")?;
     let script = r#"
-import sys, time
+import json, sys, time
 from loopotel.tracer import LoopTracer
-out = []
+def emit(t, i):
+    t.emit_iteration(iteration=i, goal_score=(i % 10) / 10, tokens_delta=120,
+                     latency_ms=3.5, worker_id="writer", evaluator_id="critic")
 for n in map(int, sys.argv[1:]):
     t = LoopTracer(loop_name="bench-loop", env_id="bench/env", task_id="t")
     start = time.process_time_ns()
     for i in range(1, n + 1):
-        t.emit_iteration(iteration=i, goal_score=(i % 10) / 10, tokens_delta=120,
-                         latency_ms=3.5, worker_id="writer", evaluator_id="critic")
-    out.append(f"{n} {(time.process_time_ns() - start) / n}")
-print("\n".join(out))
+        emit(t, i)
+    print(n, (time.process_time_ns() - start) / n)
+runs = 2000
+start = time.process_time_ns()
+for _ in range(runs):
+    t = LoopTracer(loop_name="bench-loop", env_id="bench/env", task_id="t")
+    with t:
+        for i in range(1, 11):
+            emit(t, i)
+        t.finish(outcome="success", termination_reason="done")
+    json.dumps(t.build_trace(), separators=(",", ":"))
+print("run10", (time.process_time_ns() - start) / runs)
 "#;
     let out = std::process::Command::new(python)
         .arg("-c")
@@ -156,17 +167,20 @@ print("\n".join(out))
     if !out.status.success() {
         return None;
     }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let mut it = l.split_whitespace();
-            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-        })
-        .collect()
+    let mut per_size = Vec::new();
+    let mut run10 = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut it = line.split_whitespace();
+        match (it.next(), it.next().and_then(|v| v.parse::<f64>().ok())) {
+            (Some("run10"), Some(ns)) => run10 = Some(ns),
+            (Some(n), Some(ns)) => per_size.push((n.parse().ok()?, ns)),
+            _ => {}
+        }
+    }
+    Some((per_size, run10?))
 }
 
 fn report() {
-    const PYTHON_PUBLISHED_NS: f64 = 13_000.0;
     let Some(base) = mean_ns("baseline/empty_fn") else {
         eprintln!(
             "ratio table: no criterion estimates found under {}",
@@ -175,75 +189,79 @@ fn report() {
         return;
     };
     println!("\n## loopotel recording cost (this run)\n");
-    println!("| benchmark | mean | × empty fn | Python reference (~13 µs/event) ÷ ours |");
+    println!("| benchmark | mean | per iteration | × empty fn |");
     println!("|---|---|---|---|");
-    let per_iteration = [
+    let rows = [
         ("baseline/empty_fn", "empty function (baseline)", 1.0),
         (
             "iteration/emit_iteration",
-            "one iteration record (span + 4 events + LES)",
+            "`emit_iteration` (span + 4 events + LES)",
             1.0,
         ),
         (
             "iteration/guard",
-            "iteration guard (span + 4 events + LES)",
+            "`Iteration` guard (span + 4 events + LES, 4 clock reads)",
             1.0,
         ),
         (
             "iteration/emit_iteration_disabled",
-            "iteration record, tracing disabled",
+            "`emit_iteration`, tracing disabled",
             1.0,
         ),
         (
             "run/10_iterations_built_and_serialized",
-            "10-iteration run, built + serialized",
+            "10-iteration run, built + serialized to JSON",
             10.0,
         ),
         (
             "run_size/100",
-            "run of 100 iterations, per iteration",
+            "run of 100 iterations, recorded + built",
             100.0,
         ),
         (
             "run_size/10000",
-            "run of 10 000 iterations, per iteration",
+            "run of 10 000 iterations, recorded + built",
             10_000.0,
         ),
         (
             "run_size/100000",
-            "run of 100 000 iterations, per iteration",
+            "run of 100 000 iterations, recorded + built",
             100_000.0,
         ),
     ];
-    for (id, label, per) in per_iteration {
+    for (id, label, per) in rows {
         if let Some(ns) = mean_ns(id) {
-            let each = ns / per;
-            let mean = if per > 1.0 {
-                format!("{} total, {} / iteration", fmt_ns(ns), fmt_ns(each))
-            } else {
-                fmt_ns(ns)
-            };
-            let vs_py = if id.starts_with("baseline") {
-                "—".to_owned()
-            } else {
-                format!("{:.0}×", PYTHON_PUBLISHED_NS / each)
-            };
-            println!("| {label} | {mean} | {:.1} | {vs_py} |", ns / base);
-        }
-    }
-    if let Some(py) = python_reference_ns(&[10, 1000, 10_000]) {
-        println!("\nPython reference `emit_iteration`, measured now (CPU ns per iteration):\n");
-        println!("| run size | Python | ours (emit_iteration) | Python ÷ ours |");
-        println!("|---|---|---|---|");
-        let ours = mean_ns("iteration/emit_iteration").unwrap_or(f64::NAN);
-        for (n, ns) in py {
             println!(
-                "| {n} | {} | {} | {:.0}× |",
+                "| {label} | {} | {} | {:.1} |",
                 fmt_ns(ns),
-                fmt_ns(ours),
-                ns / ours
+                fmt_ns(ns / per),
+                ns / base
             );
         }
+    }
+    let Some((py, py_run10)) = python_reference_ns(&[10, 1000, 10_000]) else {
+        println!("\n(set LOOPOTEL_REF_PYTHON to time the Python reference in the same run)");
+        return;
+    };
+    println!("\nAgainst the Python reference, timed in this run (CPU time):\n");
+    println!("| what | Python reference | loopotel | Python ÷ loopotel |");
+    println!("|---|---|---|---|");
+    let ours = mean_ns("iteration/emit_iteration").unwrap_or(f64::NAN);
+    for (n, ns) in py {
+        println!(
+            "| `emit_iteration` in a run of {n} iterations | {} | {} | {:.0}× |",
+            fmt_ns(ns),
+            fmt_ns(ours),
+            ns / ours
+        );
+    }
+    if let Some(ours10) = mean_ns("run/10_iterations_built_and_serialized") {
+        println!(
+            "| 10-iteration run, built + serialized | {} | {} | {:.0}× |",
+            fmt_ns(py_run10),
+            fmt_ns(ours10),
+            py_run10 / ours10
+        );
     }
 }
 

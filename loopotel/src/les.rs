@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn fast_round4_equals_exact_decimal_rounding() {
         let mut rng = fastrand::Rng::with_seed(4);
-        let mut check = |x: f64| {
+        let check = |x: f64| {
             assert_eq!(
                 round4(x).to_bits(),
                 round4_by_formatting(x).to_bits(),
