@@ -10,6 +10,7 @@
 //! - [`les`]: effectiveness, cumulative LES and delta.
 //! - [`jsonl`]: crash-safe JSON Lines writer and a reader that reports torn lines.
 //! - [`validate`]: the LTF 0.1 JSON Schema (embedded) plus `--strict` checks.
+//! - [`propagation`]: W3C `traceparent`/`tracestate` for headers, maps and JSON messages.
 //! - [`model`]: the typed document; [`ids`]: LTF ⇄ OpenTelemetry ids; [`semconv`]: names.
 //!
 //! Instrumentation is fail-open: nothing here returns an error to, panics into or blocks
@@ -33,6 +34,7 @@ pub mod ids;
 pub mod jsonl;
 pub mod les;
 pub mod model;
+pub mod propagation;
 pub mod semconv;
 pub mod time;
 mod tracer;

@@ -55,6 +55,36 @@ proptest! {
     }
 
     #[test]
+    fn traceparent_parser_never_panics_and_round_trips(
+        s in "\\PC{0,80}",
+        trace in any::<[u8; 16]>(),
+        span in any::<[u8; 8]>(),
+        flags in any::<u8>(),
+        pos in 0usize..55,
+        byte in any::<u8>(),
+    ) {
+        use loopotel::propagation::{TraceParent, parse_tracestate};
+        let _ = TraceParent::parse(&s);
+        let _ = parse_tracestate(&s);
+        let tp = TraceParent { trace_id: TraceId::from_bytes(trace), span_id: SpanId::from_bytes(span), flags: flags & 1 };
+        let header = tp.to_string();
+        match TraceParent::parse(&header) {
+            Ok(back) => prop_assert_eq!(back, tp),
+            // Only all-zero ids are refused.
+            Err(_) => prop_assert!(tp.trace_id.is_zero() || tp.span_id.is_zero()),
+        }
+        // Any single-byte corruption is either refused or still a well-formed header.
+        let mut bytes = header.into_bytes();
+        bytes[pos] = byte;
+        if let Ok(text) = String::from_utf8(bytes)
+            && let Ok(parsed) = TraceParent::parse(&text)
+        {
+            let ok = text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-');
+            prop_assert!(ok && !text.starts_with("ff"), "accepted {:?} as {:?}", text, parsed);
+        }
+    }
+
+    #[test]
     fn jsonl_reader_never_panics_and_numbers_lines(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         let mut last = 0;
         for item in JsonlReader::new(&bytes[..]).max_line_bytes(256).parsed::<serde_json::Value>() {

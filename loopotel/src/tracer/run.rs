@@ -29,6 +29,7 @@ pub struct RunBuilder {
     task_id: Option<Text>,
     goal_target: Option<f64>,
     trace_id: Option<TraceId>,
+    remote_parent: Option<SpanId>,
     metadata: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -41,6 +42,7 @@ impl RunBuilder {
             task_id: None,
             goal_target: None,
             trace_id: None,
+            remote_parent: None,
             metadata: serde_json::Map::new(),
         }
     }
@@ -69,6 +71,15 @@ impl RunBuilder {
         self
     }
 
+    /// Continues a trace received from another task, process or service (see
+    /// [`crate::propagation`]): the run takes the caller's trace id, and the root span records
+    /// the caller's span as `loop.remote_parent_span_id` (the LTF root itself keeps no parent).
+    pub fn continue_trace(mut self, parent: crate::propagation::TraceParent) -> Self {
+        self.trace_id = Some(parent.trace_id);
+        self.remote_parent = Some(parent.span_id);
+        self
+    }
+
     /// Adds a document `metadata` entry.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
         self.metadata.insert(key.into(), value.into());
@@ -94,6 +105,9 @@ impl RunBuilder {
             attributes.push_new(sc::LOOP_GOAL_TARGET, goal_target);
             attributes.push_new(sc::LOOP_LSS_VERSION, sc::LSS_VERSION);
             attributes.push_new(sc::LOOP_LES_VERSION, sc::LES_VERSION);
+            if let Some(parent) = self.remote_parent {
+                attributes.push_new(sc::LOOP_REMOTE_PARENT_SPAN_ID, parent.to_string());
+            }
             spans.push(SpanSlot::Span(LtfSpan {
                 span_id: root_span_id,
                 parent_span_id: None,
