@@ -310,6 +310,11 @@ impl Attributes {
         self.0.is_empty()
     }
 
+    /// The attributes in order, with their keys as stored (cheap to clone).
+    pub fn iter_keys(&self) -> impl Iterator<Item = (&Key, &AttrValue)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
     /// The attributes in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AttrValue)> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v))

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use crate::attr::Text;
 use crate::ids::SpanId;
-use crate::model::SpanKind;
+use crate::model::SpanKinds;
 use crate::tracer::iteration::IterationUsage;
 use crate::tracer::run::RunShared;
 use crate::tracer::{IterationRecord, RunHandle, SpanGuard};
@@ -44,6 +44,8 @@ pub struct LoopScope {
     pub(crate) run: Arc<RunShared>,
     pub(crate) parent: SpanId,
     pub(crate) usage: Option<Arc<IterationUsage>>,
+    /// The parent's OpenTelemetry context (holding its live span), with a provider.
+    pub(crate) otel: Option<opentelemetry::Context>,
 }
 
 impl std::fmt::Debug for LoopScope {
@@ -59,22 +61,12 @@ impl std::fmt::Debug for LoopScope {
 impl LoopScope {
     pub(crate) fn for_run(run: Arc<RunShared>) -> Self {
         let parent = run.root_span_id;
+        let otel = run.otel.as_ref().map(|o| o.cx.clone());
         Self {
             run,
             parent,
             usage: None,
-        }
-    }
-
-    pub(crate) fn for_iteration(
-        run: Arc<RunShared>,
-        parent: SpanId,
-        usage: Arc<IterationUsage>,
-    ) -> Self {
-        Self {
-            run,
-            parent,
-            usage: Some(usage),
+            otel,
         }
     }
 
@@ -100,13 +92,14 @@ impl LoopScope {
     }
 
     /// Starts a child span of this scope.
-    pub fn start_span(&self, name: impl Into<Text>, kind: SpanKind) -> SpanGuard {
+    pub fn start_span(&self, name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
         SpanGuard::start(
             &self.run,
             self.parent,
+            self.otel.as_ref(),
             self.usage.clone(),
             name.into(),
-            kind,
+            kind.into(),
         )
     }
 }
@@ -124,7 +117,7 @@ pub fn emit_iteration(record: IterationRecord) -> bool {
 
 /// Starts a span under the current scope. Without a current run the span records nothing
 /// (`is_recording() == false`); it never panics.
-pub fn start_span(name: impl Into<Text>, kind: SpanKind) -> SpanGuard {
+pub fn start_span(name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
     match LoopScope::current() {
         Some(scope) => scope.start_span(name, kind),
         None => SpanGuard::disabled(),

@@ -10,6 +10,7 @@
 //! - [`les`]: effectiveness, cumulative LES and delta.
 //! - [`jsonl`]: crash-safe JSON Lines writer and a reader that reports torn lines.
 //! - [`validate`]: the LTF 0.1 JSON Schema (embedded) plus `--strict` checks.
+//! - [`otel`]: the OpenTelemetry view (live spans with the same ids and timestamps).
 //! - [`propagation`]: W3C `traceparent`/`tracestate` for headers, maps and JSON messages.
 //! - [`model`]: the typed document; [`ids`]: LTF ⇄ OpenTelemetry ids; [`semconv`]: names.
 //!
@@ -34,6 +35,7 @@ pub mod ids;
 pub mod jsonl;
 pub mod les;
 pub mod model;
+pub mod otel;
 pub mod propagation;
 pub mod semconv;
 pub mod time;
@@ -43,7 +45,7 @@ pub mod validate;
 pub use attr::{AttrValue, Attributes, Text};
 pub use context::{LoopScope, current_run, emit_iteration, start_span};
 pub use ids::{IdError, SpanId, TraceId};
-pub use model::{LtfDocument, LtfEvent, LtfSpan, Outcome, SpanKind};
+pub use model::{LtfDocument, LtfEvent, LtfSpan, Outcome, SpanKind, SpanKinds};
 pub use time::Timestamp;
 pub use tracer::{
     Iteration, IterationRecord, LoopTracer, LoopTracerBuilder, Run, RunBuilder, RunHandle,

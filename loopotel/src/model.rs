@@ -88,6 +88,35 @@ impl SpanKind {
     }
 }
 
+/// An LTF span kind, and the OpenTelemetry span kind of its OpenTelemetry view (default
+/// `Internal`). `SpanKind::Worker.client()` marks an LLM or remote tool call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanKinds {
+    /// The LTF kind.
+    pub ltf: SpanKind,
+    /// The OpenTelemetry kind.
+    pub otel: opentelemetry::trace::SpanKind,
+}
+
+impl From<SpanKind> for SpanKinds {
+    fn from(ltf: SpanKind) -> Self {
+        Self {
+            ltf,
+            otel: opentelemetry::trace::SpanKind::Internal,
+        }
+    }
+}
+
+impl SpanKind {
+    /// This kind, with OpenTelemetry kind `Client` (a call to a remote service).
+    pub fn client(self) -> SpanKinds {
+        SpanKinds {
+            ltf: self,
+            otel: opentelemetry::trace::SpanKind::Client,
+        }
+    }
+}
+
 /// The spec versions an LTF 0.1 document is pinned to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

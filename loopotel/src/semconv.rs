@@ -64,8 +64,9 @@ pub const LOOP_END_REASON: &str = "loop.end_reason";
 /// *(loopotel)* Spans not recorded because the run hit its span cap (root span, when > 0).
 pub const LOOP_TELEMETRY_DROPPED_SPANS: &str = "loop.telemetry.dropped_spans";
 
-/// *(loopotel)* The caller's span id when a run continues a propagated trace (root span).
-pub const LOOP_REMOTE_PARENT_SPAN_ID: &str = "loop.remote_parent_span_id";
+/// *(loopotel)* The span a run was started under — a propagated caller's, or an enclosing
+/// OpenTelemetry span in this process (root span). The LTF root itself has no parent.
+pub const LOOP_PARENT_SPAN_ID: &str = "loop.parent_span_id";
 
 /// LSS version written in `loop.lss_version`.
 pub const LSS_VERSION: &str = "1.0.0";

@@ -36,7 +36,7 @@ fn a_consumer_continues_the_producers_trace_through_a_json_message() {
     let root = consumer_doc.root().unwrap();
     assert_eq!(
         root.attributes
-            .get("loop.remote_parent_span_id")
+            .get("loop.parent_span_id")
             .and_then(|v| v.as_str()),
         Some(parent.span_id.to_string().as_str())
     );
@@ -67,7 +67,7 @@ fn hostile_headers_start_a_new_root() {
             doc.root()
                 .unwrap()
                 .attributes
-                .get("loop.remote_parent_span_id")
+                .get("loop.parent_span_id")
                 .is_none()
         );
     }

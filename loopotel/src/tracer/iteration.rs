@@ -11,7 +11,8 @@ use crate::attr::{AttrValue, Attributes, Key, Text};
 use crate::context::LoopScope;
 use crate::ids::SpanId;
 use crate::les::{LesPoint, round4};
-use crate::model::{LtfEvent, LtfSpan, SpanKind};
+use crate::model::{LtfEvent, LtfSpan, SpanKind, SpanKinds};
+use crate::otel::LiveOtelSpan;
 use crate::semconv as sc;
 use crate::time::Timestamp;
 
@@ -201,10 +202,10 @@ fn evaluator_event(id: &Text, at: Timestamp, score: f64) -> LtfEvent {
 }
 
 impl IterationData {
-    fn new(run: &RunShared, number: u64, start: Timestamp) -> Self {
+    fn new(run: &RunShared, number: u64, span_id: SpanId, start: Timestamp) -> Self {
         Self {
             number,
-            span_id: SpanId::random(),
+            span_id,
             start,
             end: None,
             goal_score: None,
@@ -221,7 +222,10 @@ impl IterationData {
         }
     }
 
-    pub(crate) fn from_record(run: &RunShared, rec: IterationRecord) -> Self {
+    pub(crate) fn from_record(
+        run: &RunShared,
+        rec: IterationRecord,
+    ) -> (Self, Option<LiveOtelSpan>) {
         let now = Timestamp::now();
         let start = match rec.latency_ms {
             Some(ms) if ms.is_finite() && ms > 0.0 => {
@@ -229,7 +233,8 @@ impl IterationData {
             }
             _ => now,
         };
-        let mut data = Self::new(run, rec.iteration, start);
+        let (otel, span_id) = start_otel(run, start);
+        let mut data = Self::new(run, rec.iteration, span_id, start);
         data.goal_target = rec.goal_target.unwrap_or(run.goal_target);
         data.tokens = rec.tokens_delta;
         data.cost = rec.cost_usd;
@@ -246,7 +251,7 @@ impl IterationData {
             (e, at)
         });
         data.goal_score = Some(rec.goal_score);
-        data
+        (data, otel)
     }
 
     fn extras(&mut self) -> &mut IterationExtras {
@@ -279,6 +284,7 @@ impl IterationData {
         run: &RunShared,
         slot: Option<usize>,
         end_reason: Option<&'static str>,
+        otel: Option<&LiveOtelSpan>,
     ) -> bool {
         let end = *self.end.get_or_insert_with(Timestamp::now);
         self.end_reason = end_reason;
@@ -288,25 +294,41 @@ impl IterationData {
             ));
         }
         let mut state = run.lock();
-        if state.finished {
+        let late = state.finished;
+        if late {
             run.config.count_late_record();
+        } else {
+            self.les = self
+                .goal_score
+                .map(|score| state.les.push(score, self.goal_target));
+            state.tokens_total = state.tokens_total.saturating_add(self.tokens);
+            if let Some(c) = self.cost {
+                *state.cost_total.get_or_insert(0.0) += c;
+            }
+            state.iterations += 1;
+            state.last_iteration = state.last_iteration.max(self.number);
+        }
+        let record = match otel {
+            None => SpanSlot::Iteration(self),
+            Some(otel) => {
+                // The OpenTelemetry span ends now, so its attributes are built now (outside
+                // the lock), and the LTF view reuses them.
+                drop(state);
+                let span = self.into_span(run);
+                otel.end(&span);
+                state = run.lock();
+                SpanSlot::Span(span)
+            }
+        };
+        if late {
             return false;
         }
-        self.les = self
-            .goal_score
-            .map(|score| state.les.push(score, self.goal_target));
-        state.tokens_total = state.tokens_total.saturating_add(self.tokens);
-        if let Some(c) = self.cost {
-            *state.cost_total.get_or_insert(0.0) += c;
-        }
-        state.iterations += 1;
-        state.last_iteration = state.last_iteration.max(self.number);
         match slot {
             Some(slot) => {
-                run.fill(&mut state, slot, SpanSlot::Iteration(self));
+                run.fill(&mut state, slot, record);
                 true
             }
-            None => run.reserve(&mut state, SpanSlot::Iteration(self)).is_some(),
+            None => run.reserve(&mut state, record).is_some(),
         }
     }
 
@@ -430,12 +452,31 @@ impl SpanSlot {
     }
 }
 
+/// Starts the OpenTelemetry view of an iteration (child of the run's root), if bridged; the
+/// iteration takes its span id.
+fn start_otel(run: &RunShared, start: Timestamp) -> (Option<LiveOtelSpan>, SpanId) {
+    match (&run.config.otel, &run.otel) {
+        (Some(bridge), Some(root)) => {
+            let (live, _, id) = bridge.start(
+                &root.cx,
+                &Text::Static(sc::SPAN_ITERATION),
+                opentelemetry::trace::SpanKind::Internal,
+                start,
+                &Attributes::new(),
+            );
+            (Some(live), id)
+        }
+        _ => (None, SpanId::random()),
+    }
+}
+
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
 struct LiveIteration {
     run: Arc<RunShared>,
+    otel: Option<LiveOtelSpan>,
     usage: Arc<IterationUsage>,
     slot: Option<usize>,
     data: IterationData,
@@ -474,7 +515,9 @@ impl Iteration {
         if !run.enabled() {
             return Self::disabled();
         }
-        let data = IterationData::new(run, number, Timestamp::now());
+        let start = Timestamp::now();
+        let (otel, span_id) = start_otel(run, start);
+        let data = IterationData::new(run, number, span_id, start);
         // Reserve the place now so the document lists spans in start order; until the
         // iteration ends, the slot holds it without an end time.
         let slot = {
@@ -483,11 +526,15 @@ impl Iteration {
             run.reserve(&mut state, SpanSlot::Iteration(data.clone()))
         };
         if slot.is_none() {
+            if let Some(o) = otel {
+                o.end(&data.into_span(run));
+            }
             return Self::disabled();
         }
         Self {
             inner: Some(LiveIteration {
                 run: run.clone(),
+                otel,
                 usage: Arc::new(IterationUsage::new()),
                 slot,
                 data,
@@ -576,14 +623,15 @@ impl Iteration {
 
     /// Starts a child span (an LLM call, tool call or env step: `SpanKind::Worker`; an
     /// evaluation: `SpanKind::Evaluator`).
-    pub fn span(&self, name: impl Into<Text>, kind: SpanKind) -> SpanGuard {
+    pub fn span(&self, name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
         match &self.inner {
             Some(i) => SpanGuard::start(
                 &i.run,
                 i.data.span_id,
+                i.otel.as_ref().map(|o| &o.cx),
                 Some(i.usage.clone()),
                 name.into(),
-                kind,
+                kind.into(),
             ),
             None => SpanGuard::disabled(),
         }
@@ -593,8 +641,17 @@ impl Iteration {
     /// started through [`crate::context`] under it become its children.
     pub fn context(&self) -> opentelemetry::Context {
         match &self.inner {
-            Some(i) => LoopScope::for_iteration(i.run.clone(), i.data.span_id, i.usage.clone())
-                .attach_to(&opentelemetry::Context::current()),
+            Some(i) => {
+                let otel = i.otel.as_ref().map(|o| o.cx.clone());
+                let base = otel.clone().unwrap_or_else(opentelemetry::Context::current);
+                LoopScope {
+                    run: i.run.clone(),
+                    parent: i.data.span_id,
+                    usage: Some(i.usage.clone()),
+                    otel,
+                }
+                .attach_to(&base)
+            }
             None => opentelemetry::Context::current(),
         }
     }
@@ -616,7 +673,7 @@ impl Iteration {
             if let Some(c) = i.usage.cost() {
                 *i.data.cost.get_or_insert(0.0) += c;
             }
-            i.data.record(&i.run, i.slot, end_reason);
+            i.data.record(&i.run, i.slot, end_reason, i.otel.as_ref());
         }
     }
 }

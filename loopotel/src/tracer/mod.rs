@@ -79,6 +79,7 @@ pub struct TracerStats {
 
 pub(crate) struct TracerConfig {
     pub(crate) enabled: bool,
+    pub(crate) otel: Option<crate::otel::OtelBridge>,
     pub(crate) default_goal_target: f64,
     pub(crate) max_spans_per_run: usize,
     pub(crate) sinks: Vec<Arc<dyn TraceSink>>,
@@ -117,6 +118,7 @@ impl fmt::Debug for LoopTracer {
             .field("default_goal_target", &self.config.default_goal_target)
             .field("max_spans_per_run", &self.config.max_spans_per_run)
             .field("sinks", &self.config.sinks.len())
+            .field("opentelemetry", &self.config.otel.is_some())
             .finish()
     }
 }
@@ -169,6 +171,7 @@ impl LoopTracer {
 /// Builder for [`LoopTracer`].
 pub struct LoopTracerBuilder {
     enabled: bool,
+    otel: Option<crate::otel::OtelBridge>,
     default_goal_target: f64,
     max_spans_per_run: usize,
     sinks: Vec<Arc<dyn TraceSink>>,
@@ -178,6 +181,7 @@ impl Default for LoopTracerBuilder {
     fn default() -> Self {
         Self {
             enabled: true,
+            otel: None,
             default_goal_target: DEFAULT_GOAL_TARGET,
             max_spans_per_run: 1_000_000,
             sinks: Vec::new(),
@@ -206,6 +210,19 @@ impl LoopTracerBuilder {
         self
     }
 
+    /// Also records every span as a live OpenTelemetry span on this provider (same ids,
+    /// parentage, timestamps, attributes and events; see [`crate::otel`]). The provider is
+    /// used as given: nothing global is read or set.
+    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: opentelemetry::trace::TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
+    {
+        self.otel = Some(crate::otel::OtelBridge::new(provider));
+        self
+    }
+
     /// Adds a sink that receives every finished document.
     pub fn sink(mut self, sink: impl TraceSink + 'static) -> Self {
         self.sinks.push(Arc::new(sink));
@@ -223,6 +240,7 @@ impl LoopTracerBuilder {
         LoopTracer {
             config: Arc::new(TracerConfig {
                 enabled: self.enabled,
+                otel: self.otel,
                 default_goal_target: self.default_goal_target,
                 max_spans_per_run: self.max_spans_per_run,
                 sinks: self.sinks,

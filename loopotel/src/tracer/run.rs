@@ -16,9 +16,12 @@ use crate::attr::{AttrValue, Attributes, Key, Text};
 use crate::context::LoopScope;
 use crate::ids::{SpanId, TraceId};
 use crate::les::LesAccumulator;
-use crate::model::{LtfDocument, LtfSpan, Outcome, SCHEMA_VERSION, SpanKind, SpecPins};
+use crate::model::{LtfDocument, LtfSpan, Outcome, SCHEMA_VERSION, SpanKind, SpanKinds, SpecPins};
+use crate::otel::LiveOtelSpan;
 use crate::semconv as sc;
 use crate::time::Timestamp;
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt as _;
 
 /// Describes a run before it starts. Made by [`LoopTracer::run`].
 #[must_use = "a run starts only with .start() or .scope()"]
@@ -29,7 +32,7 @@ pub struct RunBuilder {
     task_id: Option<Text>,
     goal_target: Option<f64>,
     trace_id: Option<TraceId>,
-    remote_parent: Option<SpanId>,
+    remote_parent: Option<crate::propagation::TraceParent>,
     metadata: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -65,7 +68,9 @@ impl RunBuilder {
         self
     }
 
-    /// Use this trace id instead of a random one (for example to continue a remote trace).
+    /// Use this trace id instead of a random one. Ignored when the tracer has an
+    /// OpenTelemetry provider (its SDK picks the ids); use [`RunBuilder::continue_trace`] to
+    /// join an existing trace either way.
     pub fn trace_id(mut self, trace_id: TraceId) -> Self {
         self.trace_id = Some(trace_id);
         self
@@ -73,10 +78,10 @@ impl RunBuilder {
 
     /// Continues a trace received from another task, process or service (see
     /// [`crate::propagation`]): the run takes the caller's trace id, and the root span records
-    /// the caller's span as `loop.remote_parent_span_id` (the LTF root itself keeps no parent).
+    /// the caller's span as `loop.parent_span_id` (the LTF root itself keeps no parent).
     pub fn continue_trace(mut self, parent: crate::propagation::TraceParent) -> Self {
         self.trace_id = Some(parent.trace_id);
-        self.remote_parent = Some(parent.span_id);
+        self.remote_parent = Some(parent);
         self
     }
 
@@ -91,7 +96,10 @@ impl RunBuilder {
         let config = self.tracer.config;
         let started_at = Timestamp::now();
         let goal_target = self.goal_target.unwrap_or(config.default_goal_target);
-        let root_span_id = SpanId::random();
+        let mut root_span_id = SpanId::random();
+        let mut trace_id = self.trace_id.unwrap_or_else(TraceId::random);
+        let mut parent_span = self.remote_parent.map(|p| p.span_id);
+        let mut otel = None;
         let mut spans = SpanStore::default();
         if config.enabled {
             let mut attributes = Attributes::with_capacity(12);
@@ -105,8 +113,32 @@ impl RunBuilder {
             attributes.push_new(sc::LOOP_GOAL_TARGET, goal_target);
             attributes.push_new(sc::LOOP_LSS_VERSION, sc::LSS_VERSION);
             attributes.push_new(sc::LOOP_LES_VERSION, sc::LES_VERSION);
-            if let Some(parent) = self.remote_parent {
-                attributes.push_new(sc::LOOP_REMOTE_PARENT_SPAN_ID, parent.to_string());
+            if let Some(bridge) = &config.otel {
+                // The OpenTelemetry root comes first; the LTF ids are its ids.
+                let current = Context::current();
+                let parent_cx = match self.remote_parent {
+                    Some(tp) => current.with_remote_span_context(
+                        tp.to_span_context(opentelemetry::trace::TraceState::NONE),
+                    ),
+                    None => current,
+                };
+                let parent_sc = parent_cx.span().span_context().clone();
+                if parent_sc.is_valid() {
+                    parent_span = Some(SpanId::from_bytes(parent_sc.span_id().to_bytes()));
+                }
+                let (live, t, s) = bridge.start(
+                    &parent_cx,
+                    &Text::Static(sc::SPAN_RUN),
+                    opentelemetry::trace::SpanKind::Internal,
+                    started_at,
+                    &attributes,
+                );
+                trace_id = t;
+                root_span_id = s;
+                otel = Some(live);
+            }
+            if let Some(parent) = parent_span {
+                attributes.push_new(sc::LOOP_PARENT_SPAN_ID, parent.to_string());
             }
             spans.push(SpanSlot::Span(LtfSpan {
                 span_id: root_span_id,
@@ -121,8 +153,9 @@ impl RunBuilder {
         }
         let shared = Arc::new(RunShared {
             config,
-            trace_id: self.trace_id.unwrap_or_else(TraceId::random),
+            trace_id,
             root_span_id,
+            otel,
             loop_name: self.loop_name,
             env_id: self.env_id,
             task_id: self.task_id,
@@ -203,6 +236,8 @@ pub(crate) struct RunShared {
     pub(crate) config: Arc<TracerConfig>,
     pub(crate) trace_id: TraceId,
     pub(crate) root_span_id: SpanId,
+    /// The root's OpenTelemetry span, when the tracer has a provider.
+    pub(crate) otel: Option<LiveOtelSpan>,
     pub(crate) loop_name: Text,
     pub(crate) env_id: Option<Text>,
     pub(crate) task_id: Option<Text>,
@@ -277,11 +312,15 @@ impl RunShared {
         };
         drop(state);
         // Build the LTF view of every span outside the lock.
-        let spans = if spans.is_empty() {
+        let spans: Vec<LtfSpan> = if spans.is_empty() {
             vec![self.minimal_root(outcome, reason, ended_at)]
         } else {
             spans.into_iter().map(|s| s.into_span(self)).collect()
         };
+        if let (Some(otel), Some(root)) = (&self.otel, spans.first()) {
+            otel.set_attributes(root_document_attributes(&metadata));
+            otel.end(root);
+        }
         LtfDocument {
             schema_version: Text::Static(SCHEMA_VERSION),
             trace_id: self.trace_id,
@@ -366,6 +405,27 @@ impl RunShared {
     }
 }
 
+/// What the OpenTelemetry root carries of the document besides the LTF root's attributes:
+/// the spec pins and the metadata (as JSON text).
+fn root_document_attributes(
+    metadata: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<opentelemetry::KeyValue> {
+    let pins = SpecPins::default();
+    let mut kv = vec![
+        opentelemetry::KeyValue::new("ltf.schema_version", SCHEMA_VERSION),
+        opentelemetry::KeyValue::new("ltf.spec_pins.lss", pins.lss.to_string()),
+        opentelemetry::KeyValue::new("ltf.spec_pins.les", pins.les.to_string()),
+        opentelemetry::KeyValue::new("ltf.spec_pins.ltf", pins.ltf.to_string()),
+    ];
+    if !metadata.is_empty() {
+        kv.push(opentelemetry::KeyValue::new(
+            "ltf.metadata",
+            serde_json::Value::Object(metadata.clone()).to_string(),
+        ));
+    }
+    kv
+}
+
 /// A shared reference to a running loop: clone it into tasks, find it through
 /// [`crate::context::current_run`]. Recording methods are no-ops once the run finished
 /// (counted in [`super::TracerStats::late_records`]).
@@ -431,17 +491,19 @@ impl RunHandle {
         if !self.shared.enabled() {
             return false;
         }
-        IterationData::from_record(&self.shared, record).record(&self.shared, None, None)
+        let (data, otel) = IterationData::from_record(&self.shared, record);
+        data.record(&self.shared, None, None, otel.as_ref())
     }
 
     /// Starts a child span of the root (for work outside any iteration).
-    pub fn span(&self, name: impl Into<Text>, kind: SpanKind) -> SpanGuard {
+    pub fn span(&self, name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
         SpanGuard::start(
             &self.shared,
             self.shared.root_span_id,
+            self.shared.otel.as_ref().map(|o| &o.cx),
             None,
             name.into(),
-            kind,
+            kind.into(),
         )
     }
 
@@ -465,9 +527,14 @@ impl RunHandle {
         self.shared.lock().outcome_hint = Some((outcome, reason.into()));
     }
 
-    /// The current OpenTelemetry context with this run as the current loop scope.
+    /// The current OpenTelemetry context with this run as the current loop scope (and, with
+    /// a provider, the root's OpenTelemetry span as the active span).
     pub fn context(&self) -> opentelemetry::Context {
-        LoopScope::for_run(self.shared.clone()).attach_to(&opentelemetry::Context::current())
+        let base = match &self.shared.otel {
+            Some(o) => o.cx.clone(),
+            None => opentelemetry::Context::current(),
+        };
+        LoopScope::for_run(self.shared.clone()).attach_to(&base)
     }
 
     /// Makes this run current on this thread until the guard drops. Do not hold the guard

@@ -7,12 +7,14 @@ use super::run::RunShared;
 use crate::attr::{AttrValue, Attributes, Key, Text};
 use crate::context::LoopScope;
 use crate::ids::SpanId;
-use crate::model::{LtfEvent, LtfSpan, SpanKind};
+use crate::model::{LtfEvent, LtfSpan, SpanKinds};
+use crate::otel::LiveOtelSpan;
 use crate::semconv as sc;
 use crate::time::Timestamp;
 
 struct LiveSpan {
     run: Arc<RunShared>,
+    otel: Option<LiveOtelSpan>,
     usage: Option<Arc<IterationUsage>>,
     slot: usize,
     span: LtfSpan,
@@ -65,19 +67,29 @@ impl SpanGuard {
     pub(crate) fn start(
         run: &Arc<RunShared>,
         parent: SpanId,
+        parent_otel: Option<&opentelemetry::Context>,
         usage: Option<Arc<IterationUsage>>,
         name: Text,
-        kind: SpanKind,
+        kinds: SpanKinds,
     ) -> Self {
         if !run.enabled() {
             return Self::disabled();
         }
+        let start_time = Timestamp::now();
+        let (otel, span_id) = match (&run.config.otel, parent_otel) {
+            (Some(bridge), Some(parent_cx)) => {
+                let (live, _, id) =
+                    bridge.start(parent_cx, &name, kinds.otel, start_time, &Attributes::new());
+                (Some(live), id)
+            }
+            _ => (None, SpanId::random()),
+        };
         let span = LtfSpan {
-            span_id: SpanId::random(),
+            span_id,
             parent_span_id: Some(parent),
             name,
-            kind,
-            start_time: Timestamp::now(),
+            kind: kinds.ltf,
+            start_time,
             end_time: None,
             attributes: Attributes::new(),
             events: Vec::new(),
@@ -90,6 +102,7 @@ impl SpanGuard {
             Some(slot) => Self {
                 inner: Some(LiveSpan {
                     run: run.clone(),
+                    otel,
                     usage,
                     slot,
                     span,
@@ -97,7 +110,13 @@ impl SpanGuard {
                     cost: None,
                 }),
             },
-            None => Self::disabled(),
+            None => {
+                // Not kept (run full or finished): still end the OpenTelemetry span.
+                if let Some(o) = otel {
+                    o.end(&span);
+                }
+                Self::disabled()
+            }
         }
     }
 
@@ -163,12 +182,17 @@ impl SpanGuard {
     /// through [`crate::context::start_span`].
     pub fn context(&self) -> opentelemetry::Context {
         match &self.inner {
-            Some(s) => LoopScope {
-                run: s.run.clone(),
-                parent: s.span.span_id,
-                usage: s.usage.clone(),
+            Some(s) => {
+                let otel = s.otel.as_ref().map(|o| o.cx.clone());
+                let base = otel.clone().unwrap_or_else(opentelemetry::Context::current);
+                LoopScope {
+                    run: s.run.clone(),
+                    parent: s.span.span_id,
+                    usage: s.usage.clone(),
+                    otel,
+                }
+                .attach_to(&base)
             }
-            .attach_to(&opentelemetry::Context::current()),
             None => opentelemetry::Context::current(),
         }
     }
@@ -186,6 +210,14 @@ impl SpanGuard {
         if let Some(reason) = end_reason {
             s.span.attributes.set("error.type", reason);
             s.span.attributes.set(sc::LOOP_END_REASON, reason);
+            let mut attrs = Attributes::with_capacity(2);
+            attrs.set("exception.type", reason);
+            attrs.set("exception.message", "a panic unwound through this span");
+            s.span.events.push(LtfEvent {
+                name: Text::Static("exception"),
+                timestamp: s.span.end_time.unwrap_or_else(Timestamp::now),
+                attributes: attrs,
+            });
         }
         if s.tokens > 0 {
             s.span.attributes.set(sc::LOOP_TOKENS_DELTA, s.tokens);
@@ -202,6 +234,9 @@ impl SpanGuard {
             }
             None if s.tokens > 0 || s.cost.is_some() => s.run.add_usage(s.tokens, s.cost),
             None => {}
+        }
+        if let Some(o) = &s.otel {
+            o.end(&s.span);
         }
         let mut state = s.run.lock();
         s.run.fill(&mut state, s.slot, SpanSlot::Span(s.span));

@@ -1,0 +1,180 @@
+//! The OpenTelemetry view of a loop: one recording, two views.
+//!
+//! Give a tracer a `TracerProvider` ([`crate::LoopTracerBuilder::tracer_provider`]) and
+//! every LTF span is also a live OpenTelemetry span:
+//!
+//! - **same ids** — the OpenTelemetry span is started first and the LTF span takes its trace
+//!   and span ids (the SDK's `IdGenerator` picks them; a run started inside another span or
+//!   from a propagated `traceparent` joins that trace);
+//! - **same parentage** — root `loop.run` → `loop.iteration` → worker/evaluator spans, and
+//!   the context a run or iteration attaches carries its OpenTelemetry span, so any other
+//!   OpenTelemetry instrumentation inside nests under it;
+//! - **same timestamps** — start, end and event times are the LTF values (microseconds);
+//! - **same attributes and events**, converted by [`to_otel_value`]; document `metadata` and
+//!   spec pins go on the root span as `ltf.metadata` (JSON) and `ltf.spec_pins.*`;
+//! - OpenTelemetry span kind `Internal`, or `Client` for spans started with
+//!   `opentelemetry::trace::SpanKind::Client` (LLM and remote tool calls); status `Error`
+//!   when the span carries `error.type` (its `exception` event is already among the events).
+//!
+//! Spans end on the thread that ends the LTF span; with the SDK's `BatchSpanProcessor` that
+//! is a queue push, never an export, so the bridge does not block (a full queue drops, as the
+//! SDK does). No global provider is read or set.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::trace::{Span as _, Status, TraceContextExt, Tracer as _, TracerProvider};
+use opentelemetry::{Context, InstrumentationScope, KeyValue, StringValue, Value};
+
+use crate::attr::{AttrValue, Attributes, Text};
+use crate::ids::{SpanId, TraceId};
+use crate::model::{LtfEvent, LtfSpan};
+use crate::time::Timestamp;
+
+/// The instrumentation scope name of loopotel's spans.
+pub const SCOPE_NAME: &str = "loopotel";
+
+/// Converts an LTF attribute value. JSON values OpenTelemetry cannot hold (null, objects,
+/// mixed arrays) become their JSON text.
+pub fn to_otel_value(v: &AttrValue) -> Value {
+    match v {
+        AttrValue::Bool(b) => Value::Bool(*b),
+        AttrValue::Int(i) => Value::I64(*i),
+        AttrValue::Float(f) => Value::F64(*f),
+        AttrValue::Str(Text::Static(s)) => Value::String(StringValue::from(*s)),
+        AttrValue::Str(Text::Shared(s)) => Value::String(StringValue::from(s.clone())),
+        AttrValue::Json(j) => match j {
+            serde_json::Value::String(s) => Value::String(s.clone().into()),
+            other => Value::String(other.to_string().into()),
+        },
+    }
+}
+
+/// Converts LTF attributes to OpenTelemetry key-values, skipping the first `skip`.
+pub fn to_otel_attributes(attrs: &Attributes, skip: usize) -> Vec<KeyValue> {
+    attrs
+        .iter_keys()
+        .skip(skip)
+        .map(|(k, v)| KeyValue::new(k.clone(), to_otel_value(v)))
+        .collect()
+}
+
+fn text_to_cow(t: &Text) -> Cow<'static, str> {
+    match t {
+        Text::Static(s) => Cow::Borrowed(s),
+        Text::Shared(s) => Cow::Owned(s.to_string()),
+    }
+}
+
+/// Converts an LTF event.
+pub fn to_otel_event(e: &LtfEvent) -> opentelemetry::trace::Event {
+    opentelemetry::trace::Event::new(
+        text_to_cow(&e.name),
+        e.timestamp.to_system_time(),
+        to_otel_attributes(&e.attributes, 0),
+        0,
+    )
+}
+
+/// The bridge a tracer holds when it was given a provider.
+#[derive(Clone)]
+pub(crate) struct OtelBridge {
+    tracer: Arc<BoxedTracer>,
+}
+
+impl std::fmt::Debug for OtelBridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OtelBridge")
+    }
+}
+
+/// A live OpenTelemetry span held by an LTF span: the context that owns it, and how many of
+/// the LTF span's attributes were already given at start.
+#[derive(Clone, Debug)]
+pub(crate) struct LiveOtelSpan {
+    pub(crate) cx: Context,
+    attrs_at_start: usize,
+}
+
+impl OtelBridge {
+    pub(crate) fn new<P>(provider: &P) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
+    {
+        let scope = InstrumentationScope::builder(SCOPE_NAME)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        let tracer = provider.tracer_with_scope(scope);
+        Self {
+            tracer: Arc::new(BoxedTracer::new(Box::new(tracer))),
+        }
+    }
+
+    /// Starts the OpenTelemetry span and returns it with the ids the LTF span takes.
+    pub(crate) fn start(
+        &self,
+        parent: &Context,
+        name: &Text,
+        kind: opentelemetry::trace::SpanKind,
+        start: Timestamp,
+        initial: &Attributes,
+    ) -> (LiveOtelSpan, TraceId, SpanId) {
+        let builder = self
+            .tracer
+            .span_builder(text_to_cow(name))
+            .with_kind(kind)
+            .with_start_time(start.to_system_time())
+            .with_attributes(to_otel_attributes(initial, 0));
+        let span = self.tracer.build_with_context(builder, parent);
+        let sc = span.span_context().clone();
+        let cx = parent.with_span(span);
+        (
+            LiveOtelSpan {
+                cx,
+                attrs_at_start: initial.len(),
+            },
+            TraceId::from_bytes(sc.trace_id().to_bytes()),
+            SpanId::from_bytes(sc.span_id().to_bytes()),
+        )
+    }
+}
+
+impl LiveOtelSpan {
+    /// Sets attributes the LTF span does not carry (document-level fields on the root).
+    pub(crate) fn set_attributes(&self, attributes: Vec<KeyValue>) {
+        self.cx.span().set_attributes(attributes);
+    }
+
+    /// Ends the OpenTelemetry span with the LTF span's final attributes, events, status and
+    /// end time.
+    pub(crate) fn end(&self, ltf: &LtfSpan) {
+        let span = self.cx.span();
+        if span.is_recording() {
+            span.set_attributes(to_otel_attributes(&ltf.attributes, self.attrs_at_start));
+            for e in &ltf.events {
+                span.add_event_with_timestamp(
+                    text_to_cow(&e.name),
+                    e.timestamp.to_system_time(),
+                    to_otel_attributes(&e.attributes, 0),
+                );
+            }
+            if let Some(error) = ltf.attributes.get("error.type") {
+                let description = ltf
+                    .events
+                    .iter()
+                    .rev()
+                    .find(|e| e.name.as_str() == "exception")
+                    .and_then(|e| e.attributes.get("exception.message"))
+                    .and_then(AttrValue::as_str)
+                    .or_else(|| error.as_str())
+                    .unwrap_or("error")
+                    .to_owned();
+                span.set_status(Status::error(description));
+            }
+        }
+        span.end_with_timestamp(ltf.end_time.unwrap_or_else(Timestamp::now).to_system_time());
+    }
+}

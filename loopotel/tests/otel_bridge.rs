@@ -1,0 +1,272 @@
+//! One recording, two views: every LTF span is also an OpenTelemetry span with the same ids,
+//! parentage, timestamps, attributes and events (SDK in-memory exporter).
+
+use std::collections::HashMap;
+
+use loopotel::otel::to_otel_value;
+use loopotel::propagation::{TraceParent, inject_current};
+use loopotel::validate::validate_document;
+use loopotel::{IterationRecord, LoopTracer, LtfDocument, LtfSpan, Outcome, SpanKind, start_span};
+use opentelemetry::Value;
+use opentelemetry::trace::{
+    Span as _, SpanKind as OtelKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
+};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+
+fn provider() -> (SdkTracerProvider, InMemorySpanExporter) {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    (provider, exporter)
+}
+
+fn by_id(spans: &[SpanData]) -> HashMap<[u8; 8], &SpanData> {
+    spans
+        .iter()
+        .map(|s| (s.span_context.span_id().to_bytes(), s))
+        .collect()
+}
+
+fn otel_attr<'a>(s: &'a SpanData, key: &str) -> Option<&'a Value> {
+    s.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+/// Asserts the OpenTelemetry span shows exactly the LTF span.
+fn assert_same(ltf: &LtfSpan, otel: &SpanData, doc: &LtfDocument) {
+    let what = ltf.name.as_str();
+    assert_eq!(
+        otel.span_context.trace_id().to_bytes(),
+        doc.trace_id.to_bytes(),
+        "{what}: trace id"
+    );
+    assert_eq!(otel.name, ltf.name.as_str(), "{what}: name");
+    match ltf.parent_span_id {
+        Some(p) => assert_eq!(
+            otel.parent_span_id.to_bytes(),
+            p.to_bytes(),
+            "{what}: parent"
+        ),
+        None => assert_eq!(
+            otel.parent_span_id,
+            opentelemetry::trace::SpanId::INVALID,
+            "{what}: root"
+        ),
+    }
+    assert_eq!(
+        otel.start_time,
+        ltf.start_time.to_system_time(),
+        "{what}: start"
+    );
+    assert_eq!(
+        Some(otel.end_time),
+        ltf.end_time.map(|t| t.to_system_time()),
+        "{what}: end"
+    );
+    // Every LTF attribute, once, with the same value.
+    for (k, v) in ltf.attributes.iter() {
+        let n = otel
+            .attributes
+            .iter()
+            .filter(|kv| kv.key.as_str() == k)
+            .count();
+        assert_eq!(n, 1, "{what}: attribute {k} appears {n} times");
+        assert_eq!(otel_attr(otel, k), Some(&to_otel_value(v)), "{what}: {k}");
+    }
+    let otel_events: Vec<_> = otel
+        .events
+        .iter()
+        .map(|e| (e.name.to_string(), e.timestamp))
+        .collect();
+    let ltf_events: Vec<_> = ltf
+        .events
+        .iter()
+        .map(|e| (e.name.to_string(), e.timestamp.to_system_time()))
+        .collect();
+    assert_eq!(otel_events, ltf_events, "{what}: events");
+    for (oe, le) in otel.events.iter().zip(&ltf.events) {
+        for (k, v) in le.attributes.iter() {
+            let found = oe
+                .attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == k)
+                .map(|kv| &kv.value);
+            assert_eq!(
+                found,
+                Some(&to_otel_value(v)),
+                "{what}: event {} {k}",
+                le.name
+            );
+        }
+    }
+}
+
+#[test]
+fn every_ltf_span_is_an_otel_span_with_the_same_ids_times_and_attributes() {
+    let (provider, exporter) = provider();
+    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    let run = tracer
+        .run("bridged-loop")
+        .env_id("bridge/env-v1")
+        .metadata("team", "agents")
+        .start();
+    {
+        let mut it = run.iteration(1);
+        {
+            let mut llm = it.span("chat gpt-4o", SpanKind::Worker.client());
+            llm.set_attribute("gen_ai.request.model", "gpt-4o");
+            llm.add_tokens(321);
+        }
+        {
+            let mut tool = it.span("execute_tool search", SpanKind::Worker);
+            tool.record_error("timeout", "search took too long");
+        }
+        it.worker_complete("writer");
+        it.evaluator_complete("critic", 0.5);
+    }
+    run.emit_iteration(
+        IterationRecord::new(2, 0.9)
+            .latency_ms(12.0)
+            .worker("writer")
+            .evaluator("critic"),
+    );
+    let doc = run.finish(Outcome::Success, "quality_threshold");
+    assert!(validate_document(&doc).is_empty());
+
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(spans.len(), doc.spans.len());
+    let otel = by_id(&spans);
+    for ltf in &doc.spans {
+        let o = otel
+            .get(&ltf.span_id.to_bytes())
+            .unwrap_or_else(|| panic!("no OTel span for {}", ltf.name));
+        assert_same(ltf, o, &doc);
+    }
+    let root = otel[&doc.root().unwrap().span_id.to_bytes()];
+    assert_eq!(
+        otel_attr(root, "ltf.spec_pins.ltf"),
+        Some(&Value::from("ltf@0.1.0"))
+    );
+    assert_eq!(
+        otel_attr(root, "ltf.metadata"),
+        Some(&Value::from(r#"{"team":"agents"}"#))
+    );
+    let llm = spans.iter().find(|s| s.name == "chat gpt-4o").unwrap();
+    assert_eq!(llm.span_kind, OtelKind::Client);
+    let tool = spans
+        .iter()
+        .find(|s| s.name == "execute_tool search")
+        .unwrap();
+    assert_eq!(tool.span_kind, OtelKind::Internal);
+    assert_eq!(tool.status, Status::error("search took too long"));
+    assert!(tool.events.iter().any(|e| e.name == "exception"));
+}
+
+#[test]
+fn a_run_inside_an_otel_span_joins_its_trace_and_other_instrumentation_nests_inside() {
+    let (provider, exporter) = provider();
+    let app = provider.tracer("app");
+    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    let request = app.start("http request");
+    let request_sc = request.span_context().clone();
+    let cx = opentelemetry::Context::current_with_span(request);
+    let iteration_id;
+    let doc = {
+        let _g = cx.clone().attach();
+        let run = tracer.run("nested-loop").start();
+        let it = run.iteration(1);
+        let headers = {
+            let _ic = it.enter();
+            // Instrumentation that knows nothing of loopotel parents itself to the iteration.
+            drop(app.start("db query"));
+            let mut headers = HashMap::new();
+            inject_current(&mut headers);
+            let tool = start_span("execute_tool fetch", SpanKind::Worker);
+            assert!(tool.is_recording());
+            headers
+        };
+        let tp: TraceParent = headers["traceparent"].parse().unwrap();
+        assert_eq!(Some(tp.span_id), it.span_id());
+        iteration_id = it.span_id();
+        drop(it);
+        run.finish(Outcome::Success, "done")
+    };
+    drop(cx);
+    assert_eq!(doc.trace_id.to_bytes(), request_sc.trace_id().to_bytes());
+    let root = doc.root().unwrap();
+    assert_eq!(
+        root.attributes
+            .get("loop.parent_span_id")
+            .and_then(|v| v.as_str()),
+        Some(request_sc.span_id().to_string().as_str())
+    );
+    let spans = exporter.get_finished_spans().unwrap();
+    let otel_root = spans.iter().find(|s| s.name == "loop.run").unwrap();
+    assert_eq!(otel_root.parent_span_id, request_sc.span_id());
+    let db = spans.iter().find(|s| s.name == "db query").unwrap();
+    assert_eq!(
+        Some(loopotel::SpanId::from_bytes(db.parent_span_id.to_bytes())),
+        iteration_id
+    );
+    let tool = spans
+        .iter()
+        .find(|s| s.name == "execute_tool fetch")
+        .unwrap();
+    assert_eq!(
+        Some(loopotel::SpanId::from_bytes(tool.parent_span_id.to_bytes())),
+        iteration_id
+    );
+}
+
+#[test]
+fn continue_trace_joins_a_propagated_trace_with_the_bridge_too() {
+    let (provider, exporter) = provider();
+    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    let tp: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        .parse()
+        .unwrap();
+    let doc = tracer
+        .run("consumer-loop")
+        .continue_trace(tp)
+        .start()
+        .finish(Outcome::Unknown, "x");
+    assert_eq!(doc.trace_id, tp.trace_id);
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(spans[0].parent_span_id.to_bytes(), tp.span_id.to_bytes());
+    assert!(spans[0].parent_span_is_remote);
+}
+
+#[test]
+fn spans_ended_by_a_panic_are_errors_in_both_views() {
+    let (provider, exporter) = provider();
+    let docs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink_docs = docs.clone();
+    let tracer = LoopTracer::builder()
+        .tracer_provider(&provider)
+        .sink(move |d: &LtfDocument| sink_docs.lock().unwrap().push(d.clone()))
+        .build();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let run = tracer.run("panic-loop").start();
+        let it = run.iteration(1);
+        let _tool = it.span("execute_tool crash", SpanKind::Worker);
+        panic!("tool crashed");
+    }));
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(spans.len(), 3);
+    let tool = spans
+        .iter()
+        .find(|s| s.name == "execute_tool crash")
+        .unwrap();
+    assert!(matches!(tool.status, Status::Error { .. }));
+    let doc = &docs.lock().unwrap()[0];
+    for ltf in &doc.spans {
+        let o = spans
+            .iter()
+            .find(|s| s.span_context.span_id().to_bytes() == ltf.span_id.to_bytes())
+            .unwrap();
+        assert_same(ltf, o, doc);
+    }
+}
