@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod export;
 use loopotel::jsonl::{JsonlExporter, JsonlReader};
 use loopotel::les::{LesRow, series};
 use loopotel::validate::{Mode, validate_file};
@@ -48,6 +50,34 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Send stored LTF traces to an OTLP collector with their original ids and timestamps.
+    ///
+    /// Bad lines are skipped and reported with their line numbers; exit 1 if any line was
+    /// skipped or any batch failed.
+    Export {
+        /// Collector endpoint, e.g. http://127.0.0.1:4318 (HTTP; /v1/traces is appended when
+        /// no path is given) or http://127.0.0.1:4317 (gRPC).
+        #[arg(long)]
+        otlp: String,
+        /// Transport.
+        #[arg(long, default_value = "http", value_parser = ["grpc", "http", "http/protobuf"])]
+        protocol: String,
+        /// Spans per export request.
+        #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch_size: u64,
+        /// Timeout of one export request, in seconds.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        timeout: u64,
+        /// `service.name` of the exported resource.
+        #[arg(long, default_value = "loopotel")]
+        service_name: String,
+        /// Extra request header / gRPC metadata, `KEY=VALUE` (repeatable).
+        #[arg(long = "header", value_parser = parse_header)]
+        headers: Vec<(String, String)>,
+        /// LTF files (.jsonl or .json).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Record a small multi-iteration demo loop to a JSONL file, validate it, and print it.
     Demo {
         /// Where to append the trace.
@@ -62,6 +92,13 @@ enum Command {
     },
 }
 
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -72,6 +109,23 @@ fn main() -> ExitCode {
             iterations,
             seed,
         } => demo(&out, iterations, seed),
+        Command::Export {
+            otlp,
+            protocol,
+            batch_size,
+            timeout,
+            service_name,
+            headers,
+            paths,
+        } => export::run(&export::Options {
+            endpoint: otlp,
+            protocol: protocol.parse().unwrap_or_default(),
+            batch_size: batch_size as usize,
+            timeout: std::time::Duration::from_secs(timeout),
+            service_name,
+            headers,
+            paths,
+        }),
     }
 }
 

@@ -248,7 +248,8 @@ impl serde_json::ser::Formatter for LineSafeFormatter {
         fragment: &str,
     ) -> std::io::Result<()> {
         let bytes = fragment.as_bytes();
-        if !bytes.iter().any(|&b| b == 0xC2 || b == 0xE2) {
+        // ASCII (the common case, checked word-wise by std) cannot hold these characters.
+        if fragment.is_ascii() || !bytes.iter().any(|&b| b == 0xC2 || b == 0xE2) {
             return writer.write_all(bytes);
         }
         let mut start = 0;

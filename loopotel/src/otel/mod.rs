@@ -32,6 +32,11 @@ use crate::ids::{SpanId, TraceId};
 use crate::model::{LtfEvent, LtfSpan};
 use crate::time::Timestamp;
 
+#[cfg(feature = "otlp")]
+pub mod otlp;
+#[cfg(feature = "sdk")]
+pub mod replay;
+
 /// The instrumentation scope name of loopotel's spans.
 pub const SCOPE_NAME: &str = "loopotel";
 
@@ -75,6 +80,27 @@ pub fn to_otel_event(e: &LtfEvent) -> opentelemetry::trace::Event {
         to_otel_attributes(&e.attributes, 0),
         0,
     )
+}
+
+/// What the OpenTelemetry root carries of the document besides the LTF root's attributes:
+/// the spec pins and the metadata (as JSON text).
+pub(crate) fn root_document_attributes(
+    metadata: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<opentelemetry::KeyValue> {
+    let pins = crate::model::SpecPins::default();
+    let mut kv = vec![
+        opentelemetry::KeyValue::new("ltf.schema_version", crate::model::SCHEMA_VERSION),
+        opentelemetry::KeyValue::new("ltf.spec_pins.lss", pins.lss.to_string()),
+        opentelemetry::KeyValue::new("ltf.spec_pins.les", pins.les.to_string()),
+        opentelemetry::KeyValue::new("ltf.spec_pins.ltf", pins.ltf.to_string()),
+    ];
+    if !metadata.is_empty() {
+        kv.push(opentelemetry::KeyValue::new(
+            "ltf.metadata",
+            serde_json::Value::Object(metadata.clone()).to_string(),
+        ));
+    }
+    kv
 }
 
 /// The bridge a tracer holds when it was given a provider.

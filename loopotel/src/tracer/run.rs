@@ -318,7 +318,7 @@ impl RunShared {
             spans.into_iter().map(|s| s.into_span(self)).collect()
         };
         if let (Some(otel), Some(root)) = (&self.otel, spans.first()) {
-            otel.set_attributes(root_document_attributes(&metadata));
+            otel.set_attributes(crate::otel::root_document_attributes(&metadata));
             otel.end(root);
         }
         LtfDocument {
@@ -403,27 +403,6 @@ impl RunShared {
             events: Vec::new(),
         }
     }
-}
-
-/// What the OpenTelemetry root carries of the document besides the LTF root's attributes:
-/// the spec pins and the metadata (as JSON text).
-fn root_document_attributes(
-    metadata: &serde_json::Map<String, serde_json::Value>,
-) -> Vec<opentelemetry::KeyValue> {
-    let pins = SpecPins::default();
-    let mut kv = vec![
-        opentelemetry::KeyValue::new("ltf.schema_version", SCHEMA_VERSION),
-        opentelemetry::KeyValue::new("ltf.spec_pins.lss", pins.lss.to_string()),
-        opentelemetry::KeyValue::new("ltf.spec_pins.les", pins.les.to_string()),
-        opentelemetry::KeyValue::new("ltf.spec_pins.ltf", pins.ltf.to_string()),
-    ];
-    if !metadata.is_empty() {
-        kv.push(opentelemetry::KeyValue::new(
-            "ltf.metadata",
-            serde_json::Value::Object(metadata.clone()).to_string(),
-        ));
-    }
-    kv
 }
 
 /// A shared reference to a running loop: clone it into tasks, find it through
