@@ -7,6 +7,8 @@
 pub const SPAN_RUN: &str = "loop.run";
 /// Iteration span name.
 pub const SPAN_ITERATION: &str = "loop.iteration";
+/// *(loopotel)* Environment step span name (LTF kind `worker`).
+pub const SPAN_ENV_STEP: &str = "loop.env.step";
 
 /// Event at the start of an iteration.
 pub const EVENT_ITERATION_START: &str = "loop.iteration.start";

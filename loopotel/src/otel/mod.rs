@@ -32,6 +32,7 @@ use crate::ids::{SpanId, TraceId};
 use crate::model::{LtfEvent, LtfSpan};
 use crate::time::Timestamp;
 
+pub(crate) mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 #[cfg(feature = "sdk")]

@@ -308,6 +308,15 @@ impl IterationData {
             state.iterations += 1;
             state.last_iteration = state.last_iteration.max(self.number);
         }
+        if !late && let Some(m) = &run.config.metrics {
+            m.iteration_ended(
+                &run.loop_name,
+                self.goal_score,
+                self.les.map(|p| p.cumulative),
+                self.tokens,
+                self.cost,
+            );
+        }
         let record = match otel {
             None => SpanSlot::Iteration(self),
             Some(otel) => {

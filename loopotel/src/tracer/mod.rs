@@ -80,6 +80,7 @@ pub struct TracerStats {
 pub(crate) struct TracerConfig {
     pub(crate) enabled: bool,
     pub(crate) otel: Option<crate::otel::OtelBridge>,
+    pub(crate) metrics: Option<crate::otel::metrics::LoopMetrics>,
     pub(crate) default_goal_target: f64,
     pub(crate) max_spans_per_run: usize,
     pub(crate) sinks: Vec<Arc<dyn TraceSink>>,
@@ -92,16 +93,25 @@ impl TracerConfig {
         for sink in &self.sinks {
             if std::panic::catch_unwind(AssertUnwindSafe(|| sink.export(doc))).is_err() {
                 self.stats.sink_panics.fetch_add(1, Ordering::Relaxed);
+                self.count_metric_drop("sink_panic");
             }
         }
     }
 
     pub(crate) fn count_dropped_span(&self) {
         self.stats.dropped_spans.fetch_add(1, Ordering::Relaxed);
+        self.count_metric_drop("span_cap");
     }
 
     pub(crate) fn count_late_record(&self) {
         self.stats.late_records.fetch_add(1, Ordering::Relaxed);
+        self.count_metric_drop("late");
+    }
+
+    fn count_metric_drop(&self, reason: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.dropped(1, reason);
+        }
     }
 }
 
@@ -172,6 +182,7 @@ impl LoopTracer {
 pub struct LoopTracerBuilder {
     enabled: bool,
     otel: Option<crate::otel::OtelBridge>,
+    metrics: Option<crate::otel::metrics::LoopMetrics>,
     default_goal_target: f64,
     max_spans_per_run: usize,
     sinks: Vec<Arc<dyn TraceSink>>,
@@ -182,6 +193,7 @@ impl Default for LoopTracerBuilder {
         Self {
             enabled: true,
             otel: None,
+            metrics: None,
             default_goal_target: DEFAULT_GOAL_TARGET,
             max_spans_per_run: 1_000_000,
             sinks: Vec::new(),
@@ -223,6 +235,16 @@ impl LoopTracerBuilder {
         self
     }
 
+    /// Records loop and GenAI metrics on this provider (`specs/otel-semconv-loop.md`,
+    /// "Metrics"). Metrics do not depend on trace sampling.
+    pub fn meter_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: opentelemetry::metrics::MeterProvider + ?Sized,
+    {
+        self.metrics = Some(crate::otel::metrics::LoopMetrics::new(provider));
+        self
+    }
+
     /// Adds a sink that receives every finished document.
     pub fn sink(mut self, sink: impl TraceSink + 'static) -> Self {
         self.sinks.push(Arc::new(sink));
@@ -241,6 +263,7 @@ impl LoopTracerBuilder {
             config: Arc::new(TracerConfig {
                 enabled: self.enabled,
                 otel: self.otel,
+                metrics: self.metrics,
                 default_goal_target: self.default_goal_target,
                 max_spans_per_run: self.max_spans_per_run,
                 sinks: self.sinks,

@@ -296,6 +296,7 @@ impl RunShared {
     fn finish(&self, outcome: Outcome, reason: &str) -> LtfDocument {
         let ended_at = Timestamp::now();
         let mut state = self.lock();
+        let iterations = state.iterations;
         let (spans, metadata) = if state.finished {
             // Already finished: a handle raced to finish twice. Report the facts again with
             // an empty span list replaced by the root alone.
@@ -317,6 +318,18 @@ impl RunShared {
         } else {
             spans.into_iter().map(|s| s.into_span(self)).collect()
         };
+        if let Some(m) = &self.config.metrics
+            && self.enabled()
+        {
+            m.run_finished(
+                &self.loop_name,
+                outcome,
+                reason,
+                iterations,
+                self.started_at,
+                ended_at,
+            );
+        }
         if let (Some(otel), Some(root)) = (&self.otel, spans.first()) {
             otel.set_attributes(crate::otel::root_document_attributes(&metadata));
             otel.end(root);

@@ -238,6 +238,9 @@ impl SpanGuard {
         if let Some(o) = &s.otel {
             o.end(&s.span);
         }
+        if let Some(m) = &s.run.config.metrics {
+            m.span_ended(&s.span);
+        }
         let mut state = s.run.lock();
         s.run.fill(&mut state, s.slot, SpanSlot::Span(s.span));
     }
