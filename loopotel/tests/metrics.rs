@@ -8,11 +8,14 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
 
-/// name → (unit, data points as (attributes, count or value, sum, bounds))
+/// One data point: attributes, count (or counter value), sum (or value), bucket bounds.
+type Point = (HashMap<String, String>, f64, f64, Vec<f64>);
+
+/// A metric's unit and data points.
 #[derive(Debug, Default)]
 struct Seen {
     unit: String,
-    points: Vec<(HashMap<String, String>, f64, f64, Vec<f64>)>,
+    points: Vec<Point>,
 }
 
 fn collect(
