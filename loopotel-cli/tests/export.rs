@@ -11,7 +11,6 @@ use fake_opentelemetry_collector::FakeCollectorServer;
 use loopotel::LtfDocument;
 use prost::Message;
 use tests::sample_documents;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const OURS: &str = env!("CARGO_BIN_EXE_loopotel");
 
@@ -153,68 +152,9 @@ async fn drain(
     all
 }
 
-/// A minimal OTLP/HTTP receiver: reads each POST, decodes the protobuf
-/// `ExportTraceServiceRequest`, answers 200 with an empty `ExportTraceServiceResponse`.
-async fn http_receiver() -> (
-    String,
-    tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
-) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                loop {
-                    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n");
-                    if let Some(pos) = head_end {
-                        let head = String::from_utf8_lossy(&buf[..pos]).to_string();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        while buf.len() < pos + 4 + len {
-                            let n = sock.read(&mut chunk).await.unwrap_or(0);
-                            if n == 0 {
-                                return;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
-                        }
-                        let body = buf[pos + 4..pos + 4 + len].to_vec();
-                        let request_line = head.lines().next().unwrap_or("").to_owned();
-                        let _ = tx.send((request_line, body));
-                        let resp = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::default().encode_to_vec();
-                        let header = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
-                            resp.len()
-                        );
-                        let _ = sock.write_all(header.as_bytes()).await;
-                        let _ = sock.write_all(&resp).await;
-                        buf.drain(..pos + 4 + len);
-                        continue;
-                    }
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-            });
-        }
-    });
-    (format!("http://{addr}"), rx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_over_http_protobuf_keeps_ids_and_timestamps() {
-    let (endpoint, mut rx) = http_receiver().await;
+    let (endpoint, mut rx) = tests::otlp_http_receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let docs = samples().await;
     let want = expected(&docs);

@@ -291,3 +291,69 @@ pub fn sample_documents() -> Vec<loopotel::LtfDocument> {
     docs.push(run.finish(Outcome::Failure, "max_iterations"));
     docs
 }
+
+/// A minimal OTLP/HTTP receiver on 127.0.0.1 (an ephemeral port, stopped with the runtime):
+/// reads each POST, decodes the protobuf
+/// `ExportTraceServiceRequest`, answers 200 with an empty `ExportTraceServiceResponse`.
+/// Yields (request line, body) pairs; returns the base endpoint `http://127.0.0.1:PORT`.
+pub async fn otlp_http_receiver() -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n");
+                    if let Some(pos) = head_end {
+                        let head = String::from_utf8_lossy(&buf[..pos]).to_string();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        while buf.len() < pos + 4 + len {
+                            let n = tokio::io::AsyncReadExt::read(&mut sock, &mut chunk)
+                                .await
+                                .unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        let body = buf[pos + 4..pos + 4 + len].to_vec();
+                        let request_line = head.lines().next().unwrap_or("").to_owned();
+                        let _ = tx.send((request_line, body));
+                        let resp = prost::Message::encode_to_vec(&opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::default());
+                        let header = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
+                            resp.len()
+                        );
+                        let _ =
+                            tokio::io::AsyncWriteExt::write_all(&mut sock, header.as_bytes()).await;
+                        let _ = tokio::io::AsyncWriteExt::write_all(&mut sock, &resp).await;
+                        buf.drain(..pos + 4 + len);
+                        continue;
+                    }
+                    let n = tokio::io::AsyncReadExt::read(&mut sock, &mut chunk)
+                        .await
+                        .unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), rx)
+}
