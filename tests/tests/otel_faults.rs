@@ -1,0 +1,129 @@
+//! Fail-open with real (broken) collectors on 127.0.0.1: refused, accepting-and-hanging, and
+//! killed mid-run. The loop runs at full speed, nothing panics or errors, the JSONL sink
+//! keeps every document, and a failing JSONL sink does not stop the OpenTelemetry view.
+
+use std::time::{Duration, Instant};
+
+use loopotel::jsonl::{JsonlExporter, JsonlReader};
+use loopotel::otel::otlp::{Protocol, span_exporter};
+use loopotel::{IterationRecord, LoopTracer, Outcome, SpanKind};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+
+const RUNS: u64 = 40;
+const ITERATIONS: u64 = 25;
+
+/// Runs the standard workload and returns how long it took.
+fn workload(tracer: &LoopTracer) -> Duration {
+    let start = Instant::now();
+    for r in 0..RUNS {
+        let run = tracer.run("fault-loop").task_id(format!("t{r}")).start();
+        for n in 1..=ITERATIONS {
+            let it = run.iteration(n);
+            let mut tool = it.span("execute_tool search", SpanKind::Worker);
+            tool.add_tokens(10);
+            drop(tool);
+            drop(it);
+        }
+        run.emit_iteration(IterationRecord::new(ITERATIONS + 1, 0.9));
+        let doc = run.finish(Outcome::Success, "done");
+        assert_eq!(doc.iterations().count() as u64, ITERATIONS + 1);
+    }
+    start.elapsed()
+}
+
+fn provider_to(endpoint: &str) -> SdkTracerProvider {
+    let exporter = span_exporter(endpoint, Protocol::HttpProtobuf, Duration::from_secs(2), &[]).unwrap();
+    SdkTracerProvider::builder().with_batch_exporter(exporter).build()
+}
+
+/// The loop with a broken collector vs the same loop with no provider, in this run.
+fn assert_full_speed(endpoint: &str, what: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl");
+    let baseline = workload(&LoopTracer::builder().sink(JsonlExporter::create(dir.path().join("b.jsonl")).unwrap()).build());
+    let provider = provider_to(endpoint);
+    let tracer = LoopTracer::builder()
+        .tracer_provider(&provider)
+        .sink(JsonlExporter::create(&path).unwrap())
+        .build();
+    let broken = workload(&tracer);
+    // Shutdown may wait for the exporter's timeout: off the measured path, and bounded.
+    let shutdown = std::thread::spawn(move || {
+        let t = Instant::now();
+        let _ = provider.shutdown_with_timeout(Duration::from_secs(5));
+        t.elapsed()
+    });
+    let took = shutdown.join().unwrap();
+    assert!(took < Duration::from_secs(20), "{what}: shutdown took {took:?}");
+    // Generous: the bridge costs something, but a dead collector must not slow the loop.
+    let ratio = broken.as_secs_f64() / baseline.as_secs_f64().max(1e-6);
+    assert!(ratio < 25.0 && broken < Duration::from_secs(5), "{what}: {broken:?} vs {baseline:?} ({ratio:.1}×)");
+    let docs: Vec<_> = JsonlReader::open(&path).unwrap().documents().collect();
+    assert_eq!(docs.len() as u64, RUNS, "{what}: the JSONL sink keeps every run");
+}
+
+#[test]
+fn a_refused_endpoint_does_not_slow_or_break_the_loop() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    assert_full_speed(&format!("http://127.0.0.1:{port}"), "refused");
+}
+
+#[test]
+fn an_endpoint_that_accepts_and_never_answers_does_not_block_the_loop() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let held = {
+        let stop = stop.clone();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                if let Ok((c, _)) = listener.accept() {
+                    conns.push(c); // accepted, never read, never answered
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    assert_full_speed(&format!("http://{addr}"), "hung");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    held.join().unwrap();
+}
+
+#[test]
+fn a_collector_killed_mid_run_does_not_break_the_loop() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (endpoint, _rx) = rt.block_on(tests::otlp_http_receiver());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl");
+    let provider = provider_to(&endpoint);
+    let tracer = LoopTracer::builder()
+        .tracer_provider(&provider)
+        .sink(JsonlExporter::create(&path).unwrap())
+        .build();
+    workload(&tracer);
+    let _ = provider.force_flush();
+    rt.shutdown_timeout(Duration::from_secs(1)); // the collector dies
+    workload(&tracer);
+    let _ = std::thread::spawn(move || provider.shutdown_with_timeout(Duration::from_secs(5))).join();
+    let docs: Vec<_> = JsonlReader::open(&path).unwrap().documents().collect();
+    assert_eq!(docs.len() as u64, 2 * RUNS);
+}
+
+#[test]
+fn a_failing_jsonl_sink_does_not_stop_the_otel_view() {
+    let Ok(full) = JsonlExporter::create("/dev/full") else {
+        eprintln!("SKIPPED: no /dev/full on this machine");
+        return;
+    };
+    let full = std::sync::Arc::new(full);
+    let spans = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
+    let tracer = LoopTracer::builder().tracer_provider(&provider).shared_sink(full.clone()).build();
+    workload(&tracer);
+    assert_eq!(full.failed(), RUNS);
+    let expected = RUNS * (1 + ITERATIONS * 2 + 1);
+    assert_eq!(spans.get_finished_spans().unwrap().len() as u64, expected);
+}
