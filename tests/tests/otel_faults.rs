@@ -32,15 +32,27 @@ fn workload(tracer: &LoopTracer) -> Duration {
 }
 
 fn provider_to(endpoint: &str) -> SdkTracerProvider {
-    let exporter = span_exporter(endpoint, Protocol::HttpProtobuf, Duration::from_secs(2), &[]).unwrap();
-    SdkTracerProvider::builder().with_batch_exporter(exporter).build()
+    let exporter = span_exporter(
+        endpoint,
+        Protocol::HttpProtobuf,
+        Duration::from_secs(2),
+        &[],
+    )
+    .unwrap();
+    SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .build()
 }
 
 /// The loop with a broken collector vs the same loop with no provider, in this run.
 fn assert_full_speed(endpoint: &str, what: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.jsonl");
-    let baseline = workload(&LoopTracer::builder().sink(JsonlExporter::create(dir.path().join("b.jsonl")).unwrap()).build());
+    let baseline = workload(
+        &LoopTracer::builder()
+            .sink(JsonlExporter::create(dir.path().join("b.jsonl")).unwrap())
+            .build(),
+    );
     let provider = provider_to(endpoint);
     let tracer = LoopTracer::builder()
         .tracer_provider(&provider)
@@ -54,17 +66,31 @@ fn assert_full_speed(endpoint: &str, what: &str) {
         t.elapsed()
     });
     let took = shutdown.join().unwrap();
-    assert!(took < Duration::from_secs(20), "{what}: shutdown took {took:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "{what}: shutdown took {took:?}"
+    );
     // Generous: the bridge costs something, but a dead collector must not slow the loop.
     let ratio = broken.as_secs_f64() / baseline.as_secs_f64().max(1e-6);
-    assert!(ratio < 25.0 && broken < Duration::from_secs(5), "{what}: {broken:?} vs {baseline:?} ({ratio:.1}×)");
+    assert!(
+        ratio < 25.0 && broken < Duration::from_secs(5),
+        "{what}: {broken:?} vs {baseline:?} ({ratio:.1}×)"
+    );
     let docs: Vec<_> = JsonlReader::open(&path).unwrap().documents().collect();
-    assert_eq!(docs.len() as u64, RUNS, "{what}: the JSONL sink keeps every run");
+    assert_eq!(
+        docs.len() as u64,
+        RUNS,
+        "{what}: the JSONL sink keeps every run"
+    );
 }
 
 #[test]
 fn a_refused_endpoint_does_not_slow_or_break_the_loop() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     assert_full_speed(&format!("http://127.0.0.1:{port}"), "refused");
 }
 
@@ -94,7 +120,11 @@ fn an_endpoint_that_accepts_and_never_answers_does_not_block_the_loop() {
 
 #[test]
 fn a_collector_killed_mid_run_does_not_break_the_loop() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let (endpoint, _rx) = rt.block_on(tests::otlp_http_receiver());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.jsonl");
@@ -107,7 +137,8 @@ fn a_collector_killed_mid_run_does_not_break_the_loop() {
     let _ = provider.force_flush();
     rt.shutdown_timeout(Duration::from_secs(1)); // the collector dies
     workload(&tracer);
-    let _ = std::thread::spawn(move || provider.shutdown_with_timeout(Duration::from_secs(5))).join();
+    let _ =
+        std::thread::spawn(move || provider.shutdown_with_timeout(Duration::from_secs(5))).join();
     let docs: Vec<_> = JsonlReader::open(&path).unwrap().documents().collect();
     assert_eq!(docs.len() as u64, 2 * RUNS);
 }
@@ -120,8 +151,13 @@ fn a_failing_jsonl_sink_does_not_stop_the_otel_view() {
     };
     let full = std::sync::Arc::new(full);
     let spans = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder().with_simple_exporter(spans.clone()).build();
-    let tracer = LoopTracer::builder().tracer_provider(&provider).shared_sink(full.clone()).build();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(spans.clone())
+        .build();
+    let tracer = LoopTracer::builder()
+        .tracer_provider(&provider)
+        .shared_sink(full.clone())
+        .build();
     workload(&tracer);
     assert_eq!(full.failed(), RUNS);
     let expected = RUNS * (1 + ITERATIONS * 2 + 1);

@@ -1,0 +1,146 @@
+//! Cost of a recorded span with the OpenTelemetry bridge on, against a bare OpenTelemetry SDK
+//! span with the same attributes, measured in the same run (SDK + BatchSpanProcessor +
+//! discarding exporter). Prints a ratio table after the criterion output.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use loopotel::{LoopTracer, Outcome, SpanKind};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+
+/// Takes every batch and drops it.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+fn provider() -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_batch_exporter(Discard)
+        .build()
+}
+
+/// Times `iters` child spans with five attributes, inside one iteration per 10 000 spans.
+fn time_loopotel_spans(tracer: &LoopTracer, iters: u64) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let chunk = left.min(10_000);
+        let run = tracer.run("bench-loop").start();
+        let it = run.iteration(1);
+        let start = Instant::now();
+        for i in 0..chunk {
+            let mut s = it.span("execute_tool search", SpanKind::Worker);
+            s.set_attribute("gen_ai.operation.name", "execute_tool");
+            s.set_attribute("gen_ai.tool.name", "search");
+            s.set_attribute("gen_ai.tool.call.id", "call-1");
+            s.set_attribute("loop.iteration", 1i64);
+            s.set_attribute("bench.i", i as i64);
+        }
+        total += start.elapsed();
+        drop(it);
+        black_box(run.finish(Outcome::Success, "done"));
+        left -= chunk;
+    }
+    total
+}
+
+fn benches(c: &mut Criterion) {
+    let sdk = provider();
+    let bare = sdk.tracer("bench");
+    let bridged_provider = provider();
+    let bridged = LoopTracer::builder()
+        .tracer_provider(&bridged_provider)
+        .build();
+    let ltf_only = LoopTracer::new();
+    let disabled = LoopTracer::disabled();
+
+    let mut g = c.benchmark_group("span");
+    g.bench_function("sdk_bare_5_attributes", |b| {
+        let mut i = 0i64;
+        b.iter(|| {
+            i += 1;
+            let mut s = bare
+                .span_builder("execute_tool search")
+                .with_attributes([
+                    KeyValue::new("gen_ai.operation.name", "execute_tool"),
+                    KeyValue::new("gen_ai.tool.name", "search"),
+                    KeyValue::new("gen_ai.tool.call.id", "call-1"),
+                    KeyValue::new("loop.iteration", 1i64),
+                    KeyValue::new("bench.i", i),
+                ])
+                .start(&bare);
+            s.end();
+        })
+    });
+    g.bench_function("loopotel_ltf_only", |b| {
+        b.iter_custom(|n| time_loopotel_spans(&ltf_only, n))
+    });
+    g.bench_function("loopotel_ltf_and_otel", |b| {
+        b.iter_custom(|n| time_loopotel_spans(&bridged, n))
+    });
+    g.bench_function("loopotel_disabled", |b| {
+        b.iter_custom(|n| time_loopotel_spans(&disabled, n))
+    });
+    g.finish();
+}
+
+fn criterion_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("criterion")
+}
+
+fn mean_ns(id: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(criterion_dir().join(id).join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+fn report() {
+    let Some(bare) = mean_ns("span/sdk_bare_5_attributes") else {
+        return;
+    };
+    println!("\n## span cost with the OpenTelemetry bridge (this run)\n");
+    println!("| span with 5 attributes | mean | ÷ bare SDK span |");
+    println!("|---|---|---|");
+    for (id, label) in [
+        (
+            "span/sdk_bare_5_attributes",
+            "bare OpenTelemetry SDK span (BatchSpanProcessor, discarding exporter)",
+        ),
+        (
+            "span/loopotel_ltf_and_otel",
+            "loopotel span, LTF + OpenTelemetry (same SDK pipeline)",
+        ),
+        (
+            "span/loopotel_ltf_only",
+            "loopotel span, LTF only (no provider)",
+        ),
+        ("span/loopotel_disabled", "loopotel span, tracing disabled"),
+    ] {
+        if let Some(ns) = mean_ns(id) {
+            println!("| {label} | {ns:.0} ns | {:.2}× |", ns / bare);
+        }
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .output_directory(&criterion_dir())
+        .configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+    report();
+}
