@@ -10,21 +10,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${LOOPOTEL_REF_VENV:-$root/.venv-ref}
 pins=(loopotel==0.1.0 loopgym==0.1.4)
 
-is_312() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; }
-
-find_python() {
-  local c
-  for c in "${LOOPOTEL_PYTHON:-}" python3.13 python3.12 python3; do
-    [ -n "$c" ] && command -v "$c" >/dev/null 2>&1 && is_312 "$(command -v "$c")" && { command -v "$c"; return; }
-  done
-  # pyenv installs that are not the selected version (the bare shim refuses to run them).
-  if command -v pyenv >/dev/null 2>&1; then
-    for c in "$(pyenv root)"/versions/3.1[2-9]*/bin/python3; do
-      [ -x "$c" ] && is_312 "$c" && { echo "$c"; return; }
-    done
-  fi
-  return 1
-}
+# shellcheck source=scripts/python.sh
+source "$root/scripts/python.sh"
 
 if [ ! -x "$venv/bin/loopotel-validate" ] || ! "$venv/bin/python" -c 'import loopotel, loopgym' >/dev/null 2>&1; then
   py=$(find_python) || { echo "setup-python-ref: no Python >= 3.12 found (set LOOPOTEL_PYTHON)" >&2; exit 1; }

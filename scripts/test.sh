@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
-# The whole test suite: sets up the Python reference venv, then runs every Rust test
-# (unit, integration, doc tests) with the interop tests required, not skipped.
+# The whole test suite: sets up the Python reference venv, starts Arize Phoenix on 127.0.0.1
+# (stopped by PID on exit), then runs every Rust test (unit, integration, interop,
+# end-to-end, doc tests) with the interop and Phoenix tests required, not skipped.
+#
+# LOOPOTEL_SKIP_PHOENIX=1 skips starting Phoenix (its tests then say SKIPPED).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+
 LOOPOTEL_REF_PYTHON=$(bash scripts/setup-python-ref.sh)
 export LOOPOTEL_REF_PYTHON
 export LOOPOTEL_REQUIRE_INTEROP=1
+
+if [ "${LOOPOTEL_SKIP_PHOENIX:-0}" != 1 ]; then
+  trap 'bash scripts/phoenix.sh stop' EXIT
+  phoenix_env=$(bash scripts/phoenix.sh start)
+  while IFS= read -r line; do export "${line?}"; done <<<"$phoenix_env"
+  export LOOPOTEL_REQUIRE_PHOENIX=1
+fi
+
 cargo test --workspace --locked "$@"

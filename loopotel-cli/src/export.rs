@@ -20,7 +20,7 @@ pub struct Options {
     pub protocol: Protocol,
     pub batch_size: usize,
     pub timeout: Duration,
-    pub service_name: String,
+    pub service_name: Option<String>,
     pub headers: Vec<(String, String)>,
     pub paths: Vec<PathBuf>,
 }
@@ -91,11 +91,12 @@ pub fn run(opts: &Options) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-    exporter.set_resource(
-        &Resource::builder_empty()
-            .with_service_name(opts.service_name.clone())
-            .build(),
-    );
+    let service_name = opts
+        .service_name
+        .clone()
+        .or_else(|| std::env::var("OTEL_SERVICE_NAME").ok())
+        .unwrap_or_else(|| "loopotel".to_owned());
+    exporter.set_resource(&Resource::builder().with_service_name(service_name).build());
 
     let total_bytes: u64 = opts
         .paths

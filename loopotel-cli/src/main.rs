@@ -68,9 +68,10 @@ enum Command {
         /// Timeout of one export request, in seconds.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
         timeout: u64,
-        /// `service.name` of the exported resource.
-        #[arg(long, default_value = "loopotel")]
-        service_name: String,
+        /// `service.name` of the exported resource (default: `OTEL_SERVICE_NAME`, else
+        /// `loopotel`). Other resource attributes come from `OTEL_RESOURCE_ATTRIBUTES`.
+        #[arg(long)]
+        service_name: Option<String>,
         /// Extra request header / gRPC metadata, `KEY=VALUE` (repeatable).
         #[arg(long = "header", value_parser = parse_header)]
         headers: Vec<(String, String)>,

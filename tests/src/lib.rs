@@ -357,3 +357,124 @@ pub async fn otlp_http_receiver() -> (
     });
     (format!("http://{addr}"), rx)
 }
+
+/// A running Arize Phoenix (started by `scripts/phoenix.sh start`).
+#[derive(Debug, Clone)]
+pub struct Phoenix {
+    /// Base URL of its HTTP server (OTLP/HTTP at `/v1/traces`, REST API at `/v1/...`).
+    pub url: String,
+    /// Its OTLP/gRPC endpoint.
+    pub grpc: String,
+}
+
+/// The Phoenix the test script started (`LOOPOTEL_PHOENIX_URL`, `LOOPOTEL_PHOENIX_GRPC`).
+/// `None` (said on stderr) when absent, unless `LOOPOTEL_REQUIRE_PHOENIX=1`: then it panics.
+pub fn phoenix() -> Option<Phoenix> {
+    match (
+        std::env::var("LOOPOTEL_PHOENIX_URL"),
+        std::env::var("LOOPOTEL_PHOENIX_GRPC"),
+    ) {
+        (Ok(url), Ok(grpc)) => Some(Phoenix { url, grpc }),
+        _ => {
+            assert!(
+                !std::env::var("LOOPOTEL_REQUIRE_PHOENIX").is_ok_and(|v| v == "1"),
+                "Phoenix is required: run `bash scripts/phoenix.sh start` (scripts/test.sh does)"
+            );
+            eprintln!("SKIPPED: no Phoenix (run scripts/test.sh to include the end-to-end tests)");
+            None
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1, returning the parsed JSON body.
+pub fn http_get_json(url: &str) -> Result<Value, String> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut sock = std::net::TcpStream::connect(host).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        sock,
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    sock.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no HTTP header end")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(head.lines().next().unwrap_or("").to_owned());
+    }
+    serde_json::from_slice(&raw[split + 4..]).map_err(|e| e.to_string())
+}
+
+impl Phoenix {
+    /// Every span of `project`, waiting (up to `timeout`) until at least `expected` arrived.
+    pub fn spans(
+        &self,
+        project: &str,
+        expected: usize,
+        timeout: std::time::Duration,
+    ) -> Vec<Value> {
+        let start = std::time::Instant::now();
+        loop {
+            let mut all = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut url = format!("{}/v1/projects/{project}/spans?limit=1000", self.url);
+                if let Some(c) = &cursor {
+                    url.push_str(&format!("&cursor={c}"));
+                }
+                let Ok(page) = http_get_json(&url) else { break };
+                all.extend(page["data"].as_array().cloned().unwrap_or_default());
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+            if all.len() >= expected || start.elapsed() > timeout {
+                return all;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+}
+
+/// Asserts Phoenix holds exactly the document's spans: trace id, span ids, names, parents.
+pub fn assert_phoenix_has(doc: &loopotel::LtfDocument, spans: &[Value]) {
+    assert_eq!(spans.len(), doc.spans.len(), "span count");
+    for ltf in &doc.spans {
+        let got = spans
+            .iter()
+            .find(|s| s["context"]["span_id"] == ltf.span_id.to_string())
+            .unwrap_or_else(|| panic!("Phoenix lacks {} {}", ltf.name, ltf.span_id));
+        assert_eq!(
+            got["context"]["trace_id"],
+            doc.trace_id.to_hex(),
+            "{}",
+            ltf.name
+        );
+        assert_eq!(got["name"], ltf.name.as_str());
+        match ltf.parent_span_id {
+            Some(p) => assert_eq!(got["parent_id"], p.to_string(), "{}", ltf.name),
+            None => assert!(
+                got["parent_id"].is_null(),
+                "{}: root parent {}",
+                ltf.name,
+                got["parent_id"]
+            ),
+        }
+        for (k, v) in ltf.attributes.iter() {
+            if let (true, loopotel::AttrValue::Int(n)) = (k.starts_with("loop."), v) {
+                let n = *n;
+                assert_eq!(got["attributes"][k].as_i64(), Some(n), "{}: {k}", ltf.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! End to end against Arize Phoenix, a real LLM-observability backend (started on 127.0.0.1
+//! by `scripts/phoenix.sh`): a traced multi-iteration loop over OTLP/HTTP and over OTLP/gRPC,
+//! read back through Phoenix's REST API — span names, parent links, the LTF trace id, and
+//! the `loop.*` attributes.
+
+use std::time::Duration;
+
+use loopotel::otel::otlp::{Protocol, span_exporter};
+use loopotel::{LoopTracer, LtfDocument, Outcome, SpanKind};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tests::{Phoenix, assert_phoenix_has, phoenix};
+
+fn project(tag: &str) -> String {
+    format!("loopotel-e2e-{tag}-{}", loopotel::SpanId::random())
+}
+
+/// A bridged loop of several iterations with LLM and tool spans.
+fn traced_loop(provider: &SdkTracerProvider) -> LtfDocument {
+    let tracer = LoopTracer::builder().tracer_provider(provider).build();
+    let run = tracer.run("phoenix-loop").env_id("e2e/env-v1").start();
+    for n in 1..=3 {
+        let mut it = run.iteration(n);
+        {
+            let mut llm = it.span("chat e2e-model", SpanKind::Worker.client());
+            llm.set_attribute("gen_ai.operation.name", "chat");
+            llm.set_attribute("gen_ai.request.model", "e2e-model");
+            llm.set_attribute("gen_ai.usage.input_tokens", 50i64 * n as i64);
+            llm.add_tokens(50 * n);
+        }
+        {
+            let mut tool = it.span("execute_tool lookup", SpanKind::Worker);
+            tool.set_attribute("gen_ai.operation.name", "execute_tool");
+            tool.set_attribute("gen_ai.tool.name", "lookup");
+        }
+        it.worker_complete("writer");
+        it.evaluator_complete("critic", 0.3 * n as f64);
+    }
+    run.finish(Outcome::Success, "quality_threshold")
+}
+
+fn provider_for(exporter: opentelemetry_otlp::SpanExporter, project: &str) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            Resource::builder_empty()
+                .with_service_name("loopotel-e2e")
+                .with_attribute(KeyValue::new(
+                    "openinference.project.name",
+                    project.to_owned(),
+                ))
+                .build(),
+        )
+        .build()
+}
+
+fn check(p: &Phoenix, project: &str, doc: &LtfDocument) {
+    let spans = p.spans(project, doc.spans.len(), Duration::from_secs(60));
+    assert_phoenix_has(doc, &spans);
+    let root = spans.iter().find(|s| s["name"] == "loop.run").unwrap();
+    assert_eq!(root["attributes"]["loop.outcome"], "success");
+    assert_eq!(root["attributes"]["loop.iterations"], 3);
+}
+
+#[test]
+fn a_traced_loop_over_otlp_http_reads_back_from_phoenix() {
+    let Some(p) = phoenix() else { return };
+    let project = project("http");
+    let exporter =
+        span_exporter(&p.url, Protocol::HttpProtobuf, Duration::from_secs(10), &[]).unwrap();
+    let provider = provider_for(exporter, &project);
+    let doc = traced_loop(&provider);
+    provider.shutdown().unwrap();
+    check(&p, &project, &doc);
+}
+
+#[test]
+fn a_traced_loop_over_otlp_grpc_reads_back_from_phoenix() {
+    let Some(p) = phoenix() else { return };
+    let project = project("grpc");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let provider = {
+        let _enter = rt.enter();
+        let exporter =
+            span_exporter(&p.grpc, Protocol::Grpc, Duration::from_secs(10), &[]).unwrap();
+        provider_for(exporter, &project)
+    };
+    let doc = traced_loop(&provider);
+    std::thread::spawn(move || provider.shutdown())
+        .join()
+        .unwrap()
+        .unwrap();
+    check(&p, &project, &doc);
+    drop(rt);
+}
