@@ -223,18 +223,119 @@ pub fn parse_tracestate(value: &str) -> Option<TraceState> {
     TraceState::from_str(value).ok()
 }
 
-/// The W3C Trace Context propagator (`traceparent` + `tracestate`).
+/// The W3C Trace Context propagator (`traceparent` + `tracestate`), with W3C Baggage
+/// (`baggage`) when opted in with [`W3cPropagator::with_baggage`].
 ///
 /// Injects the span context of the context's OpenTelemetry span, or — when there is none —
 /// of the current loop scope (so a loop recorded without an OpenTelemetry provider still
 /// propagates its ids). Extracts into a remote span context.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct W3cPropagator;
+pub struct W3cPropagator {
+    baggage: bool,
+}
 
-static FIELDS: std::sync::LazyLock<[String; 2]> =
-    std::sync::LazyLock::new(|| [TRACEPARENT.to_owned(), TRACESTATE.to_owned()]);
+/// The `baggage` header / field name.
+pub const BAGGAGE: &str = "baggage";
+/// Longest `baggage` header accepted (W3C limit); longer ones are dropped whole.
+pub const MAX_BAGGAGE_BYTES: usize = 8192;
+/// Most baggage members read (W3C limit: 180; the OpenTelemetry API keeps 64).
+pub const MAX_BAGGAGE_MEMBERS: usize = 180;
+
+static FIELDS: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+    [
+        TRACEPARENT.to_owned(),
+        TRACESTATE.to_owned(),
+        BAGGAGE.to_owned(),
+    ]
+});
+
+fn baggage_safe(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b',' | b';' | b'\\' | b'"' | b'%' | b'=')
+}
+
+fn percent_encode(s: &str, out: &mut String) {
+    for &b in s.as_bytes() {
+        if baggage_safe(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The `baggage` header value for `baggage` (empty when there is none).
+pub fn format_baggage(baggage: &opentelemetry::baggage::Baggage) -> String {
+    let mut out = String::new();
+    for (key, (value, metadata)) in baggage.iter() {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        percent_encode(key.as_str(), &mut out);
+        out.push('=');
+        percent_encode(value.as_str().as_ref(), &mut out);
+        if !metadata.as_str().is_empty() {
+            out.push(';');
+            out.push_str(metadata.as_str());
+        }
+    }
+    out
+}
+
+/// Parses a `baggage` header: members that are malformed are skipped; an oversized header is
+/// dropped whole.
+pub fn parse_baggage(value: &str) -> Vec<opentelemetry::baggage::KeyValueMetadata> {
+    if value.len() > MAX_BAGGAGE_BYTES {
+        return Vec::new();
+    }
+    value
+        .split(',')
+        .take(MAX_BAGGAGE_MEMBERS)
+        .filter_map(|member| {
+            let (kv, props) = member.split_once(';').unwrap_or((member, ""));
+            let (k, v) = kv.split_once('=')?;
+            let key = percent_decode(k.trim())?;
+            if key.is_empty() || !key.bytes().all(baggage_safe) {
+                return None;
+            }
+            let value = percent_decode(v.trim())?;
+            Some(opentelemetry::baggage::KeyValueMetadata::new(
+                key,
+                value,
+                props.trim().to_owned(),
+            ))
+        })
+        .collect()
+}
 
 impl W3cPropagator {
+    /// Trace context only (`traceparent` + `tracestate`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also propagate W3C Baggage (`baggage`), which may carry user data: opt-in.
+    pub fn with_baggage(mut self) -> Self {
+        self.baggage = true;
+        self
+    }
+
     /// The `traceparent` to send from `cx`, if it has a valid span or loop scope.
     pub fn traceparent(cx: &Context) -> Option<(TraceParent, Option<String>)> {
         let span = cx.span();
@@ -262,9 +363,25 @@ impl TextMapPropagator for W3cPropagator {
                 injector.set(TRACESTATE, state);
             }
         }
+        if self.baggage {
+            use opentelemetry::baggage::BaggageExt as _;
+            let header = format_baggage(cx.baggage());
+            if !header.is_empty() {
+                injector.set(BAGGAGE, header);
+            }
+        }
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        let with_baggage;
+        let cx = match extractor.get(BAGGAGE).filter(|_| self.baggage) {
+            Some(header) => {
+                use opentelemetry::baggage::BaggageExt as _;
+                with_baggage = cx.with_baggage(parse_baggage(header));
+                &with_baggage
+            }
+            None => cx,
+        };
         let Some(tp) = extractor
             .get(TRACEPARENT)
             .and_then(|v| TraceParent::parse(v).ok())
@@ -279,25 +396,26 @@ impl TextMapPropagator for W3cPropagator {
     }
 
     fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
-        opentelemetry::propagation::text_map_propagator::FieldIter::new(FIELDS.as_slice())
+        let n = if self.baggage { 3 } else { 2 };
+        opentelemetry::propagation::text_map_propagator::FieldIter::new(&FIELDS[..n])
     }
 }
 
 /// Writes the current context's `traceparent` (and non-empty `tracestate`) into `carrier`.
 /// Does nothing when there is no span or loop scope.
 pub fn inject_current(carrier: &mut dyn Injector) {
-    Context::map_current(|cx| W3cPropagator.inject_context(cx, carrier));
+    Context::map_current(|cx| W3cPropagator::new().inject_context(cx, carrier));
 }
 
 /// Writes `cx`'s `traceparent` (and non-empty `tracestate`) into `carrier`.
 pub fn inject(cx: &Context, carrier: &mut dyn Injector) {
-    W3cPropagator.inject_context(cx, carrier);
+    W3cPropagator::new().inject_context(cx, carrier);
 }
 
 /// The current context continued from `carrier` (unchanged when it carries no valid
 /// `traceparent`).
 pub fn extract(carrier: &dyn Extractor) -> Context {
-    Context::map_current(|cx| W3cPropagator.extract_with_context(cx, carrier))
+    Context::map_current(|cx| W3cPropagator::new().extract_with_context(cx, carrier))
 }
 
 /// The remote parent in `carrier`, if it carries a valid `traceparent`.
@@ -455,7 +573,7 @@ mod tests {
             "tracestate".to_owned(),
             "x".repeat(MAX_TRACESTATE_BYTES + 1),
         );
-        let cx = W3cPropagator.extract_with_context(&Context::new(), &carrier);
+        let cx = W3cPropagator::new().extract_with_context(&Context::new(), &carrier);
         let span = cx.span();
         assert!(span.span_context().is_valid());
         assert_eq!(span.span_context().trace_state().header(), "");
@@ -490,6 +608,48 @@ mod tests {
             inject(&cx, &mut HeaderCarrier(&mut headers));
             assert_eq!(extract_traceparent(&HeaderExtractor(&headers)), Some(tp));
         }
+    }
+
+    #[test]
+    fn baggage_is_opt_in_and_round_trips() {
+        use opentelemetry::baggage::BaggageExt as _;
+        let cx = Context::new().with_baggage([
+            opentelemetry::KeyValue::new("user.tier", "gold"),
+            opentelemetry::KeyValue::new("note", "a, b; c=d ü"),
+        ]);
+        let mut plain = HashMap::new();
+        W3cPropagator::new().inject_context(&cx, &mut plain);
+        assert!(!plain.contains_key("baggage"), "baggage is opt-in");
+        let mut map = HashMap::new();
+        let p = W3cPropagator::new().with_baggage();
+        p.inject_context(&cx, &mut map);
+        let back = p.extract_with_context(&Context::new(), &map);
+        assert_eq!(
+            back.baggage()
+                .get("user.tier")
+                .map(|v| v.as_str().to_string()),
+            Some("gold".into())
+        );
+        assert_eq!(
+            back.baggage().get("note").map(|v| v.as_str().to_string()),
+            Some("a, b; c=d ü".into())
+        );
+        // Hostile headers: oversized is dropped, malformed members are skipped.
+        assert!(parse_baggage(&"k=v,".repeat(5000)).is_empty());
+        let parsed = Context::new().with_baggage(parse_baggage(
+            "good=1,=nokey,bad%zz=1,k2=%E2%9C%93;prop=1,noequals",
+        ));
+        let mut keys: Vec<_> = parsed
+            .baggage()
+            .iter()
+            .map(|(k, _)| k.as_str().to_owned())
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["good", "k2"]);
+        assert_eq!(
+            parsed.baggage().get("k2").map(|v| v.as_str().to_string()),
+            Some("✓".into())
+        );
     }
 
     #[test]

@@ -63,9 +63,10 @@ proptest! {
         pos in 0usize..55,
         byte in any::<u8>(),
     ) {
-        use loopotel::propagation::{TraceParent, parse_tracestate};
+        use loopotel::propagation::{TraceParent, parse_baggage, parse_tracestate};
         let _ = TraceParent::parse(&s);
         let _ = parse_tracestate(&s);
+        let _ = parse_baggage(&s);
         let tp = TraceParent { trace_id: TraceId::from_bytes(trace), span_id: SpanId::from_bytes(span), flags: flags & 1 };
         let header = tp.to_string();
         match TraceParent::parse(&header) {

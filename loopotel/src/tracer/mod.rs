@@ -99,7 +99,13 @@ impl TracerConfig {
     }
 
     pub(crate) fn count_dropped_span(&self) {
-        self.stats.dropped_spans.fetch_add(1, Ordering::Relaxed);
+        if self.stats.dropped_spans.fetch_add(1, Ordering::Relaxed) == 0 {
+            eprintln!(
+                "loopotel: a run reached max_spans_per_run ({}); further spans are counted \
+                 (TracerStats::dropped_spans, loop.telemetry.dropped), not kept. Reported once.",
+                self.max_spans_per_run
+            );
+        }
         self.count_metric_drop("span_cap");
     }
 
