@@ -289,7 +289,7 @@ pub fn format_baggage(baggage: &opentelemetry::baggage::Baggage) -> String {
         }
         percent_encode(key.as_str(), &mut out);
         out.push('=');
-        percent_encode(value.as_str().as_ref(), &mut out);
+        percent_encode(value.as_str(), &mut out);
         if !metadata.as_str().is_empty() {
             out.push(';');
             out.push_str(metadata.as_str());
