@@ -111,6 +111,18 @@ fn init_reads_the_environment_exports_spans_and_metrics_and_honours_sdk_disabled
         .finish(Outcome::Unknown, "x");
     assert_eq!(doc.spans.len(), 1);
 
+    // Inside an async executor: init, record, and drop the guard without blocking it or
+    // panicking (the blocking HTTP client and the shutdown move off the executor).
+    rt.block_on(async {
+        let otel = loopotel::otel::init::init().expect("init inside a runtime");
+        let tracer = otel.loop_tracer().build();
+        tracer
+            .run("async-init-loop")
+            .start()
+            .finish(Outcome::Success, "done");
+        drop(otel);
+    });
+
     // gRPC outside a runtime is a clear error, not a panic.
     unsafe {
         std::env::remove_var("OTEL_SDK_DISABLED");

@@ -313,6 +313,8 @@ impl RunShared {
         };
         drop(state);
         // Build the LTF view of every span outside the lock.
+        // Document order: the root, then iterations in the order they started, each child
+        // span when it ended (so always after its iteration, which took its place at start).
         let spans: Vec<LtfSpan> = if spans.is_empty() {
             vec![self.minimal_root(outcome, reason, ended_at)]
         } else {

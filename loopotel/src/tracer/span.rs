@@ -16,7 +16,6 @@ struct LiveSpan {
     run: Arc<RunShared>,
     otel: Option<LiveOtelSpan>,
     usage: Option<Arc<IterationUsage>>,
-    slot: usize,
     span: LtfSpan,
     tokens: u64,
     cost: Option<f64>,
@@ -43,7 +42,9 @@ struct LiveSpan {
 /// ```
 #[must_use = "a span ends when dropped; bind it to a variable"]
 pub struct SpanGuard {
-    inner: Option<LiveSpan>,
+    // Boxed: the guard is returned, moved and consumed by value; one allocation is cheaper
+    // than copying the open span around.
+    inner: Option<Box<LiveSpan>>,
 }
 
 impl std::fmt::Debug for SpanGuard {
@@ -84,39 +85,27 @@ impl SpanGuard {
             }
             _ => (None, SpanId::random()),
         };
-        let span = LtfSpan {
-            span_id,
-            parent_span_id: Some(parent),
-            name,
-            kind: kinds.ltf,
-            start_time,
-            end_time: None,
-            attributes: Attributes::new(),
-            events: Vec::new(),
-        };
-        let slot = {
-            let mut state = run.lock();
-            run.reserve(&mut state, SpanSlot::Span(span.clone()))
-        };
-        match slot {
-            Some(slot) => Self {
-                inner: Some(LiveSpan {
-                    run: run.clone(),
-                    otel,
-                    usage,
-                    slot,
-                    span,
-                    tokens: 0,
-                    cost: None,
-                }),
-            },
-            None => {
-                // Not kept (run full or finished): still end the OpenTelemetry span.
-                if let Some(o) = otel {
-                    o.end(&span);
-                }
-                Self::disabled()
-            }
+        // No lock here: a child span joins the run's list when it ends (after its iteration,
+        // which took its place when it started).
+        Self {
+            inner: Some(Box::new(LiveSpan {
+                run: run.clone(),
+                otel,
+                usage,
+                span: LtfSpan {
+                    span_id,
+                    parent_span_id: Some(parent),
+                    name,
+                    kind: kinds.ltf,
+                    start_time,
+                    end_time: None,
+                    // Instrumented calls carry a handful of attributes: one allocation.
+                    attributes: Attributes::with_capacity(8),
+                    events: Vec::new(),
+                },
+                tokens: 0,
+                cost: None,
+            })),
         }
     }
 
@@ -242,7 +231,8 @@ impl SpanGuard {
             m.span_ended(&s.span);
         }
         let mut state = s.run.lock();
-        s.run.fill(&mut state, s.slot, SpanSlot::Span(s.span));
+        // Late (run finished) or over the cap: counted, not kept.
+        let _ = s.run.reserve(&mut state, SpanSlot::Span(s.span));
     }
 }
 
