@@ -1,20 +1,14 @@
 //! # loopotel-tower
 //!
-//! Status: scaffold. `LoopTraceLayer` (a `tower::Layer` that records each call of any
-//! `tower::Service` as a span of the current loop run) is tracked in issue 4. Until it lands,
-//! instrument calls with the core API, which this crate re-exports:
+//! [`LoopTraceLayer`] records each call of any `tower::Service` — an LLM client, a tool, an
+//! environment step — as a span of the current loop run, parented to the iteration found in
+//! the OpenTelemetry context (LTF and OpenTelemetry, one recording). See [`trace`].
 //!
-//! ```
-//! use loopotel_tower::loopotel::{LoopTracer, Outcome, SpanKind, context};
-//!
-//! let run = LoopTracer::new().run("tower-loop").start();
-//! let it = run.iteration(1);
-//! {
-//!     let _cx = it.enter();
-//!     let _span = context::start_span("execute_tool search", SpanKind::Worker);
-//! }
-//! drop(it);
-//! assert_eq!(run.finish(Outcome::Success, "done").spans.len(), 3);
-//! ```
+//! Status: the layer, call kinds, callbacks, classifier, cancellation and attempt numbering
+//! are here; the HTTP propagation layers, the traced stream adapter and the benches of
+//! issue 4 are not yet.
+
+pub mod trace;
 
 pub use loopotel;
+pub use trace::{CallKind, LoopTrace, LoopTraceLayer};

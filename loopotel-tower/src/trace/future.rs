@@ -1,0 +1,157 @@
+//! [`ResponseFuture`]: ends the call's span exactly once — on completion, on error, or when
+//! the caller drops it (timeout, `select!`, cancellation: `loop.end_reason = cancelled`).
+
+use std::any::Any;
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use loopotel::{Run, SpanGuard};
+use opentelemetry::Context;
+use pin_project_lite::pin_project;
+
+use super::callbacks::{ClassifyResponse, Failure, OnFailure, OnResponse, guarded};
+use super::service::finish_standalone;
+
+pub(crate) struct CallState<OnRes, OnFail, C> {
+    pub(crate) span: SpanGuard,
+    pub(crate) standalone: Option<Run>,
+    pub(crate) cx: Context,
+    pub(crate) started: Instant,
+    pub(crate) on_response: OnRes,
+    pub(crate) on_failure: OnFail,
+    pub(crate) classifier: C,
+}
+
+/// Sets its flag if dropped while a panic unwinds out of the inner service's `poll`.
+struct PanicDetector<'a>(&'a Cell<bool>);
+
+impl Drop for PanicDetector<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.set(true);
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`super::LoopTrace`].
+    pub struct ResponseFuture<F, OnRes, OnFail, C> {
+        #[pin]
+        inner: F,
+        state: Option<CallState<OnRes, OnFail, C>>,
+        // Executors catch a panic and drop the future afterwards, when nothing is unwinding
+        // any more: the panic is noticed in `poll` itself.
+        inner_panicked: Cell<bool>,
+    }
+
+    impl<F, OnRes, OnFail, C> PinnedDrop for ResponseFuture<F, OnRes, OnFail, C> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(mut state) = this.state.take() {
+                let ms = state.started.elapsed().as_secs_f64() * 1000.0;
+                state.span.set_attribute("loop.elapsed_ms", ms);
+                let reason = if this.inner_panicked.get() || std::thread::panicking() {
+                    // The inner service panicked; the panic itself goes on to the caller.
+                    state.span.record_error("panic", "the service panicked");
+                    "panic"
+                } else {
+                    // Dropped before completion: timeout, select!, cancellation.
+                    state.span.set_attribute("loop.cancelled", true);
+                    "cancelled"
+                };
+                state.span.set_attribute(loopotel::semconv::LOOP_END_REASON, reason);
+                drop(state.span);
+                finish_standalone(state.standalone, false, reason);
+            }
+        }
+    }
+}
+
+impl<F, OnRes, OnFail, C> ResponseFuture<F, OnRes, OnFail, C> {
+    pub(crate) fn new(inner: F, state: CallState<OnRes, OnFail, C>) -> Self {
+        Self {
+            inner,
+            state: Some(state),
+            inner_panicked: Cell::new(false),
+        }
+    }
+}
+
+/// A low-cardinality `error.type` for a service error.
+fn error_type<E: 'static>(err: &E) -> String {
+    if let Some(boxed) = (err as &dyn Any).downcast_ref::<tower::BoxError>() {
+        if boxed.is::<tower::timeout::error::Elapsed>() {
+            return "timeout".to_owned();
+        }
+        return "error".to_owned();
+    }
+    let name = std::any::type_name::<E>();
+    let base = name.split('<').next().unwrap_or(name);
+    base.rsplit("::").next().unwrap_or(base).to_owned()
+}
+
+impl<F, Res, E, OnRes, OnFail, C> Future for ResponseFuture<F, OnRes, OnFail, C>
+where
+    F: Future<Output = Result<Res, E>>,
+    E: std::fmt::Display + 'static,
+    OnRes: OnResponse<Res>,
+    OnFail: OnFailure<Res, E>,
+    C: ClassifyResponse<Res>,
+{
+    type Output = Result<Res, E>;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _guard = this.state.as_ref().map(|s| s.cx.clone().attach());
+            let detector = PanicDetector(this.inner_panicked);
+            let polled = this.inner.poll(task);
+            std::mem::forget(detector);
+            match polled {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => result,
+            }
+        };
+        let Some(mut state) = this.state.take() else {
+            return Poll::Ready(result);
+        };
+        let latency = state.started.elapsed();
+        let span = &mut state.span;
+        let ok = match &result {
+            Ok(response) => {
+                let classifier = &mut state.classifier;
+                match guarded(|| classifier.classify(response)).unwrap_or(Ok(())) {
+                    Ok(()) => {
+                        let on_response = &mut state.on_response;
+                        guarded(|| on_response.on_response(response, latency, span));
+                        true
+                    }
+                    Err(error_type) => {
+                        span.record_error(error_type.clone(), "response classified as a failure");
+                        let on_failure = &mut state.on_failure;
+                        guarded(|| {
+                            on_failure.on_failure(
+                                Failure::Response(response, &error_type),
+                                latency,
+                                span,
+                            )
+                        });
+                        false
+                    }
+                }
+            }
+            Err(err) => {
+                span.record_error(error_type(err), err.to_string());
+                let on_failure = &mut state.on_failure;
+                guarded(|| on_failure.on_failure(Failure::Error(err), latency, span));
+                false
+            }
+        };
+        drop(state.span);
+        finish_standalone(state.standalone, ok, if ok { "completed" } else { "error" });
+        Poll::Ready(result)
+    }
+}

@@ -1,0 +1,66 @@
+//! What a traced call is: an LLM call, a tool call, an environment step, or anything else.
+
+use loopotel::{SpanKind, SpanKinds, Text};
+
+/// The kind of call a [`super::LoopTraceLayer`] records, with its default span name and
+/// attributes (GenAI semantic conventions v1.41 where they apply).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    /// An LLM request: span `chat {model}`, `gen_ai.operation.name = chat`,
+    /// `gen_ai.request.model`; OpenTelemetry kind `Client`.
+    Llm {
+        /// The requested model.
+        model: Text,
+    },
+    /// A tool invocation: span `execute_tool {name}`, `gen_ai.operation.name =
+    /// execute_tool`, `gen_ai.tool.name`.
+    Tool {
+        /// The tool's name.
+        name: Text,
+    },
+    /// An environment step: span `loop.env.step`.
+    EnvStep,
+    /// Anything else, with its own span name and LTF kind.
+    Custom {
+        /// The span name.
+        name: Text,
+        /// The LTF (and OpenTelemetry) kind.
+        kind: SpanKinds,
+    },
+}
+
+impl CallKind {
+    /// The default span name.
+    pub fn span_name(&self) -> Text {
+        match self {
+            CallKind::Llm { model } => format!("chat {model}").into(),
+            CallKind::Tool { name } => format!("execute_tool {name}").into(),
+            CallKind::EnvStep => Text::Static(loopotel::semconv::SPAN_ENV_STEP),
+            CallKind::Custom { name, .. } => name.clone(),
+        }
+    }
+
+    /// The LTF and OpenTelemetry span kinds.
+    pub fn kinds(&self) -> SpanKinds {
+        match self {
+            CallKind::Llm { .. } => SpanKind::Worker.client(),
+            CallKind::Tool { .. } | CallKind::EnvStep => SpanKind::Worker.into(),
+            CallKind::Custom { kind, .. } => kind.clone(),
+        }
+    }
+
+    /// The attributes every call of this kind carries.
+    pub fn attributes(&self) -> Vec<(&'static str, Text)> {
+        match self {
+            CallKind::Llm { model } => vec![
+                ("gen_ai.operation.name", Text::Static("chat")),
+                ("gen_ai.request.model", model.clone()),
+            ],
+            CallKind::Tool { name } => vec![
+                ("gen_ai.operation.name", Text::Static("execute_tool")),
+                ("gen_ai.tool.name", name.clone()),
+            ],
+            CallKind::EnvStep | CallKind::Custom { .. } => Vec::new(),
+        }
+    }
+}

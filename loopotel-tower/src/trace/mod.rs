@@ -1,0 +1,36 @@
+//! Tracing any `tower::Service` as part of an agent loop.
+//!
+//! ```
+//! use loopotel::{LoopTracer, Outcome};
+//! use loopotel_tower::LoopTraceLayer;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let search = ServiceBuilder::new()
+//!     .layer(LoopTraceLayer::tool("search"))
+//!     .service(service_fn(|q: String| async move { Ok::<_, std::io::Error>(format!("results for {q}")) }));
+//!
+//! let (_, doc) = LoopTracer::new().run("tool-loop").scope(|run| async move {
+//!     let it = run.iteration(1);
+//!     let _ = search.oneshot("rust".to_owned()).with_context(it.context()).await;
+//! }).await;
+//! let tool = doc.spans.iter().find(|s| s.name.as_str() == "execute_tool search").unwrap();
+//! assert_eq!(tool.attributes.get("gen_ai.tool.name").unwrap().as_str(), Some("search"));
+//! # use opentelemetry::context::FutureExt as _;
+//! # });
+//! ```
+
+mod callbacks;
+mod future;
+mod kind;
+mod layer;
+mod service;
+
+pub use callbacks::{
+    ClassifyResponse, DefaultClassifier, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse,
+    Failure, OnFailure, OnRequest, OnResponse, callback_panics,
+};
+pub use future::ResponseFuture;
+pub use kind::CallKind;
+pub use layer::LoopTraceLayer;
+pub use service::LoopTrace;

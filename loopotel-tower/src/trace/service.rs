@@ -1,0 +1,126 @@
+//! [`LoopTrace`]: the `tower::Service`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use loopotel::context::start_span;
+use loopotel::{Outcome, Run};
+use opentelemetry::Context;
+use tower::Service;
+
+use super::callbacks::{ClassifyResponse, OnFailure, OnRequest, OnResponse, guarded};
+use super::future::{CallState, ResponseFuture};
+use super::layer::LoopTraceLayer;
+
+/// Attempt numbering for a per-attempt layer: each traced call gives the calls it makes a
+/// fresh counter through the context.
+#[derive(Debug, Default)]
+pub(crate) struct AttemptCounter(AtomicU64);
+
+/// The service [`LoopTraceLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct LoopTrace<S, OnReq, OnRes, OnFail, C> {
+    pub(crate) inner: S,
+    pub(crate) layer: LoopTraceLayer<OnReq, OnRes, OnFail, C>,
+}
+
+impl<S, OnReq, OnRes, OnFail, C> LoopTrace<S, OnReq, OnRes, OnFail, C> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req, OnReq, OnRes, OnFail, C> Service<Req> for LoopTrace<S, OnReq, OnRes, OnFail, C>
+where
+    S: Service<Req>,
+    S::Error: std::fmt::Display + 'static,
+    OnReq: OnRequest<Req>,
+    OnRes: OnResponse<S::Response> + Clone,
+    OnFail: OnFailure<S::Response, S::Error> + Clone,
+    C: ClassifyResponse<S::Response> + Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, OnRes, OnFail, C>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let started = Instant::now();
+        let kind = &self.layer.kind;
+        let name = kind.span_name();
+        // Inside a run: a child of the current iteration. Outside: a run of its own when a
+        // standalone tracer is set, else a span that records nothing.
+        let (mut span, standalone): (_, Option<Run>) = if loopotel::current_run().is_some() {
+            (start_span(name, kind.kinds()), None)
+        } else if let Some(tracer) = &self.layer.standalone {
+            let run = tracer.run("standalone-call").start();
+            let span = run.span(name, kind.kinds());
+            (span, Some(run))
+        } else {
+            (start_span(name, kind.kinds()), None)
+        };
+        if span.is_recording() {
+            for (k, v) in kind.attributes() {
+                span.set_attribute(k, v);
+            }
+            if self.layer.per_attempt {
+                let attempt = Context::map_current(|cx| {
+                    cx.get::<Arc<AttemptCounter>>()
+                        .map(|c| c.0.fetch_add(1, Ordering::Relaxed) + 1)
+                })
+                .unwrap_or(1);
+                span.set_attribute("loop.attempt", attempt);
+            }
+            let on_request = &mut self.layer.on_request;
+            guarded(|| on_request.on_request(&request, &mut span));
+        }
+        let cx = span
+            .context()
+            .with_value(Arc::new(AttemptCounter::default()));
+        // Work the inner service does in `call` itself also sees the span.
+        let inner = {
+            let _guard = cx.clone().attach();
+            self.inner.call(request)
+        };
+        ResponseFuture::new(
+            inner,
+            CallState {
+                span,
+                standalone,
+                cx,
+                started,
+                on_response: self.layer.on_response.clone(),
+                on_failure: self.layer.on_failure.clone(),
+                classifier: self.layer.classifier.clone(),
+            },
+        )
+    }
+}
+
+/// Ends a standalone run with the call's outcome.
+pub(crate) fn finish_standalone(run: Option<Run>, ok: bool, reason: &str) {
+    if let Some(run) = run {
+        let outcome = if ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        run.finish(outcome, reason);
+    }
+}
