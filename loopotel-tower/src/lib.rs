@@ -11,4 +11,5 @@
 pub mod trace;
 
 pub use loopotel;
+pub use loopotel::stream::{StreamTraceExt, TracedStream};
 pub use trace::{CallKind, LoopTrace, LoopTraceLayer};

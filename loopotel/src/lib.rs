@@ -8,6 +8,7 @@
 //!   that end their span exactly once, even on early drop or panic.
 //! - [`context`]: find the current run/iteration anywhere (`emit_iteration`, `start_span`).
 //! - [`les`]: effectiveness, cumulative LES and delta.
+//! - [`stream`]: a span that lives as long as a stream (time to first item, gaps, end reason).
 //! - [`jsonl`]: crash-safe JSON Lines writer and a reader that reports torn lines.
 //! - [`validate`]: the LTF 0.1 JSON Schema (embedded) plus `--strict` checks.
 //! - [`otel`]: the OpenTelemetry view (live spans with the same ids and timestamps).
@@ -38,6 +39,7 @@ pub mod model;
 pub mod otel;
 pub mod propagation;
 pub mod semconv;
+pub mod stream;
 pub mod time;
 mod tracer;
 pub mod validate;

@@ -1,0 +1,322 @@
+//! [`TracedStream`]: a span that lives as long as a stream.
+//!
+//! Wrap any `futures::Stream` (an LLM token stream, a tool's paged results) with
+//! [`StreamTraceExt::traced`]. The span ends exactly once — when the stream ends, when an
+//! error item arrives ([`StreamTraceExt::traced_try`]), or when the stream is dropped early —
+//! and records:
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `loop.stream.end_reason` | `completed`, `error` or `dropped_early` |
+//! | `loop.stream.items` | items yielded |
+//! | `loop.stream.time_to_first_item_ms` | from the wrap to the first item |
+//! | `loop.stream.gap_ms.min` / `.mean` / `.max` | time between consecutive items |
+//! | `loop.stream.gap_ms.p50` / `.p95` | from a fixed log-scale histogram (upper bucket bounds) |
+//! | `loop.stream.bytes` | total size, when a size function was given |
+//!
+//! The span's duration is the stream's duration. Per item the adapter reads the clock once
+//! and updates a few counters; nothing is allocated.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use futures_util::StreamExt as _;
+//! use loopotel::stream::StreamTraceExt as _;
+//! use loopotel::{LoopTracer, Outcome, SpanKind};
+//!
+//! let run = LoopTracer::new().run("stream-loop").start();
+//! let it = run.iteration(1);
+//! let chunks = futures_util::stream::iter(["Hel", "lo", "!"])
+//!     .traced(it.span("chat m", SpanKind::Worker.client()))
+//!     .with_size(|s: &&str| s.len() as u64);
+//! let text: String = chunks.collect::<Vec<_>>().await.concat();
+//! assert_eq!(text, "Hello!");
+//! drop(it);
+//! let doc = run.finish(Outcome::Success, "done");
+//! let span = doc.spans.iter().find(|s| s.name.as_str() == "chat m").unwrap();
+//! assert_eq!(span.attributes.get("loop.stream.items").unwrap().as_i64(), Some(3));
+//! assert_eq!(span.attributes.get("loop.stream.bytes").unwrap().as_i64(), Some(6));
+//! assert_eq!(span.attributes.get("loop.stream.end_reason").unwrap().as_str(), Some("completed"));
+//! # });
+//! ```
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::Stream;
+
+use crate::tracer::SpanGuard;
+
+/// Upper bounds (ms) of the gap histogram buckets; the last bucket is unbounded.
+const GAP_BOUNDS_MS: [f64; 12] = [
+    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
+];
+
+/// Running statistics of the gaps between items.
+#[derive(Debug, Default, Clone)]
+struct Gaps {
+    count: u64,
+    sum_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
+    buckets: [u32; GAP_BOUNDS_MS.len() + 1],
+}
+
+impl Gaps {
+    fn add(&mut self, ms: f64) {
+        if self.count == 0 || ms < self.min_ms {
+            self.min_ms = ms;
+        }
+        if ms > self.max_ms {
+            self.max_ms = ms;
+        }
+        self.count += 1;
+        self.sum_ms += ms;
+        let i = GAP_BOUNDS_MS.partition_point(|b| *b < ms);
+        self.buckets[i] = self.buckets[i].saturating_add(1);
+    }
+
+    /// The upper bound of the bucket holding quantile `q` (the max for the last bucket).
+    fn quantile(&self, q: f64) -> f64 {
+        let rank = (q * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0u64;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += u64::from(*n);
+            if seen >= rank {
+                return GAP_BOUNDS_MS
+                    .get(i)
+                    .copied()
+                    .unwrap_or(self.max_ms)
+                    .min(self.max_ms);
+            }
+        }
+        self.max_ms
+    }
+}
+
+/// How a stream's items are judged and measured.
+pub trait ItemPolicy<T> {
+    /// `Some(error_type, message)` when the item is an error: the span ends `error`.
+    fn error(&self, item: &T) -> Option<(String, String)>;
+    /// The item's size in bytes, if known.
+    fn size(&self, item: &T) -> Option<u64>;
+}
+
+/// Every item is a success; sizes unknown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnyItem;
+
+impl<T> ItemPolicy<T> for AnyItem {
+    fn error(&self, _: &T) -> Option<(String, String)> {
+        None
+    }
+    fn size(&self, _: &T) -> Option<u64> {
+        None
+    }
+}
+
+/// `Err` items are errors (for streams of `Result`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResultItem;
+
+impl<T, E: std::fmt::Display> ItemPolicy<Result<T, E>> for ResultItem {
+    fn error(&self, item: &Result<T, E>) -> Option<(String, String)> {
+        item.as_ref().err().map(|e| {
+            let name = std::any::type_name::<E>();
+            let base = name.split('<').next().unwrap_or(name);
+            (
+                base.rsplit("::").next().unwrap_or(base).to_owned(),
+                e.to_string(),
+            )
+        })
+    }
+    fn size(&self, _: &Result<T, E>) -> Option<u64> {
+        None
+    }
+}
+
+/// A policy with a size function.
+#[derive(Debug, Clone, Copy)]
+pub struct WithSize<P, F> {
+    policy: P,
+    size: F,
+}
+
+impl<T, P: ItemPolicy<T>, F: Fn(&T) -> u64> ItemPolicy<T> for WithSize<P, F> {
+    fn error(&self, item: &T) -> Option<(String, String)> {
+        self.policy.error(item)
+    }
+    fn size(&self, item: &T) -> Option<u64> {
+        Some((self.size)(item))
+    }
+}
+
+/// The span and what was measured; ends the span (once) when dropped.
+#[derive(Debug)]
+struct StreamRecord {
+    span: Option<SpanGuard>,
+    started: Instant,
+    last: Option<Instant>,
+    first_item_ms: Option<f64>,
+    items: u64,
+    bytes: Option<u64>,
+    gaps: Gaps,
+}
+
+impl StreamRecord {
+    fn item(&mut self, size: Option<u64>) {
+        let now = Instant::now();
+        match self.last {
+            None => {
+                self.first_item_ms = Some(now.duration_since(self.started).as_secs_f64() * 1000.0)
+            }
+            Some(prev) => self
+                .gaps
+                .add(now.duration_since(prev).as_secs_f64() * 1000.0),
+        }
+        self.last = Some(now);
+        self.items += 1;
+        if let Some(n) = size {
+            *self.bytes.get_or_insert(0) += n;
+        }
+    }
+
+    /// Ends the span once, with what was measured.
+    fn end(&mut self, reason: &'static str, error: Option<(String, String)>) {
+        let Some(mut span) = self.span.take() else {
+            return;
+        };
+        span.set_attribute("loop.stream.end_reason", reason);
+        span.set_attribute("loop.stream.items", self.items);
+        if let Some(ms) = self.first_item_ms {
+            span.set_attribute("loop.stream.time_to_first_item_ms", ms);
+        }
+        if self.gaps.count > 0 {
+            span.set_attribute("loop.stream.gap_ms.min", self.gaps.min_ms);
+            span.set_attribute(
+                "loop.stream.gap_ms.mean",
+                self.gaps.sum_ms / self.gaps.count as f64,
+            );
+            span.set_attribute("loop.stream.gap_ms.max", self.gaps.max_ms);
+            span.set_attribute("loop.stream.gap_ms.p50", self.gaps.quantile(0.5));
+            span.set_attribute("loop.stream.gap_ms.p95", self.gaps.quantile(0.95));
+        }
+        if let Some(b) = self.bytes {
+            span.set_attribute("loop.stream.bytes", b);
+        }
+        if let Some((error_type, message)) = error {
+            span.record_error(error_type, message);
+        }
+        span.end();
+    }
+}
+
+impl Drop for StreamRecord {
+    fn drop(&mut self) {
+        self.end("dropped_early", None);
+    }
+}
+
+/// A stream with a span that ends with it. Made by [`StreamTraceExt::traced`].
+/// Polled through `Pin::new(&mut inner)`: wrap `!Unpin` streams in `Box::pin` first.
+#[derive(Debug)]
+pub struct TracedStream<S, P = AnyItem> {
+    inner: S,
+    policy: P,
+    record: StreamRecord,
+}
+
+impl<S, P> TracedStream<S, P> {
+    fn new(inner: S, policy: P, span: SpanGuard) -> Self {
+        Self {
+            inner,
+            policy,
+            record: StreamRecord {
+                span: Some(span),
+                started: Instant::now(),
+                last: None,
+                first_item_ms: None,
+                items: 0,
+                bytes: None,
+                gaps: Gaps::default(),
+            },
+        }
+    }
+
+    /// Measures items with `size` (bytes) as well.
+    pub fn with_size<T, F: Fn(&T) -> u64>(self, size: F) -> TracedStream<S, WithSize<P, F>> {
+        TracedStream {
+            inner: self.inner,
+            policy: WithSize {
+                policy: self.policy,
+                size,
+            },
+            record: self.record,
+        }
+    }
+
+    /// The span, while the stream has not ended.
+    pub fn span_mut(&mut self) -> Option<&mut SpanGuard> {
+        self.record.span.as_mut()
+    }
+}
+
+impl<S: Stream + Unpin, P: ItemPolicy<S::Item> + Unpin> Stream for TracedStream<S, P> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_next(cx);
+        if this.record.span.is_none() {
+            return polled;
+        }
+        match &polled {
+            Poll::Pending => {}
+            Poll::Ready(None) => this.record.end("completed", None),
+            Poll::Ready(Some(item)) => {
+                this.record.item(this.policy.size(item));
+                if let Some(error) = this.policy.error(item) {
+                    this.record.end("error", Some(error));
+                }
+            }
+        }
+        polled
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+/// `.traced(span)` for every stream.
+pub trait StreamTraceExt: Stream + Sized {
+    /// Records this stream in `span` (items are never errors).
+    fn traced(self, span: SpanGuard) -> TracedStream<Self, AnyItem> {
+        TracedStream::new(self, AnyItem, span)
+    }
+
+    /// Records this stream of `Result`s in `span`; the first `Err` item ends the span with
+    /// `error` (the stream itself goes on unchanged).
+    fn traced_try(self, span: SpanGuard) -> TracedStream<Self, ResultItem> {
+        TracedStream::new(self, ResultItem, span)
+    }
+}
+
+impl<S: Stream> StreamTraceExt for S {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_quantiles_come_from_bucket_bounds() {
+        let mut g = Gaps::default();
+        for ms in [0.05, 0.3, 0.3, 0.7, 3.0, 7.0, 20.0, 40.0, 70.0, 400.0] {
+            g.add(ms);
+        }
+        assert_eq!(g.min_ms, 0.05);
+        assert_eq!(g.max_ms, 400.0);
+        assert_eq!(g.quantile(0.5), 5.0);
+        assert_eq!(g.quantile(0.95), 400.0);
+    }
+}

@@ -1,0 +1,97 @@
+//! TracedStream: every span ends exactly once with the right end reason, wherever the
+//! consumer stops (randomized drops at every point), and errors end it early.
+
+use futures_util::StreamExt as _;
+use loopotel::stream::StreamTraceExt as _;
+use loopotel::{LoopTracer, LtfSpan, Outcome, SpanKind};
+
+fn stream_spans(doc: &loopotel::LtfDocument) -> Vec<&LtfSpan> {
+    doc.spans
+        .iter()
+        .filter(|s| s.name.as_str() == "chat stream")
+        .collect()
+}
+
+#[tokio::test]
+async fn dropping_at_every_point_ends_the_span_once_with_the_right_reason() {
+    let mut rng = fastrand::Rng::with_seed(42);
+    for case in 0..200 {
+        let len = rng.usize(0..8);
+        let take = rng.usize(0..=len + 1); // may read past the end
+        let tracer = LoopTracer::new();
+        let run = tracer.run("stream-loop").start();
+        let it = run.iteration(1);
+        let mut s = futures_util::stream::iter(0..len)
+            .then(|x| async move {
+                tokio::task::yield_now().await;
+                x
+            })
+            .boxed()
+            .traced(it.span("chat stream", SpanKind::Worker.client()));
+        let mut got = 0;
+        let mut finished = false;
+        for _ in 0..take {
+            match s.next().await {
+                Some(_) => got += 1,
+                None => {
+                    finished = true;
+                    break;
+                }
+            }
+        }
+        drop(s);
+        drop(it);
+        let doc = run.finish(Outcome::Success, "done");
+        let spans = stream_spans(&doc);
+        assert_eq!(spans.len(), 1, "case {case}");
+        let a = &spans[0].attributes;
+        assert_eq!(
+            a.get("loop.stream.items").and_then(|v| v.as_i64()),
+            Some(got as i64),
+            "case {case}"
+        );
+        let reason = a.get("loop.stream.end_reason").and_then(|v| v.as_str());
+        let expected = if finished {
+            "completed"
+        } else {
+            "dropped_early"
+        };
+        assert_eq!(reason, Some(expected), "case {case}: len {len} take {take}");
+        assert_eq!(
+            a.get("loop.stream.time_to_first_item_ms").is_some(),
+            got > 0
+        );
+        assert_eq!(a.get("loop.stream.gap_ms.max").is_some(), got > 1);
+    }
+}
+
+#[tokio::test]
+async fn an_error_item_ends_the_span_with_error_and_the_stream_goes_on() {
+    let run = LoopTracer::new().run("stream-loop").start();
+    let it = run.iteration(1);
+    let items = vec![Ok(1), Err(std::io::Error::other("connection reset")), Ok(3)];
+    let out: Vec<_> = futures_util::stream::iter(items)
+        .traced_try(it.span("chat stream", SpanKind::Worker))
+        .collect()
+        .await;
+    assert_eq!(out.len(), 3, "the caller sees every item unchanged");
+    drop(it);
+    let doc = run.finish(Outcome::Failure, "error");
+    let span = stream_spans(&doc)[0];
+    assert_eq!(
+        span.attributes
+            .get("loop.stream.end_reason")
+            .and_then(|v| v.as_str()),
+        Some("error")
+    );
+    assert_eq!(
+        span.attributes
+            .get("loop.stream.items")
+            .and_then(|v| v.as_i64()),
+        Some(2)
+    );
+    assert_eq!(
+        span.attributes.get("error.type").and_then(|v| v.as_str()),
+        Some("Error")
+    );
+}
