@@ -4,10 +4,11 @@
 //! environment step — as a span of the current loop run, parented to the iteration found in
 //! the OpenTelemetry context (LTF and OpenTelemetry, one recording). See [`trace`].
 //!
-//! Status: the layer, call kinds, callbacks, classifier, cancellation and attempt numbering
-//! are here; the HTTP propagation layers, the traced stream adapter and the benches of
-//! issue 4 are not yet.
+//! [`propagate`] carries W3C trace context over `http::Request`s (inject on the client,
+//! extract on the server), and [`TracedStream`] (from `loopotel::stream`) keeps a span open
+//! for as long as a stream.
 
+pub mod propagate;
 pub mod trace;
 
 pub use loopotel;

@@ -96,9 +96,23 @@ impl RunBuilder {
         let config = self.tracer.config;
         let started_at = Timestamp::now();
         let goal_target = self.goal_target.unwrap_or(config.default_goal_target);
+        // A remote parent in the current context (extracted from a request or message)
+        // continues that trace, with or without an OpenTelemetry provider.
+        let remote_parent = self.remote_parent.or_else(|| {
+            Context::map_current(|cx| {
+                let span = cx.span();
+                let sc = span.span_context();
+                sc.is_remote()
+                    .then(|| crate::propagation::TraceParent::from_span_context(sc))
+                    .flatten()
+            })
+        });
         let mut root_span_id = SpanId::random();
-        let mut trace_id = self.trace_id.unwrap_or_else(TraceId::random);
-        let mut parent_span = self.remote_parent.map(|p| p.span_id);
+        let mut trace_id = match remote_parent {
+            Some(tp) => tp.trace_id,
+            None => self.trace_id.unwrap_or_else(TraceId::random),
+        };
+        let mut parent_span = remote_parent.map(|p| p.span_id);
         let mut otel = None;
         let mut spans = SpanStore::default();
         if config.enabled {
