@@ -3,10 +3,12 @@
 //! discarding exporter). Prints a ratio table after the criterion output.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+
+mod common;
+use common::{criterion_dir, mean_ns};
 use loopotel::{LoopTracer, Outcome, SpanKind};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
@@ -93,19 +95,6 @@ fn benches(c: &mut Criterion) {
         b.iter_custom(|n| time_loopotel_spans(&disabled, n))
     });
     g.finish();
-}
-
-fn criterion_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("criterion")
-}
-
-fn mean_ns(id: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(criterion_dir().join(id).join("new/estimates.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
 }
 
 fn report() {

@@ -6,10 +6,12 @@
 //! work, and a second table gives Python ÷ loopotel.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+
+mod common;
+use common::{criterion_dir, fmt_ns, mean_ns};
 use loopotel::{IterationRecord, LoopTracer, Outcome};
 
 fn record(n: u64) -> IterationRecord {
@@ -114,21 +116,6 @@ fn benches(c: &mut Criterion) {
         });
     }
     g.finish();
-}
-
-fn criterion_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("criterion")
-}
-
-/// Mean time of one criterion benchmark, in nanoseconds.
-fn mean_ns(id: &str) -> Option<f64> {
-    let path = criterion_dir().join(id).join("new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
 }
 
 /// The reference, timed in the same run: CPU ns per `emit_iteration` at each run size, and
@@ -262,18 +249,6 @@ fn report() {
             fmt_ns(ours10),
             py_run10 / ours10
         );
-    }
-}
-
-fn fmt_ns(ns: f64) -> String {
-    if ns >= 1e9 {
-        format!("{:.2} s", ns / 1e9)
-    } else if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{ns:.1} ns")
     }
 }
 

@@ -75,6 +75,25 @@ fn text_to_cow(t: &Text) -> Cow<'static, str> {
     }
 }
 
+/// The OpenTelemetry status of an LTF span: `Error` when it has `error.type` (described by
+/// its last `exception.message`, else the error type), `Unset` otherwise.
+pub fn status_of(span: &LtfSpan) -> Status {
+    let Some(error) = span.attributes.get("error.type") else {
+        return Status::Unset;
+    };
+    let description = span
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.name.as_str() == "exception")
+        .and_then(|e| e.attributes.get("exception.message"))
+        .and_then(AttrValue::as_str)
+        .or_else(|| error.as_str())
+        .unwrap_or("error")
+        .to_owned();
+    Status::error(description)
+}
+
 /// Converts an LTF event.
 pub fn to_otel_event(e: &LtfEvent) -> opentelemetry::trace::Event {
     opentelemetry::trace::Event::new(
@@ -190,18 +209,9 @@ impl LiveOtelSpan {
                     to_otel_attributes(&e.attributes, 0),
                 );
             }
-            if let Some(error) = ltf.attributes.get("error.type") {
-                let description = ltf
-                    .events
-                    .iter()
-                    .rev()
-                    .find(|e| e.name.as_str() == "exception")
-                    .and_then(|e| e.attributes.get("exception.message"))
-                    .and_then(AttrValue::as_str)
-                    .or_else(|| error.as_str())
-                    .unwrap_or("error")
-                    .to_owned();
-                span.set_status(Status::error(description));
+            let status = status_of(ltf);
+            if status != Status::Unset {
+                span.set_status(status);
             }
         }
         span.end_with_timestamp(ltf.end_time.unwrap_or_else(Timestamp::now).to_system_time());

@@ -29,10 +29,10 @@
 use std::borrow::Cow;
 
 use opentelemetry::InstrumentationScope;
-use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceFlags, TraceState};
+use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use super::{SCOPE_NAME, root_document_attributes, to_otel_attributes, to_otel_event};
+use super::{SCOPE_NAME, root_document_attributes, status_of, to_otel_attributes, to_otel_event};
 use crate::attr::{AttrValue, Text};
 use crate::ids::SpanId;
 use crate::model::{LtfDocument, LtfSpan};
@@ -55,23 +55,6 @@ fn kind_of(span: &LtfSpan) -> SpanKind {
         Some("chat" | "text_completion" | "embeddings" | "generate_content") => SpanKind::Client,
         _ => SpanKind::Internal,
     }
-}
-
-fn status_of(span: &LtfSpan) -> Status {
-    let Some(error) = span.attributes.get("error.type") else {
-        return Status::Unset;
-    };
-    let description = span
-        .events
-        .iter()
-        .rev()
-        .find(|e| e.name.as_str() == "exception")
-        .and_then(|e| e.attributes.get("exception.message"))
-        .and_then(AttrValue::as_str)
-        .or_else(|| error.as_str())
-        .unwrap_or("error")
-        .to_owned();
-    Status::error(description)
 }
 
 fn events_of(span: &LtfSpan) -> SpanEvents {
