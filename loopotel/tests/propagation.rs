@@ -14,7 +14,7 @@ fn a_consumer_continues_the_producers_trace_through_a_json_message() {
     let mut message = serde_json::json!({"task": "summarize"});
     let tool_span_id = {
         let _cx = it.enter();
-        let tool = start_span("execute_tool enqueue", SpanKind::Worker);
+        let mut tool = start_span("execute_tool enqueue", SpanKind::Worker);
         let _tool_cx = tool.context().attach();
         inject_current(&mut JsonCarrier(&mut message));
         tool.span_id()

@@ -61,11 +61,14 @@ pub fn to_otel_value(v: &AttrValue) -> Value {
 
 /// Converts LTF attributes to OpenTelemetry key-values, skipping the first `skip`.
 pub fn to_otel_attributes(attrs: &Attributes, skip: usize) -> Vec<KeyValue> {
+    otel_attributes(attrs, skip).collect()
+}
+
+fn otel_attributes(attrs: &Attributes, skip: usize) -> impl Iterator<Item = KeyValue> + '_ {
     attrs
         .iter_keys()
         .skip(skip)
         .map(|(k, v)| KeyValue::new(k.clone(), to_otel_value(v)))
-        .collect()
 }
 
 fn text_to_cow(t: &Text) -> Cow<'static, str> {
@@ -161,6 +164,31 @@ impl OtelBridge {
         }
     }
 
+    /// Starts a leaf span (held directly until its context is needed) and returns it with
+    /// the span id the LTF span takes.
+    pub(crate) fn start_leaf(
+        &self,
+        parent: &Context,
+        name: &Text,
+        kind: opentelemetry::trace::SpanKind,
+        start: Timestamp,
+    ) -> (LeafOtelSpan, SpanId) {
+        let builder = self
+            .tracer
+            .span_builder(text_to_cow(name))
+            .with_kind(kind)
+            .with_start_time(start.to_system_time());
+        let span = self.tracer.build_with_context(builder, parent);
+        let id = SpanId::from_bytes(span.span_context().span_id().to_bytes());
+        (
+            LeafOtelSpan::Detached {
+                span,
+                parent: parent.clone(),
+            },
+            id,
+        )
+    }
+
     /// Starts the OpenTelemetry span and returns it with the ids the LTF span takes.
     pub(crate) fn start(
         &self,
@@ -199,21 +227,126 @@ impl LiveOtelSpan {
     /// Ends the OpenTelemetry span with the LTF span's final attributes, events, status and
     /// end time.
     pub(crate) fn end(&self, ltf: &LtfSpan) {
-        let span = self.cx.span();
-        if span.is_recording() {
-            span.set_attributes(to_otel_attributes(&ltf.attributes, self.attrs_at_start));
-            for e in &ltf.events {
-                span.add_event_with_timestamp(
-                    text_to_cow(&e.name),
-                    e.timestamp.to_system_time(),
-                    to_otel_attributes(&e.attributes, 0),
-                );
-            }
-            let status = status_of(ltf);
-            if status != Status::Unset {
-                span.set_status(status);
-            }
-        }
-        span.end_with_timestamp(ltf.end_time.unwrap_or_else(Timestamp::now).to_system_time());
+        finish(&mut self.cx.span(), ltf, self.attrs_at_start);
     }
+}
+
+/// The OpenTelemetry view of a leaf span (an LLM or tool call): the SDK span is held
+/// directly — no context is built, no lock taken — until someone asks for the span's
+/// context (to parent nested work), when it moves into one.
+pub(crate) enum LeafOtelSpan {
+    Detached {
+        span: opentelemetry::global::BoxedSpan,
+        parent: Context,
+    },
+    Attached(LiveOtelSpan),
+    /// Only while switching states.
+    Moved,
+}
+
+impl std::fmt::Debug for LeafOtelSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LeafOtelSpan::Detached { .. } => "LeafOtelSpan::Detached",
+            LeafOtelSpan::Attached(_) => "LeafOtelSpan::Attached",
+            LeafOtelSpan::Moved => "LeafOtelSpan::Moved",
+        })
+    }
+}
+
+impl LeafOtelSpan {
+    /// A context holding this span as the active span.
+    pub(crate) fn context(&mut self) -> Context {
+        if let LeafOtelSpan::Detached { .. } = self
+            && let LeafOtelSpan::Detached { span, parent } =
+                std::mem::replace(self, LeafOtelSpan::Moved)
+        {
+            *self = LeafOtelSpan::Attached(LiveOtelSpan {
+                cx: parent.with_span(span),
+                attrs_at_start: 0,
+            });
+        }
+        match self {
+            LeafOtelSpan::Attached(live) => live.cx.clone(),
+            _ => Context::current(),
+        }
+    }
+
+    /// Ends the OpenTelemetry span with the LTF span's final state.
+    pub(crate) fn end(&mut self, ltf: &LtfSpan) {
+        match self {
+            LeafOtelSpan::Detached { span, .. } => finish(span, ltf, 0),
+            LeafOtelSpan::Attached(live) => live.end(ltf),
+            LeafOtelSpan::Moved => {}
+        }
+    }
+}
+
+/// What finishing needs of a span, whether held directly or through a context.
+trait FinishableSpan {
+    fn recording(&self) -> bool;
+    fn attributes(&mut self, attributes: impl Iterator<Item = KeyValue>);
+    fn event(&mut self, e: &LtfEvent);
+    fn status(&mut self, status: Status);
+    fn end_at(&mut self, at: std::time::SystemTime);
+}
+
+impl FinishableSpan for opentelemetry::global::BoxedSpan {
+    fn recording(&self) -> bool {
+        self.is_recording()
+    }
+    fn attributes(&mut self, attributes: impl Iterator<Item = KeyValue>) {
+        self.set_attributes(attributes);
+    }
+    fn event(&mut self, e: &LtfEvent) {
+        self.add_event_with_timestamp(
+            text_to_cow(&e.name),
+            e.timestamp.to_system_time(),
+            to_otel_attributes(&e.attributes, 0),
+        );
+    }
+    fn status(&mut self, status: Status) {
+        self.set_status(status);
+    }
+    fn end_at(&mut self, at: std::time::SystemTime) {
+        self.end_with_timestamp(at);
+    }
+}
+
+impl FinishableSpan for opentelemetry::trace::SpanRef<'_> {
+    fn recording(&self) -> bool {
+        self.is_recording()
+    }
+    fn attributes(&mut self, attributes: impl Iterator<Item = KeyValue>) {
+        self.set_attributes(attributes);
+    }
+    fn event(&mut self, e: &LtfEvent) {
+        self.add_event_with_timestamp(
+            text_to_cow(&e.name),
+            e.timestamp.to_system_time(),
+            to_otel_attributes(&e.attributes, 0),
+        );
+    }
+    fn status(&mut self, status: Status) {
+        self.set_status(status);
+    }
+    fn end_at(&mut self, at: std::time::SystemTime) {
+        self.end_with_timestamp(at);
+    }
+}
+
+/// Gives the OpenTelemetry span the LTF span's attributes (after the first `skip`, which it
+/// got at start), events, status and end time, and ends it.
+fn finish(span: &mut impl FinishableSpan, ltf: &LtfSpan, skip: usize) {
+    if span.recording() {
+        span.attributes(otel_attributes(&ltf.attributes, skip));
+        for e in &ltf.events {
+            span.event(e);
+        }
+        let status = status_of(ltf);
+        if status != Status::Unset {
+            span.status(status);
+        }
+    }
+    span.end_at(ltf.end_time.unwrap_or_else(Timestamp::now).to_system_time());
 }

@@ -8,13 +8,13 @@ use crate::attr::{AttrValue, Attributes, Key, Text};
 use crate::context::LoopScope;
 use crate::ids::SpanId;
 use crate::model::{LtfEvent, LtfSpan, SpanKinds};
-use crate::otel::LiveOtelSpan;
+use crate::otel::LeafOtelSpan;
 use crate::semconv as sc;
 use crate::time::Timestamp;
 
 struct LiveSpan {
     run: Arc<RunShared>,
-    otel: Option<LiveOtelSpan>,
+    otel: Option<LeafOtelSpan>,
     usage: Option<Arc<IterationUsage>>,
     span: LtfSpan,
     tokens: u64,
@@ -79,9 +79,8 @@ impl SpanGuard {
         let start_time = Timestamp::now();
         let (otel, span_id) = match (&run.config.otel, parent_otel) {
             (Some(bridge), Some(parent_cx)) => {
-                let (live, _, id) =
-                    bridge.start(parent_cx, &name, kinds.otel, start_time, &Attributes::new());
-                (Some(live), id)
+                let (leaf, id) = bridge.start_leaf(parent_cx, &name, kinds.otel, start_time);
+                (Some(leaf), id)
             }
             _ => (None, SpanId::random()),
         };
@@ -169,10 +168,13 @@ impl SpanGuard {
 
     /// The current OpenTelemetry context with this span as the parent of spans started
     /// through [`crate::context::start_span`].
-    pub fn context(&self) -> opentelemetry::Context {
-        match &self.inner {
+    ///
+    /// Takes `&mut self`: with a provider, the OpenTelemetry span moves into a context the
+    /// first time one is asked for (leaf spans that never need one skip that cost).
+    pub fn context(&mut self) -> opentelemetry::Context {
+        match &mut self.inner {
             Some(s) => {
-                let otel = s.otel.as_ref().map(|o| o.cx.clone());
+                let otel = s.otel.as_mut().map(LeafOtelSpan::context);
                 let base = otel.clone().unwrap_or_else(opentelemetry::Context::current);
                 LoopScope {
                     run: s.run.clone(),
@@ -224,7 +226,7 @@ impl SpanGuard {
             None if s.tokens > 0 || s.cost.is_some() => s.run.add_usage(s.tokens, s.cost),
             None => {}
         }
-        if let Some(o) = &s.otel {
+        if let Some(o) = &mut s.otel {
             o.end(&s.span);
         }
         if let Some(m) = &s.run.config.metrics {
