@@ -291,49 +291,37 @@ trait FinishableSpan {
     fn end_at(&mut self, at: std::time::SystemTime);
 }
 
-impl FinishableSpan for opentelemetry::global::BoxedSpan {
-    fn recording(&self) -> bool {
-        self.is_recording()
-    }
-    fn attributes(&mut self, attributes: impl Iterator<Item = KeyValue>) {
-        self.set_attributes(attributes);
-    }
-    fn event(&mut self, e: &LtfEvent) {
-        self.add_event_with_timestamp(
-            text_to_cow(&e.name),
-            e.timestamp.to_system_time(),
-            to_otel_attributes(&e.attributes, 0),
-        );
-    }
-    fn status(&mut self, status: Status) {
-        self.set_status(status);
-    }
-    fn end_at(&mut self, at: std::time::SystemTime) {
-        self.end_with_timestamp(at);
-    }
+/// The same calls exist on a span held directly and on one reached through a context.
+macro_rules! finishable_span {
+    ($($t:ty),*) => {$(
+        impl FinishableSpan for $t {
+            fn recording(&self) -> bool {
+                self.is_recording()
+            }
+            fn attributes(&mut self, attributes: impl Iterator<Item = KeyValue>) {
+                self.set_attributes(attributes);
+            }
+            fn event(&mut self, e: &LtfEvent) {
+                self.add_event_with_timestamp(
+                    text_to_cow(&e.name),
+                    e.timestamp.to_system_time(),
+                    to_otel_attributes(&e.attributes, 0),
+                );
+            }
+            fn status(&mut self, status: Status) {
+                self.set_status(status);
+            }
+            fn end_at(&mut self, at: std::time::SystemTime) {
+                self.end_with_timestamp(at);
+            }
+        }
+    )*};
 }
 
-impl FinishableSpan for opentelemetry::trace::SpanRef<'_> {
-    fn recording(&self) -> bool {
-        self.is_recording()
-    }
-    fn attributes(&mut self, attributes: impl Iterator<Item = KeyValue>) {
-        self.set_attributes(attributes);
-    }
-    fn event(&mut self, e: &LtfEvent) {
-        self.add_event_with_timestamp(
-            text_to_cow(&e.name),
-            e.timestamp.to_system_time(),
-            to_otel_attributes(&e.attributes, 0),
-        );
-    }
-    fn status(&mut self, status: Status) {
-        self.set_status(status);
-    }
-    fn end_at(&mut self, at: std::time::SystemTime) {
-        self.end_with_timestamp(at);
-    }
-}
+finishable_span!(
+    opentelemetry::global::BoxedSpan,
+    opentelemetry::trace::SpanRef<'_>
+);
 
 /// Gives the OpenTelemetry span the LTF span's attributes (after the first `skip`, which it
 /// got at start), events, status and end time, and ends it.
