@@ -12,5 +12,5 @@ pub mod propagate;
 pub mod trace;
 
 pub use loopotel;
-pub use loopotel::stream::{StreamTraceExt, TracedStream};
+pub use loopotel::stream::{StreamTraceExt, TracedBody, TracedStream};
 pub use trace::{CallKind, LoopTrace, LoopTraceLayer};

@@ -1,4 +1,5 @@
-//! [`TracedStream`]: a span that lives as long as a stream.
+//! [`TracedStream`]: a span that lives as long as a stream; [`TracedBody`] (feature `http`):
+//! the same for an `http_body::Body`.
 //!
 //! Wrap any `futures::Stream` (an LLM token stream, a tool's paged results) with
 //! [`StreamTraceExt::traced`]. The span ends exactly once — when the stream ends, when an
@@ -151,7 +152,8 @@ impl<T, P: ItemPolicy<T>, F: Fn(&T) -> u64> ItemPolicy<T> for WithSize<P, F> {
     }
 }
 
-/// The span and what was measured; ends the span (once) when dropped.
+/// The span and what was measured; ends the span (once) when dropped. Shared by
+/// [`TracedStream`] and [`TracedBody`].
 #[derive(Debug)]
 struct StreamRecord {
     span: Option<SpanGuard>,
@@ -164,6 +166,18 @@ struct StreamRecord {
 }
 
 impl StreamRecord {
+    fn new(span: SpanGuard) -> Self {
+        Self {
+            span: Some(span),
+            started: Instant::now(),
+            last: None,
+            first_item_ms: None,
+            items: 0,
+            bytes: None,
+            gaps: Gaps::default(),
+        }
+    }
+
     fn item(&mut self, size: Option<u64>) {
         let now = Instant::now();
         match self.last {
@@ -231,15 +245,7 @@ impl<S, P> TracedStream<S, P> {
         Self {
             inner,
             policy,
-            record: StreamRecord {
-                span: Some(span),
-                started: Instant::now(),
-                last: None,
-                first_item_ms: None,
-                items: 0,
-                bytes: None,
-                gaps: Gaps::default(),
-            },
+            record: StreamRecord::new(span),
         }
     }
 
@@ -284,6 +290,80 @@ impl<S: Stream + Unpin, P: ItemPolicy<S::Item> + Unpin> Stream for TracedStream<
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(feature = "http")]
+pin_project_lite::pin_project! {
+    /// An `http_body::Body` with a span that ends with it (feature `http`): the same
+    /// attributes as [`TracedStream`], counting data frames as items and their bytes.
+    /// Errors end it `error`; reaching the end (or `is_end_stream`) ends it `completed`;
+    /// dropping it earlier ends it `dropped_early`.
+    #[derive(Debug)]
+    pub struct TracedBody<B> {
+        #[pin]
+        inner: B,
+        record: StreamRecord,
+    }
+}
+
+#[cfg(feature = "http")]
+impl<B> TracedBody<B> {
+    /// Records `body` in `span`.
+    pub fn new(body: B, span: SpanGuard) -> Self {
+        Self {
+            inner: body,
+            record: StreamRecord::new(span),
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+impl<B> http_body::Body for TracedBody<B>
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Display,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use bytes::Buf as _;
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        if this.record.span.is_none() {
+            return polled;
+        }
+        match &polled {
+            Poll::Pending => {}
+            Poll::Ready(None) => this.record.end("completed", None),
+            Poll::Ready(Some(Err(e))) => {
+                let name = std::any::type_name::<B::Error>();
+                let base = name.split('<').next().unwrap_or(name);
+                let error_type = base.rsplit("::").next().unwrap_or(base).to_owned();
+                this.record.end("error", Some((error_type, e.to_string())));
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.record.item(Some(data.remaining() as u64));
+                }
+                if this.inner.is_end_stream() {
+                    this.record.end("completed", None);
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
 }

@@ -95,3 +95,75 @@ async fn an_error_item_ends_the_span_with_error_and_the_stream_goes_on() {
         Some("Error")
     );
 }
+
+mod body {
+    use bytes::Bytes;
+    use http_body::Frame;
+    use http_body_util::{BodyExt as _, StreamBody};
+    use loopotel::stream::TracedBody;
+    use loopotel::{LoopTracer, Outcome, SpanKind};
+
+    fn frames(
+        parts: &[&'static str],
+        fail_at: Option<usize>,
+    ) -> StreamBody<
+        futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
+    > {
+        let items: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if Some(i) == fail_at {
+                    Err(std::io::Error::other("connection reset"))
+                } else {
+                    Ok(Frame::data(Bytes::from_static(p.as_bytes())))
+                }
+            })
+            .collect();
+        StreamBody::new(futures_util::stream::iter(items))
+    }
+
+    #[tokio::test]
+    async fn bodies_record_frames_bytes_and_how_they_ended() {
+        for (fail_at, read_all, reason, items) in [
+            (None, true, "completed", 3),
+            (Some(1), true, "error", 1),
+            (None, false, "dropped_early", 1),
+        ] {
+            let run = LoopTracer::new().run("body-loop").start();
+            let it = run.iteration(1);
+            let mut body = TracedBody::new(
+                frames(&["data: a", "data: bb", "[DONE]"], fail_at),
+                it.span("chat body", SpanKind::Worker),
+            );
+            if read_all {
+                let _ = (&mut body).collect().await;
+            } else {
+                let _ = body.frame().await;
+            }
+            drop(body);
+            drop(it);
+            let doc = run.finish(Outcome::Success, "done");
+            let span = doc
+                .spans
+                .iter()
+                .find(|s| s.name.as_str() == "chat body")
+                .unwrap();
+            let a = &span.attributes;
+            assert_eq!(
+                a.get("loop.stream.end_reason").and_then(|v| v.as_str()),
+                Some(reason)
+            );
+            assert_eq!(
+                a.get("loop.stream.items").and_then(|v| v.as_i64()),
+                Some(items)
+            );
+            if reason == "completed" {
+                assert_eq!(
+                    a.get("loop.stream.bytes").and_then(|v| v.as_i64()),
+                    Some(21)
+                );
+            }
+        }
+    }
+}
