@@ -103,12 +103,10 @@ mod body {
     use loopotel::stream::TracedBody;
     use loopotel::{LoopTracer, Outcome, SpanKind};
 
-    fn frames(
-        parts: &[&'static str],
-        fail_at: Option<usize>,
-    ) -> StreamBody<
-        futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
-    > {
+    type Frames =
+        futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>;
+
+    fn frames(parts: &[&'static str], fail_at: Option<usize>) -> StreamBody<Frames> {
         let items: Vec<_> = parts
             .iter()
             .enumerate()
