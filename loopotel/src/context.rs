@@ -39,13 +39,28 @@ use crate::tracer::{IterationRecord, RunHandle, SpanGuard};
 
 /// The place in a loop run that new spans attach to: the run, the parent span, and the
 /// iteration whose usage roll-ups they feed (if any). Stored in `opentelemetry::Context`.
-#[derive(Clone)]
 pub struct LoopScope {
     pub(crate) run: Arc<RunShared>,
     pub(crate) parent: SpanId,
     pub(crate) usage: Option<Arc<IterationUsage>>,
     /// The parent's OpenTelemetry context (holding its live span), with a provider.
     pub(crate) otel: Option<opentelemetry::Context>,
+    /// Attempts started under this scope's span (for per-attempt instrumentation).
+    pub(crate) attempts: std::sync::atomic::AtomicU64,
+}
+
+impl Clone for LoopScope {
+    fn clone(&self) -> Self {
+        Self {
+            run: self.run.clone(),
+            parent: self.parent,
+            usage: self.usage.clone(),
+            otel: self.otel.clone(),
+            attempts: std::sync::atomic::AtomicU64::new(
+                self.attempts.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        }
+    }
 }
 
 impl std::fmt::Debug for LoopScope {
@@ -67,6 +82,7 @@ impl LoopScope {
             parent,
             usage: None,
             otel,
+            attempts: Default::default(),
         }
     }
 
@@ -102,6 +118,27 @@ impl LoopScope {
             kind.into(),
         )
     }
+}
+
+/// Whether the current context has a loop scope whose run records (cheap: nothing is
+/// cloned). Instrumentation uses it to skip all work when there is nothing to record.
+pub fn is_recording() -> bool {
+    if crate::tracer::run::LIVE_RUNS.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        return false;
+    }
+    opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().is_some_and(|s| s.run.enabled()))
+}
+
+/// Numbers an attempt under the current scope's span: 1 for the first call, then 2, 3, …
+/// (`None` outside any scope). Retry-aware instrumentation records it as `loop.attempt`.
+pub fn next_attempt() -> Option<u64> {
+    opentelemetry::Context::map_current(|cx| {
+        cx.get::<LoopScope>().map(|s| {
+            s.attempts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1
+        })
+    })
 }
 
 /// The run of the current context, if any.

@@ -48,50 +48,63 @@ use futures_util::Stream;
 
 use crate::tracer::SpanGuard;
 
-/// Upper bounds (ms) of the gap histogram buckets; the last bucket is unbounded.
-const GAP_BOUNDS_MS: [f64; 12] = [
-    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
+/// Upper bounds (ns) of the gap histogram buckets; the last bucket is unbounded.
+const GAP_BOUNDS_NS: [u64; 12] = [
+    100_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
+    5_000_000_000,
 ];
 
-/// Running statistics of the gaps between items.
+/// Running statistics of the gaps between items, in integer nanoseconds (cheap per item).
 #[derive(Debug, Default, Clone)]
 struct Gaps {
     count: u64,
-    sum_ms: f64,
-    min_ms: f64,
-    max_ms: f64,
-    buckets: [u32; GAP_BOUNDS_MS.len() + 1],
+    sum_ns: u64,
+    min_ns: u64,
+    max_ns: u64,
+    buckets: [u32; GAP_BOUNDS_NS.len() + 1],
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
 }
 
 impl Gaps {
-    fn add(&mut self, ms: f64) {
-        if self.count == 0 || ms < self.min_ms {
-            self.min_ms = ms;
+    fn add(&mut self, ns: u64) {
+        if self.count == 0 || ns < self.min_ns {
+            self.min_ns = ns;
         }
-        if ms > self.max_ms {
-            self.max_ms = ms;
-        }
+        self.max_ns = self.max_ns.max(ns);
         self.count += 1;
-        self.sum_ms += ms;
-        let i = GAP_BOUNDS_MS.partition_point(|b| *b < ms);
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+        let i = GAP_BOUNDS_NS.partition_point(|b| *b < ns);
         self.buckets[i] = self.buckets[i].saturating_add(1);
     }
 
-    /// The upper bound of the bucket holding quantile `q` (the max for the last bucket).
-    fn quantile(&self, q: f64) -> f64 {
+    /// The upper bound (ms) of the bucket holding quantile `q` (the max for the last bucket).
+    fn quantile_ms(&self, q: f64) -> f64 {
         let rank = (q * self.count as f64).ceil().max(1.0) as u64;
         let mut seen = 0u64;
         for (i, n) in self.buckets.iter().enumerate() {
             seen += u64::from(*n);
             if seen >= rank {
-                return GAP_BOUNDS_MS
+                return ms(GAP_BOUNDS_NS
                     .get(i)
                     .copied()
-                    .unwrap_or(self.max_ms)
-                    .min(self.max_ms);
+                    .unwrap_or(self.max_ns)
+                    .min(self.max_ns));
             }
         }
-        self.max_ms
+        ms(self.max_ns)
     }
 }
 
@@ -186,7 +199,7 @@ impl StreamRecord {
             }
             Some(prev) => self
                 .gaps
-                .add(now.duration_since(prev).as_secs_f64() * 1000.0),
+                .add(u64::try_from(now.duration_since(prev).as_nanos()).unwrap_or(u64::MAX)),
         }
         self.last = Some(now);
         self.items += 1;
@@ -206,14 +219,14 @@ impl StreamRecord {
             span.set_attribute("loop.stream.time_to_first_item_ms", ms);
         }
         if self.gaps.count > 0 {
-            span.set_attribute("loop.stream.gap_ms.min", self.gaps.min_ms);
+            span.set_attribute("loop.stream.gap_ms.min", ms(self.gaps.min_ns));
             span.set_attribute(
                 "loop.stream.gap_ms.mean",
-                self.gaps.sum_ms / self.gaps.count as f64,
+                ms(self.gaps.sum_ns) / self.gaps.count as f64,
             );
-            span.set_attribute("loop.stream.gap_ms.max", self.gaps.max_ms);
-            span.set_attribute("loop.stream.gap_ms.p50", self.gaps.quantile(0.5));
-            span.set_attribute("loop.stream.gap_ms.p95", self.gaps.quantile(0.95));
+            span.set_attribute("loop.stream.gap_ms.max", ms(self.gaps.max_ns));
+            span.set_attribute("loop.stream.gap_ms.p50", self.gaps.quantile_ms(0.5));
+            span.set_attribute("loop.stream.gap_ms.p95", self.gaps.quantile_ms(0.95));
         }
         if let Some(b) = self.bytes {
             span.set_attribute("loop.stream.bytes", b);
@@ -392,11 +405,11 @@ mod tests {
     fn gap_quantiles_come_from_bucket_bounds() {
         let mut g = Gaps::default();
         for ms in [0.05, 0.3, 0.3, 0.7, 3.0, 7.0, 20.0, 40.0, 70.0, 400.0] {
-            g.add(ms);
+            g.add((ms * 1e6) as u64);
         }
-        assert_eq!(g.min_ms, 0.05);
-        assert_eq!(g.max_ms, 400.0);
-        assert_eq!(g.quantile(0.5), 5.0);
-        assert_eq!(g.quantile(0.95), 400.0);
+        assert_eq!(g.min_ns, 50_000);
+        assert_eq!(g.max_ns, 400_000_000);
+        assert_eq!(g.quantile_ms(0.5), 5.0);
+        assert_eq!(g.quantile_ms(0.95), 400.0);
     }
 }

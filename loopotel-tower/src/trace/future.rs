@@ -71,6 +71,15 @@ pin_project! {
 }
 
 impl<F, OnRes, OnFail, C> ResponseFuture<F, OnRes, OnFail, C> {
+    /// A call that records nothing: polls the inner future and nothing else.
+    pub(crate) fn passthrough(inner: F) -> Self {
+        Self {
+            inner,
+            state: None,
+            inner_panicked: Cell::new(false),
+        }
+    }
+
     pub(crate) fn new(inner: F, state: CallState<OnRes, OnFail, C>) -> Self {
         Self {
             inner,
@@ -105,6 +114,9 @@ where
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if this.state.is_none() {
+            return this.inner.poll(task);
+        }
         let result = {
             let _guard = this.state.as_ref().map(|s| s.cx.clone().attach());
             let detector = PanicDetector(this.inner_panicked);

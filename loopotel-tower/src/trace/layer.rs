@@ -20,6 +20,8 @@ pub struct LoopTraceLayer<
     C = DefaultClassifier,
 > {
     pub(crate) kind: CallKind,
+    /// `kind.span_name()`, built once.
+    pub(crate) span_name: Text,
     pub(crate) on_request: OnReq,
     pub(crate) on_response: OnRes,
     pub(crate) on_failure: OnFail,
@@ -32,6 +34,7 @@ impl LoopTraceLayer {
     /// Traces calls of `kind` with the default callbacks.
     pub fn new(kind: CallKind) -> Self {
         Self {
+            span_name: kind.span_name(),
             kind,
             on_request: DefaultOnRequest,
             on_response: DefaultOnResponse,
@@ -87,6 +90,7 @@ impl<OnReq, OnRes, OnFail, C> LoopTraceLayer<OnReq, OnRes, OnFail, C> {
     pub fn on_request<T>(self, on_request: T) -> LoopTraceLayer<T, OnRes, OnFail, C> {
         LoopTraceLayer {
             kind: self.kind,
+            span_name: self.span_name,
             on_request,
             on_response: self.on_response,
             on_failure: self.on_failure,
@@ -100,6 +104,7 @@ impl<OnReq, OnRes, OnFail, C> LoopTraceLayer<OnReq, OnRes, OnFail, C> {
     pub fn on_response<T>(self, on_response: T) -> LoopTraceLayer<OnReq, T, OnFail, C> {
         LoopTraceLayer {
             kind: self.kind,
+            span_name: self.span_name,
             on_request: self.on_request,
             on_response,
             on_failure: self.on_failure,
@@ -113,6 +118,7 @@ impl<OnReq, OnRes, OnFail, C> LoopTraceLayer<OnReq, OnRes, OnFail, C> {
     pub fn on_failure<T>(self, on_failure: T) -> LoopTraceLayer<OnReq, OnRes, T, C> {
         LoopTraceLayer {
             kind: self.kind,
+            span_name: self.span_name,
             on_request: self.on_request,
             on_response: self.on_response,
             on_failure,
@@ -126,6 +132,7 @@ impl<OnReq, OnRes, OnFail, C> LoopTraceLayer<OnReq, OnRes, OnFail, C> {
     pub fn classify<T>(self, classifier: T) -> LoopTraceLayer<OnReq, OnRes, OnFail, T> {
         LoopTraceLayer {
             kind: self.kind,
+            span_name: self.span_name,
             on_request: self.on_request,
             on_response: self.on_response,
             on_failure: self.on_failure,

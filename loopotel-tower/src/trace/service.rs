@@ -1,23 +1,15 @@
 //! [`LoopTrace`]: the `tower::Service`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
 use loopotel::context::start_span;
 use loopotel::{Outcome, Run};
-use opentelemetry::Context;
 use tower::Service;
 
 use super::callbacks::{ClassifyResponse, OnFailure, OnRequest, OnResponse, guarded};
 use super::future::{CallState, ResponseFuture};
 use super::layer::LoopTraceLayer;
-
-/// Attempt numbering for a per-attempt layer: each traced call gives the calls it makes a
-/// fresh counter through the context.
-#[derive(Debug, Default)]
-pub(crate) struct AttemptCounter(AtomicU64);
 
 /// The service [`LoopTraceLayer`] produces.
 #[derive(Clone, Debug)]
@@ -61,38 +53,35 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
+        let in_run = loopotel::context::is_recording();
+        if !in_run && self.layer.standalone.is_none() {
+            // Nothing to record: no span, no context, no clock read.
+            return ResponseFuture::passthrough(self.inner.call(request));
+        }
         let started = Instant::now();
         let kind = &self.layer.kind;
-        let name = kind.span_name();
-        // Inside a run: a child of the current iteration. Outside: a run of its own when a
-        // standalone tracer is set, else a span that records nothing.
-        let (mut span, standalone): (_, Option<Run>) = if loopotel::current_run().is_some() {
-            (start_span(name, kind.kinds()), None)
-        } else if let Some(tracer) = &self.layer.standalone {
-            let run = tracer.run("standalone-call").start();
-            let span = run.span(name, kind.kinds());
-            (span, Some(run))
-        } else {
-            (start_span(name, kind.kinds()), None)
+        let name = self.layer.span_name.clone();
+        // Inside a run: a child of the current iteration. Outside: a run of its own.
+        let (mut span, standalone): (_, Option<Run>) = match &self.layer.standalone {
+            Some(tracer) if !in_run => {
+                let run = tracer.run("standalone-call").start();
+                let span = run.span(name, kind.kinds());
+                (span, Some(run))
+            }
+            _ => (start_span(name, kind.kinds()), None),
         };
         if span.is_recording() {
             for (k, v) in kind.attributes() {
                 span.set_attribute(k, v);
             }
             if self.layer.per_attempt {
-                let attempt = Context::map_current(|cx| {
-                    cx.get::<Arc<AttemptCounter>>()
-                        .map(|c| c.0.fetch_add(1, Ordering::Relaxed) + 1)
-                })
-                .unwrap_or(1);
+                let attempt = loopotel::context::next_attempt().unwrap_or(1);
                 span.set_attribute("loop.attempt", attempt);
             }
             let on_request = &mut self.layer.on_request;
             guarded(|| on_request.on_request(&request, &mut span));
         }
-        let cx = span
-            .context()
-            .with_value(Arc::new(AttemptCounter::default()));
+        let cx = span.context();
         // Work the inner service does in `call` itself also sees the span.
         let inner = {
             let _guard = cx.clone().attach();

@@ -658,6 +658,7 @@ impl Iteration {
                     parent: i.data.span_id,
                     usage: Some(i.usage.clone()),
                     otel,
+                    attempts: Default::default(),
                 }
                 .attach_to(&base)
             }

@@ -23,6 +23,11 @@ use crate::time::Timestamp;
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt as _;
 
+/// Runs started by enabled tracers and not yet finished, process-wide: while it is zero,
+/// instrumentation can skip even looking at the context.
+pub(crate) static LIVE_RUNS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
 /// Describes a run before it starts. Made by [`LoopTracer::run`].
 #[must_use = "a run starts only with .start() or .scope()"]
 pub struct RunBuilder {
@@ -116,6 +121,7 @@ impl RunBuilder {
         let mut otel = None;
         let mut spans = SpanStore::default();
         if config.enabled {
+            LIVE_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut attributes = Attributes::with_capacity(12);
             attributes.push_new(sc::LOOP_NAME, self.loop_name.clone());
             if let Some(env) = &self.env_id {
@@ -318,6 +324,7 @@ impl RunShared {
         } else {
             state.finished = true;
             if self.enabled() {
+                LIVE_RUNS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 self.close_root(&mut state, outcome, reason, ended_at);
             }
             (

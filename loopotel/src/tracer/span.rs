@@ -181,6 +181,7 @@ impl SpanGuard {
                     parent: s.span.span_id,
                     usage: s.usage.clone(),
                     otel,
+                    attempts: Default::default(),
                 }
                 .attach_to(&base)
             }

@@ -1,0 +1,217 @@
+//! The same trivial service through: no layer; a pass-through layer; tower-http `TraceLayer`
+//! with no subscriber; `LoopTraceLayer` with tracing disabled, with LTF only, and with LTF +
+//! OpenTelemetry SDK (BatchSpanProcessor, discarding exporter); and a 1 000-item stream plain
+//! vs traced. Ratios are computed from this run's measurements.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use futures_util::StreamExt as _;
+use loopotel::stream::StreamTraceExt as _;
+use loopotel::{LoopTracer, Outcome, SpanKind};
+use loopotel_tower::LoopTraceLayer;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tower::{Layer, Service};
+
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+/// The trivial service: echoes its request.
+#[derive(Clone, Copy)]
+struct Echo;
+
+impl Service<http::Request<String>> for Echo {
+    type Response = http::Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<http::Response<String>, Infallible>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: http::Request<String>) -> Self::Future {
+        black_box(req.body().len());
+        ready(Ok(http::Response::new(String::new())))
+    }
+}
+
+/// A layer that does nothing: the floor for any layer.
+#[derive(Clone, Copy)]
+struct PassThrough;
+
+impl<S> Layer<S> for PassThrough {
+    type Service = S;
+    fn layer(&self, inner: S) -> S {
+        inner
+    }
+}
+
+fn poll_once<F: std::future::Future>(f: F) -> F::Output {
+    let waker = futures_util::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the benchmarked services complete on the first poll"),
+    }
+}
+
+/// Times `iters` calls of `svc` inside one iteration per 10 000 calls.
+fn time_calls<S>(tracer: &LoopTracer, svc: &S, iters: u64) -> Duration
+where
+    S: Service<http::Request<String>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let chunk = left.min(10_000);
+        let run = tracer.run("bench-loop").start();
+        let it = run.iteration(1);
+        let mut svc = svc.clone();
+        // Every call runs in the iteration's context (attached once: the calls are synchronous).
+        let guard = it.context().attach();
+        let start = Instant::now();
+        for _ in 0..chunk {
+            black_box(poll_once(svc.call(http::Request::new(String::new()))).unwrap());
+        }
+        total += start.elapsed();
+        drop(guard);
+        drop(it);
+        black_box(run.finish(Outcome::Success, "done"));
+        left -= chunk;
+    }
+    total
+}
+
+fn benches(c: &mut Criterion) {
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(Discard)
+        .build();
+    let bridged = LoopTracer::builder().tracer_provider(&provider).build();
+    let ltf = LoopTracer::new();
+    let disabled = LoopTracer::disabled();
+    let tool = LoopTraceLayer::tool("echo");
+
+    let mut g = c.benchmark_group("layer");
+    g.bench_function("no_layer", |b| {
+        b.iter_custom(|n| time_calls(&ltf, &Echo, n))
+    });
+    g.bench_function("pass_through", |b| {
+        b.iter_custom(|n| time_calls(&ltf, &PassThrough.layer(Echo), n))
+    });
+    let tower_http = tower_http::trace::TraceLayer::new_for_http().layer(Echo);
+    g.bench_function("tower_http_trace_no_subscriber", |b| {
+        b.iter_custom(|n| time_calls(&ltf, &tower_http, n))
+    });
+    let traced = tool.clone().layer(Echo);
+    g.bench_function("loop_trace_disabled", |b| {
+        b.iter_custom(|n| time_calls(&disabled, &traced, n))
+    });
+    g.bench_function("loop_trace_ltf", |b| {
+        b.iter_custom(|n| time_calls(&ltf, &traced, n))
+    });
+    g.bench_function("loop_trace_ltf_otel", |b| {
+        b.iter_custom(|n| time_calls(&bridged, &traced, n))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("stream_1000");
+    g.bench_function("plain", |b| {
+        b.iter(|| poll_once(futures_util::stream::iter(0..1000u64).fold(0, |a, x| ready(a + x))))
+    });
+    g.bench_function("traced", |b| {
+        b.iter_custom(|iters| {
+            let run = ltf.run("bench-loop").start();
+            let it = run.iteration(1);
+            let start = Instant::now();
+            for _ in 0..iters {
+                let s = futures_util::stream::iter(0..1000u64)
+                    .traced(it.span("chat stream", SpanKind::Worker));
+                black_box(poll_once(s.fold(0, |a, x| ready(a + x))));
+            }
+            let t = start.elapsed();
+            drop(it);
+            black_box(run.finish(Outcome::Success, "done"));
+            t
+        })
+    });
+    g.finish();
+    let _ = provider.shutdown();
+}
+
+fn criterion_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("criterion")
+}
+
+fn mean_ns(id: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(criterion_dir().join(id).join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+fn report() {
+    let (Some(bare), Some(pass)) = (mean_ns("layer/no_layer"), mean_ns("layer/pass_through"))
+    else {
+        return;
+    };
+    println!("\n## loopotel-tower layer cost (this run)\n");
+    println!("| service call | mean | ÷ no layer | ÷ pass-through |");
+    println!("|---|---|---|---|");
+    for (id, label) in [
+        ("layer/no_layer", "no layer"),
+        ("layer/pass_through", "pass-through layer"),
+        (
+            "layer/tower_http_trace_no_subscriber",
+            "tower-http TraceLayer, no subscriber",
+        ),
+        (
+            "layer/loop_trace_disabled",
+            "LoopTraceLayer, tracing disabled",
+        ),
+        ("layer/loop_trace_ltf", "LoopTraceLayer, LTF"),
+        (
+            "layer/loop_trace_ltf_otel",
+            "LoopTraceLayer, LTF + OpenTelemetry SDK",
+        ),
+    ] {
+        if let Some(ns) = mean_ns(id) {
+            println!(
+                "| {label} | {ns:.1} ns | {:.2}× | {:.2}× |",
+                ns / bare,
+                ns / pass
+            );
+        }
+    }
+    if let (Some(plain), Some(traced)) =
+        (mean_ns("stream_1000/plain"), mean_ns("stream_1000/traced"))
+    {
+        println!(
+            "\nStream of 1 000 items: plain {plain:.0} ns, traced {traced:.0} ns: {:.1} ns per item overhead (span start/end included).",
+            (traced - plain) / 1000.0
+        );
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .output_directory(&criterion_dir())
+        .configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+    report();
+}
