@@ -46,14 +46,46 @@ impl Service<http::Request<String>> for Echo {
     }
 }
 
-/// A layer that does nothing: the floor for any layer.
+/// A layer whose service forwards every call: the floor for any real layer (it moves the
+/// request and wraps the future like one, and does nothing else).
 #[derive(Clone, Copy)]
 struct PassThrough;
 
 impl<S> Layer<S> for PassThrough {
-    type Service = S;
-    fn layer(&self, inner: S) -> S {
-        inner
+    type Service = Forward<S>;
+    fn layer(&self, inner: S) -> Forward<S> {
+        Forward(inner)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Forward<S>(S);
+
+impl<S: Service<R>, R> Service<R> for Forward<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ForwardFuture<S::Future>;
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+    fn call(&mut self, req: R) -> Self::Future {
+        ForwardFuture {
+            inner: self.0.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct ForwardFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for ForwardFuture<F> {
+    type Output = F::Output;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
     }
 }
 

@@ -41,7 +41,8 @@ pin_project! {
     pub struct ResponseFuture<F, OnRes, OnFail, C> {
         #[pin]
         inner: F,
-        state: Option<CallState<OnRes, OnFail, C>>,
+        // Boxed: a call that records nothing moves a small future around.
+        state: Option<Box<CallState<OnRes, OnFail, C>>>,
         // Executors catch a panic and drop the future afterwards, when nothing is unwinding
         // any more: the panic is noticed in `poll` itself.
         inner_panicked: Cell<bool>,
@@ -72,6 +73,7 @@ pin_project! {
 
 impl<F, OnRes, OnFail, C> ResponseFuture<F, OnRes, OnFail, C> {
     /// A call that records nothing: polls the inner future and nothing else.
+    #[inline]
     pub(crate) fn passthrough(inner: F) -> Self {
         Self {
             inner,
@@ -83,7 +85,7 @@ impl<F, OnRes, OnFail, C> ResponseFuture<F, OnRes, OnFail, C> {
     pub(crate) fn new(inner: F, state: CallState<OnRes, OnFail, C>) -> Self {
         Self {
             inner,
-            state: Some(state),
+            state: Some(Box::new(state)),
             inner_panicked: Cell::new(false),
         }
     }
@@ -112,22 +114,42 @@ where
 {
     type Output = Result<Res, E>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if this.state.is_none() {
             return this.inner.poll(task);
         }
+        finish_poll(this.inner, this.state, this.inner_panicked, task)
+    }
+}
+
+/// The recording half of `poll`, out of line.
+fn finish_poll<F, Res, E, OnRes, OnFail, C>(
+    inner: Pin<&mut F>,
+    state_slot: &mut Option<Box<CallState<OnRes, OnFail, C>>>,
+    inner_panicked: &Cell<bool>,
+    task: &mut TaskContext<'_>,
+) -> Poll<Result<Res, E>>
+where
+    F: Future<Output = Result<Res, E>>,
+    E: std::fmt::Display + 'static,
+    OnRes: OnResponse<Res>,
+    OnFail: OnFailure<Res, E>,
+    C: ClassifyResponse<Res>,
+{
+    {
         let result = {
-            let _guard = this.state.as_ref().map(|s| s.cx.clone().attach());
-            let detector = PanicDetector(this.inner_panicked);
-            let polled = this.inner.poll(task);
+            let _guard = state_slot.as_ref().map(|s| s.cx.clone().attach());
+            let detector = PanicDetector(inner_panicked);
+            let polled = inner.poll(task);
             std::mem::forget(detector);
             match polled {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(result) => result,
             }
         };
-        let Some(mut state) = this.state.take() else {
+        let Some(mut state) = state_slot.take() else {
             return Poll::Ready(result);
         };
         let latency = state.started.elapsed();

@@ -48,16 +48,35 @@ where
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, OnRes, OnFail, C>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let in_run = loopotel::context::is_recording();
         if !in_run && self.layer.standalone.is_none() {
             // Nothing to record: no span, no context, no clock read.
             return ResponseFuture::passthrough(self.inner.call(request));
         }
+        self.call_recorded(request, in_run)
+    }
+}
+
+impl<S, OnReq, OnRes, OnFail, C> LoopTrace<S, OnReq, OnRes, OnFail, C> {
+    fn call_recorded<Req>(
+        &mut self,
+        request: Req,
+        in_run: bool,
+    ) -> ResponseFuture<S::Future, OnRes, OnFail, C>
+    where
+        S: Service<Req>,
+        OnReq: OnRequest<Req>,
+        OnRes: Clone,
+        OnFail: Clone,
+        C: Clone,
+    {
         let started = Instant::now();
         let kind = &self.layer.kind;
         let name = self.layer.span_name.clone();
