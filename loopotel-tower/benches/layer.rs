@@ -6,28 +6,20 @@
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+
+#[path = "../../loopotel/benches/common/mod.rs"]
+mod common;
+use common::{Discard, criterion_dir, mean_ns};
 use futures_util::StreamExt as _;
 use loopotel::stream::StreamTraceExt as _;
 use loopotel::{LoopTracer, Outcome, SpanKind};
 use loopotel_tower::LoopTraceLayer;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tower::{Layer, Service};
-
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch);
-        Ok(())
-    }
-}
 
 /// The trivial service: echoes its request.
 #[derive(Clone, Copy)]
@@ -181,19 +173,6 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
     let _ = provider.shutdown();
-}
-
-fn criterion_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("criterion")
-}
-
-fn mean_ns(id: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(criterion_dir().join(id).join("new/estimates.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
 }
 
 fn report() {

@@ -8,23 +8,11 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 
 mod common;
-use common::{criterion_dir, mean_ns};
+use common::{Discard, criterion_dir, mean_ns};
 use loopotel::{LoopTracer, Outcome, SpanKind};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
-
-/// Takes every batch and drops it.
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch);
-        Ok(())
-    }
-}
+use opentelemetry_sdk::trace::SdkTracerProvider;
 
 fn provider() -> SdkTracerProvider {
     SdkTracerProvider::builder()

@@ -74,3 +74,11 @@ pub const LOOP_PARENT_SPAN_ID: &str = "loop.parent_span_id";
 pub const LSS_VERSION: &str = "1.0.0";
 /// LES version written in `loop.les_version`.
 pub const LES_VERSION: &str = "1.0.0";
+
+/// The `error.type` for errors of type `E`: its type name without path or generics
+/// (`std::io::Error` → `Error`), a low-cardinality value as the semantic conventions ask.
+pub fn error_type_of<E: ?Sized>() -> String {
+    let name = std::any::type_name::<E>();
+    let base = name.split('<').next().unwrap_or(name);
+    base.rsplit("::").next().unwrap_or(base).to_owned()
+}

@@ -135,14 +135,9 @@ pub struct ResultItem;
 
 impl<T, E: std::fmt::Display> ItemPolicy<Result<T, E>> for ResultItem {
     fn error(&self, item: &Result<T, E>) -> Option<(String, String)> {
-        item.as_ref().err().map(|e| {
-            let name = std::any::type_name::<E>();
-            let base = name.split('<').next().unwrap_or(name);
-            (
-                base.rsplit("::").next().unwrap_or(base).to_owned(),
-                e.to_string(),
-            )
-        })
+        item.as_ref()
+            .err()
+            .map(|e| (crate::semconv::error_type_of::<E>(), e.to_string()))
     }
     fn size(&self, _: &Result<T, E>) -> Option<u64> {
         None
@@ -355,9 +350,7 @@ where
             Poll::Pending => {}
             Poll::Ready(None) => this.record.end("completed", None),
             Poll::Ready(Some(Err(e))) => {
-                let name = std::any::type_name::<B::Error>();
-                let base = name.split('<').next().unwrap_or(name);
-                let error_type = base.rsplit("::").next().unwrap_or(base).to_owned();
+                let error_type = crate::semconv::error_type_of::<B::Error>();
                 this.record.end("error", Some((error_type, e.to_string())));
             }
             Poll::Ready(Some(Ok(frame))) => {

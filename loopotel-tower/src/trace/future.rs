@@ -99,9 +99,7 @@ fn error_type<E: 'static>(err: &E) -> String {
         }
         return "error".to_owned();
     }
-    let name = std::any::type_name::<E>();
-    let base = name.split('<').next().unwrap_or(name);
-    base.rsplit("::").next().unwrap_or(base).to_owned()
+    loopotel::semconv::error_type_of::<E>()
 }
 
 impl<F, Res, E, OnRes, OnFail, C> Future for ResponseFuture<F, OnRes, OnFail, C>

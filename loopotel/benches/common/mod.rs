@@ -1,8 +1,25 @@
-//! What both benches share: where criterion writes, reading its estimates, formatting.
+//! What the benches share (also included by `loopotel-tower/benches`): where criterion
+//! writes, reading its estimates, formatting, and an exporter that discards spans.
 
 use std::path::{Path, PathBuf};
 
-/// Where criterion writes (so the ratio tables can read what it measured in this run).
+/// A span exporter that takes every batch and drops it.
+#[allow(dead_code)] // not every bench exports spans
+#[derive(Debug)]
+pub struct Discard;
+
+impl opentelemetry_sdk::trace::SpanExporter for Discard {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        std::hint::black_box(batch);
+        Ok(())
+    }
+}
+
+/// Where criterion writes (so the ratio tables can read what it measured in this run). Every
+/// workspace package sits one level below the workspace root.
 pub fn criterion_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
