@@ -13,7 +13,7 @@ use criterion::Criterion;
 
 #[path = "../../loopotel/benches/common/mod.rs"]
 mod common;
-use common::{Discard, criterion_dir, mean_ns};
+use common::{Discard, mean_ns};
 use futures_util::StreamExt as _;
 use loopotel::stream::StreamTraceExt as _;
 use loopotel::{LoopTracer, Outcome, SpanKind};
@@ -219,10 +219,5 @@ fn report() {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .output_directory(&criterion_dir())
-        .configure_from_args();
-    benches(&mut c);
-    c.final_summary();
-    report();
+    common::run(benches, report);
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 
 mod common;
-use common::{Discard, criterion_dir, mean_ns};
+use common::{Discard, mean_ns};
 use loopotel::{LoopTracer, Outcome, SpanKind};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
@@ -114,10 +114,5 @@ fn report() {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .output_directory(&criterion_dir())
-        .configure_from_args();
-    benches(&mut c);
-    c.final_summary();
-    report();
+    common::run(benches, report);
 }

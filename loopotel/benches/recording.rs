@@ -253,10 +253,5 @@ fn report() {
 }
 
 fn main() {
-    let mut c = Criterion::default()
-        .output_directory(&criterion_dir())
-        .configure_from_args();
-    benches(&mut c);
-    c.final_summary();
-    report();
+    common::run(benches, report);
 }

@@ -47,3 +47,13 @@ pub fn fmt_ns(ns: f64) -> String {
         format!("{ns:.1} ns")
     }
 }
+
+/// Runs the criterion groups, writing where [`criterion_dir`] reads, then `report`.
+pub fn run(benches: fn(&mut criterion::Criterion), report: fn()) {
+    let mut c = criterion::Criterion::default()
+        .output_directory(&criterion_dir())
+        .configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+    report();
+}

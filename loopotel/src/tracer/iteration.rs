@@ -308,15 +308,13 @@ impl IterationData {
             state.iterations += 1;
             state.last_iteration = state.last_iteration.max(self.number);
         }
-        if !late && let Some(m) = &run.config.metrics {
-            m.iteration_ended(
-                &run.loop_name,
-                self.goal_score,
-                self.les.map(|p| p.cumulative),
-                self.tokens,
-                self.cost,
-            );
-        }
+        // Metric values, recorded once the run's lock is released.
+        let metrics = (!late).then_some((
+            self.goal_score,
+            self.les.map(|p| p.cumulative),
+            self.tokens,
+            self.cost,
+        ));
         let record = match otel {
             None => SpanSlot::Iteration(self),
             Some(otel) => {
@@ -332,13 +330,18 @@ impl IterationData {
         if late {
             return false;
         }
-        match slot {
+        let recorded = match slot {
             Some(slot) => {
                 run.fill(&mut state, slot, record);
                 true
             }
             None => run.reserve(&mut state, record).is_some(),
+        };
+        drop(state);
+        if let (Some(m), Some((goal, les, tokens, cost))) = (&run.config.metrics, metrics) {
+            m.iteration_ended(&run.loop_name, goal, les, tokens, cost);
         }
+        recorded
     }
 
     /// Marks an iteration still open when its run finishes.
