@@ -122,10 +122,15 @@ impl LoopScope {
 
 /// Whether the current context has a loop scope whose run records (cheap: nothing is
 /// cloned). Instrumentation uses it to skip all work when there is nothing to record.
+#[inline]
 pub fn is_recording() -> bool {
     if crate::tracer::run::LIVE_RUNS.load(std::sync::atomic::Ordering::Relaxed) == 0 {
         return false;
     }
+    scope_is_recording()
+}
+
+fn scope_is_recording() -> bool {
     opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().is_some_and(|s| s.run.enabled()))
 }
 
@@ -157,6 +162,6 @@ pub fn emit_iteration(record: IterationRecord) -> bool {
 pub fn start_span(name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
     match LoopScope::current() {
         Some(scope) => scope.start_span(name, kind),
-        None => SpanGuard::disabled(),
+        None => SpanGuard::noop(),
     }
 }

@@ -213,3 +213,93 @@ fn dropped_telemetry_is_counted() {
     assert_eq!(dropped.points[0].1, 4.0);
     assert_eq!(dropped.points[0].0["loop.telemetry.reason"], "span_cap");
 }
+
+/// An exporter slower than the loop (the batch queue fills), or one that always fails.
+#[derive(Debug)]
+struct Troubled {
+    fail: bool,
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for Troubled {
+    async fn export(
+        &self,
+        _batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        if self.fail {
+            return Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                "collector down".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn reason_count(m: &HashMap<String, Seen>, reason: &str) -> f64 {
+    m.get("loop.telemetry.dropped")
+        .into_iter()
+        .flat_map(|s| &s.points)
+        .filter(|p| p.0.get("loop.telemetry.reason").map(String::as_str) == Some(reason))
+        .map(|p| p.1)
+        .sum()
+}
+
+#[test]
+fn sdk_queue_drops_and_failed_exports_are_counted_and_every_span_is_accounted_for() {
+    use loopotel::otel::delivery::{CountingSpanExporter, CountingSpanProcessor, DeliveryCounters};
+    use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor};
+
+    for fail in [false, true] {
+        let exporter = InMemoryMetricExporter::default();
+        let meters = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        let counters = DeliveryCounters::new().with_meter_provider(&meters);
+        let batch = BatchSpanProcessor::builder(CountingSpanExporter::new(
+            Troubled { fail },
+            counters.clone(),
+        ))
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(16)
+                .with_max_export_batch_size(4)
+                .build(),
+        )
+        .build();
+        let traces = SdkTracerProvider::builder()
+            .with_span_processor(CountingSpanProcessor::new(batch, counters.clone()))
+            .build();
+        let tracer = LoopTracer::builder().tracer_provider(&traces).build();
+        let run = tracer.run("flooded-loop").start();
+        let it = run.iteration(1);
+        for _ in 0..2_000 {
+            drop(it.span("execute_tool search", SpanKind::Worker));
+        }
+        drop(it);
+        let doc = run.finish(Outcome::Success, "done");
+        assert_eq!(doc.spans.len(), 2_002, "the LTF view keeps everything");
+        traces.shutdown().unwrap();
+        let stats = counters.report_final();
+        assert_eq!(stats.ended, 2_002);
+        assert_eq!(
+            stats.exported + stats.failed + stats.pending(),
+            stats.ended,
+            "{stats:?}"
+        );
+        let m = collect(&meters, &exporter);
+        if fail {
+            assert_eq!(stats.exported, 0, "{stats:?}");
+            assert!(stats.failed > 0, "{stats:?}");
+        } else {
+            assert_eq!(stats.failed, 0, "{stats:?}");
+            assert!(stats.exported > 0, "{stats:?}");
+        }
+        assert!(
+            stats.pending() > 0,
+            "a 16-span queue must overflow: {stats:?}"
+        );
+        assert_eq!(stats.dropped(), stats.ended - stats.exported);
+        assert_eq!(reason_count(&m, "export_failed"), stats.failed as f64);
+        assert_eq!(reason_count(&m, "queue_full"), stats.pending() as f64);
+    }
+}

@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use loopotel::jsonl::{JsonlExporter, JsonlReader};
+use loopotel::otel::delivery::{CountingSpanExporter, CountingSpanProcessor, DeliveryCounters};
 use loopotel::otel::otlp::{Protocol, span_exporter};
 use loopotel::{IterationRecord, LoopTracer, Outcome, SpanKind};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, InMemorySpanExporter, SdkTracerProvider};
 
 const RUNS: u64 = 40;
 const ITERATIONS: u64 = 25;
@@ -31,7 +32,11 @@ fn workload(tracer: &LoopTracer) -> Duration {
     start.elapsed()
 }
 
-fn provider_to(endpoint: &str) -> SdkTracerProvider {
+/// Spans one workload ends: per run the root, its iterations and one tool span each.
+const SPANS_PER_WORKLOAD: u64 = RUNS * (1 + (ITERATIONS + 1) + ITERATIONS);
+
+/// A provider exporting to `endpoint`, counting what it delivers, fails or drops.
+fn provider_to(endpoint: &str) -> (SdkTracerProvider, DeliveryCounters) {
     let exporter = span_exporter(
         endpoint,
         Protocol::HttpProtobuf,
@@ -39,9 +44,13 @@ fn provider_to(endpoint: &str) -> SdkTracerProvider {
         &[],
     )
     .unwrap();
-    SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .build()
+    let counters = DeliveryCounters::new();
+    let batch =
+        BatchSpanProcessor::builder(CountingSpanExporter::new(exporter, counters.clone())).build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(CountingSpanProcessor::new(batch, counters.clone()))
+        .build();
+    (provider, counters)
 }
 
 /// The loop with a broken collector vs the same loop with no provider, in this run.
@@ -53,7 +62,7 @@ fn assert_full_speed(endpoint: &str, what: &str) {
             .sink(JsonlExporter::create(dir.path().join("b.jsonl")).unwrap())
             .build(),
     );
-    let provider = provider_to(endpoint);
+    let (provider, counters) = provider_to(endpoint);
     let tracer = LoopTracer::builder()
         .tracer_provider(&provider)
         .sink(JsonlExporter::create(&path).unwrap())
@@ -82,6 +91,11 @@ fn assert_full_speed(endpoint: &str, what: &str) {
         RUNS,
         "{what}: the JSONL sink keeps every run"
     );
+    // Every span is accounted for: nothing delivered, all of it reported as dropped.
+    let stats = counters.report_final();
+    assert_eq!(stats.ended, SPANS_PER_WORKLOAD, "{what}: {stats:?}");
+    assert_eq!(stats.exported, 0, "{what}: {stats:?}");
+    assert_eq!(stats.dropped(), stats.ended, "{what}: {stats:?}");
 }
 
 #[test]
@@ -128,19 +142,26 @@ fn a_collector_killed_mid_run_does_not_break_the_loop() {
     let (endpoint, _rx) = rt.block_on(tests::otlp_http_receiver());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.jsonl");
-    let provider = provider_to(&endpoint);
+    let (provider, counters) = provider_to(&endpoint);
     let tracer = LoopTracer::builder()
         .tracer_provider(&provider)
         .sink(JsonlExporter::create(&path).unwrap())
         .build();
     workload(&tracer);
     let _ = provider.force_flush();
+    let before = counters.snapshot();
     rt.shutdown_timeout(Duration::from_secs(1)); // the collector dies
     workload(&tracer);
     let _ =
         std::thread::spawn(move || provider.shutdown_with_timeout(Duration::from_secs(5))).join();
     let docs: Vec<_> = JsonlReader::open(&path).unwrap().documents().collect();
     assert_eq!(docs.len() as u64, 2 * RUNS);
+    // Delivered while the collector lived; the rest counted as lost, none unaccounted for.
+    let stats = counters.report_final();
+    assert_eq!(stats.ended, 2 * SPANS_PER_WORKLOAD, "{stats:?}");
+    assert!(before.exported > 0, "{before:?}");
+    assert_eq!(stats.exported, before.exported, "{stats:?}");
+    assert_eq!(stats.dropped(), stats.ended - stats.exported, "{stats:?}");
 }
 
 #[test]

@@ -49,8 +49,12 @@ fn init_reads_the_environment_exports_spans_and_metrics_and_honours_sdk_disabled
     }
     run.emit_iteration(IterationRecord::new(2, 0.9));
     let doc = run.finish(Outcome::Success, "done");
+    let delivery = otel.delivery_counters();
     otel.shutdown(std::time::Duration::from_secs(5))
         .expect("shutdown");
+    let stats = delivery.snapshot();
+    assert_eq!((stats.ended, stats.exported), (4, 4), "{stats:?}");
+    assert_eq!(stats.dropped(), 0, "{stats:?}");
 
     let mut span_ids = Vec::new();
     let mut metric_names = Vec::new();

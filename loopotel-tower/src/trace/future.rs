@@ -23,6 +23,11 @@ pub(crate) struct CallState<OnRes, OnFail, C> {
     pub(crate) on_response: OnRes,
     pub(crate) on_failure: OnFail,
     pub(crate) classifier: C,
+    /// Executors catch a panic and drop the future afterwards, when nothing is unwinding any
+    /// more: the panic is noticed in `poll` itself.
+    pub(crate) inner_panicked: Cell<bool>,
+    /// Set once the span was ended by `poll`.
+    pub(crate) completed: bool,
 }
 
 /// Sets its flag if dropped while a panic unwinds out of the inner service's `poll`.
@@ -37,37 +42,40 @@ impl Drop for PanicDetector<'_> {
 }
 
 pin_project! {
-    /// The response future of [`super::LoopTrace`].
+    /// The response future of [`super::LoopTrace`]. It has no `Drop` of its own: a call that
+    /// records nothing is the inner future plus an empty pointer; the recorded state ends
+    /// its span when dropped unfinished.
     pub struct ResponseFuture<F, OnRes, OnFail, C> {
         #[pin]
         inner: F,
-        // Boxed: a call that records nothing moves a small future around.
         state: Option<Box<CallState<OnRes, OnFail, C>>>,
-        // Executors catch a panic and drop the future afterwards, when nothing is unwinding
-        // any more: the panic is noticed in `poll` itself.
-        inner_panicked: Cell<bool>,
     }
+}
 
-    impl<F, OnRes, OnFail, C> PinnedDrop for ResponseFuture<F, OnRes, OnFail, C> {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(mut state) = this.state.take() {
-                let ms = state.started.elapsed().as_secs_f64() * 1000.0;
-                state.span.set_attribute("loop.elapsed_ms", ms);
-                let reason = if this.inner_panicked.get() || std::thread::panicking() {
-                    // The inner service panicked; the panic itself goes on to the caller.
-                    state.span.record_error("panic", "the service panicked");
-                    "panic"
-                } else {
-                    // Dropped before completion: timeout, select!, cancellation.
-                    state.span.set_attribute("loop.cancelled", true);
-                    "cancelled"
-                };
-                state.span.set_attribute(loopotel::semconv::LOOP_END_REASON, reason);
-                drop(state.span);
-                finish_standalone(state.standalone, false, reason);
-            }
+impl<OnRes, OnFail, C> Drop for CallState<OnRes, OnFail, C> {
+    /// A call dropped before it completed (timeout, `select!`, cancellation), or whose
+    /// service panicked: the span ends here with the reason and the elapsed time.
+    fn drop(&mut self) {
+        if self.completed {
+            return;
         }
+        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.span.set_attribute("loop.elapsed_ms", ms);
+        let reason = if self.inner_panicked.get() || std::thread::panicking() {
+            // The inner service panicked; the panic itself goes on to the caller.
+            self.span.record_error("panic", "the service panicked");
+            "panic"
+        } else {
+            self.span.set_attribute("loop.cancelled", true);
+            "cancelled"
+        };
+        self.span
+            .set_attribute(loopotel::semconv::LOOP_END_REASON, reason);
+        // The span ends as the fields drop; a standalone run ends after it.
+        let standalone = self.standalone.take();
+        let span = std::mem::replace(&mut self.span, SpanGuard::noop());
+        drop(span);
+        finish_standalone(standalone, false, reason);
     }
 }
 
@@ -75,18 +83,13 @@ impl<F, OnRes, OnFail, C> ResponseFuture<F, OnRes, OnFail, C> {
     /// A call that records nothing: polls the inner future and nothing else.
     #[inline]
     pub(crate) fn passthrough(inner: F) -> Self {
-        Self {
-            inner,
-            state: None,
-            inner_panicked: Cell::new(false),
-        }
+        Self { inner, state: None }
     }
 
     pub(crate) fn new(inner: F, state: CallState<OnRes, OnFail, C>) -> Self {
         Self {
             inner,
             state: Some(Box::new(state)),
-            inner_panicked: Cell::new(false),
         }
     }
 }
@@ -118,7 +121,7 @@ where
         if this.state.is_none() {
             return this.inner.poll(task);
         }
-        finish_poll(this.inner, this.state, this.inner_panicked, task)
+        finish_poll(this.inner, this.state, task)
     }
 }
 
@@ -126,7 +129,6 @@ where
 fn finish_poll<F, Res, E, OnRes, OnFail, C>(
     inner: Pin<&mut F>,
     state_slot: &mut Option<Box<CallState<OnRes, OnFail, C>>>,
-    inner_panicked: &Cell<bool>,
     task: &mut TaskContext<'_>,
 ) -> Poll<Result<Res, E>>
 where
@@ -138,8 +140,11 @@ where
 {
     {
         let result = {
-            let _guard = state_slot.as_ref().map(|s| s.cx.clone().attach());
-            let detector = PanicDetector(inner_panicked);
+            let Some(state) = state_slot.as_ref() else {
+                return inner.poll(task);
+            };
+            let _guard = state.cx.clone().attach();
+            let detector = PanicDetector(&state.inner_panicked);
             let polled = inner.poll(task);
             std::mem::forget(detector);
             match polled {
@@ -182,8 +187,10 @@ where
                 false
             }
         };
-        drop(state.span);
-        finish_standalone(state.standalone, ok, if ok { "completed" } else { "error" });
+        state.completed = true;
+        let standalone = state.standalone.take();
+        drop(state); // ends the span
+        finish_standalone(standalone, ok, if ok { "completed" } else { "error" });
         Poll::Ready(result)
     }
 }

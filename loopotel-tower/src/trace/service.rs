@@ -116,6 +116,8 @@ impl<S, OnReq, OnRes, OnFail, C> LoopTrace<S, OnReq, OnRes, OnFail, C> {
                 on_response: self.layer.on_response.clone(),
                 on_failure: self.layer.on_failure.clone(),
                 classifier: self.layer.classifier.clone(),
+                inner_panicked: Default::default(),
+                completed: false,
             },
         )
     }

@@ -27,7 +27,11 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
+use super::delivery::{
+    CountingSpanExporter, CountingSpanProcessor, DeliveryCounters, DeliveryStats,
+};
 use crate::tracer::{LoopTracer, LoopTracerBuilder};
+use opentelemetry_sdk::trace::BatchSpanProcessor;
 
 /// Why [`init`] could not build the providers.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +49,7 @@ pub enum InitError {
 pub struct OtelGuard {
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
+    delivery: DeliveryCounters,
 }
 
 fn env_is(name: &str, value: &str) -> bool {
@@ -72,20 +77,24 @@ pub fn init() -> Result<OtelGuard, InitError> {
     let spans = opentelemetry_otlp::SpanExporter::builder()
         .build()
         .map_err(|e| InitError::Exporter(e.to_string()))?;
-    let tracer_provider = SdkTracerProvider::builder()
-        .with_batch_exporter(spans)
-        .with_resource(resource.clone())
-        .build();
     let metrics = opentelemetry_otlp::MetricExporter::builder()
         .build()
         .map_err(|e| InitError::Exporter(e.to_string()))?;
     let meter_provider = SdkMeterProvider::builder()
         .with_reader(PeriodicReader::builder(metrics).build())
+        .with_resource(resource.clone())
+        .build();
+    let delivery = DeliveryCounters::new().with_meter_provider(&meter_provider);
+    let batch =
+        BatchSpanProcessor::builder(CountingSpanExporter::new(spans, delivery.clone())).build();
+    let tracer_provider = SdkTracerProvider::builder()
+        .with_span_processor(CountingSpanProcessor::new(batch, delivery.clone()))
         .with_resource(resource)
         .build();
     Ok(OtelGuard {
         tracer_provider: Some(tracer_provider),
         meter_provider: Some(meter_provider),
+        delivery,
     })
 }
 
@@ -98,6 +107,18 @@ impl OtelGuard {
     /// The meter provider (`None` when `OTEL_SDK_DISABLED=true`).
     pub fn meter_provider(&self) -> Option<&SdkMeterProvider> {
         self.meter_provider.as_ref()
+    }
+
+    /// What the trace pipeline delivered so far: spans ended, exported, failed to export,
+    /// and pending (queued, or dropped by a full queue — exact after shutdown).
+    pub fn delivery_stats(&self) -> DeliveryStats {
+        self.delivery.snapshot()
+    }
+
+    /// The counters behind [`OtelGuard::delivery_stats`] (they outlive the guard, so the
+    /// final counts can be read after it is dropped).
+    pub fn delivery_counters(&self) -> DeliveryCounters {
+        self.delivery.clone()
     }
 
     /// A [`LoopTracer`] builder wired to both providers.
@@ -124,10 +145,15 @@ impl OtelGuard {
 
     /// Flushes and shuts down, blocking up to `timeout` per provider. Call it from a blocking
     /// context (not an async executor thread) to be sure everything was handed over.
+    ///
+    /// Spans the batch queue dropped are reported then (once, on stderr and into
+    /// `loop.telemetry.dropped` before the metrics are flushed); read the final counts with
+    /// [`OtelGuard::delivery_counters`].
     pub fn shutdown(mut self, timeout: Duration) -> Result<(), String> {
         Self::shutdown_providers(
             self.tracer_provider.take(),
             self.meter_provider.take(),
+            &self.delivery,
             timeout,
         )
     }
@@ -135,6 +161,7 @@ impl OtelGuard {
     fn shutdown_providers(
         traces: Option<SdkTracerProvider>,
         metrics: Option<SdkMeterProvider>,
+        delivery: &DeliveryCounters,
         timeout: Duration,
     ) -> Result<(), String> {
         let mut errors = Vec::new();
@@ -143,6 +170,7 @@ impl OtelGuard {
             if let Err(e) = t.shutdown_with_timeout(timeout) {
                 errors.push(format!("traces: {e}"));
             }
+            delivery.report_final();
         }
         if let Some(m) = metrics {
             let _ = m.force_flush();
@@ -168,14 +196,15 @@ impl Drop for OtelGuard {
             return;
         }
         let timeout = Duration::from_secs(5);
+        let delivery = self.delivery.clone();
         if tokio::runtime::Handle::try_current().is_ok() {
             let _ = std::thread::Builder::new()
                 .name("loopotel-otel-shutdown".into())
                 .spawn(move || {
-                    let _ = Self::shutdown_providers(traces, metrics, timeout);
+                    let _ = Self::shutdown_providers(traces, metrics, &delivery, timeout);
                 });
         } else {
-            let _ = Self::shutdown_providers(traces, metrics, timeout);
+            let _ = Self::shutdown_providers(traces, metrics, &delivery, timeout);
         }
     }
 }

@@ -72,12 +72,30 @@ fn str_attr(span: &LtfSpan, key: &'static str) -> Option<KeyValue> {
         .map(|v| KeyValue::new(key, v.to_owned()))
 }
 
+/// The meter every loopotel instrument lives in.
+fn loop_meter<P: MeterProvider + ?Sized>(provider: &P) -> Meter {
+    let scope = InstrumentationScope::builder(super::SCOPE_NAME)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build();
+    provider.meter_with_scope(scope)
+}
+
+fn dropped_counter_of(m: &Meter) -> Counter<u64> {
+    m.u64_counter("loop.telemetry.dropped")
+        .with_unit("{span}")
+        .with_description("Telemetry that could not be recorded or delivered, by reason")
+        .build()
+}
+
+/// `loop.telemetry.dropped` of `provider` (the SDK returns the same instrument each time).
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+pub(crate) fn dropped_counter<P: MeterProvider + ?Sized>(provider: &P) -> Counter<u64> {
+    dropped_counter_of(&loop_meter(provider))
+}
+
 impl LoopMetrics {
     pub(crate) fn new<P: MeterProvider + ?Sized>(provider: &P) -> Self {
-        let scope = InstrumentationScope::builder(super::SCOPE_NAME)
-            .with_version(env!("CARGO_PKG_VERSION"))
-            .build();
-        let m: Meter = provider.meter_with_scope(scope);
+        let m = loop_meter(provider);
         Self {
             genai_duration: m
                 .f64_histogram("gen_ai.client.operation.duration")
@@ -161,11 +179,7 @@ impl LoopMetrics {
                 .with_unit("{error}")
                 .with_description("Failed environment steps, by error.type")
                 .build(),
-            dropped: m
-                .u64_counter("loop.telemetry.dropped")
-                .with_unit("{span}")
-                .with_description("Telemetry that could not be recorded, by reason")
-                .build(),
+            dropped: dropped_counter_of(&m),
             reasons: Mutex::new(HashSet::new()),
         }
     }

@@ -32,6 +32,8 @@ use crate::ids::{SpanId, TraceId};
 use crate::model::{LtfEvent, LtfSpan};
 use crate::time::Timestamp;
 
+#[cfg(feature = "sdk")]
+pub mod delivery;
 #[cfg(feature = "otlp")]
 pub mod init;
 pub(crate) mod metrics;

@@ -645,7 +645,7 @@ impl Iteration {
                 name.into(),
                 kind.into(),
             ),
-            None => SpanGuard::disabled(),
+            None => SpanGuard::noop(),
         }
     }
 

@@ -61,7 +61,8 @@ impl std::fmt::Debug for SpanGuard {
 }
 
 impl SpanGuard {
-    pub(crate) fn disabled() -> Self {
+    /// A span that records nothing (what a disabled tracer, or code outside any run, gets).
+    pub fn noop() -> Self {
         Self { inner: None }
     }
 
@@ -74,7 +75,7 @@ impl SpanGuard {
         kinds: SpanKinds,
     ) -> Self {
         if !run.enabled() {
-            return Self::disabled();
+            return Self::noop();
         }
         let start_time = Timestamp::now();
         let (otel, span_id) = match (&run.config.otel, parent_otel) {
