@@ -317,10 +317,20 @@ async fn callback_panics_are_caught_and_inner_panics_are_not_swallowed() {
             }
             Ok::<_, BoxError>(x)
         }));
+    // A panicking MakeSpan falls back to the default span; the call is unharmed.
+    let panicky = ServiceBuilder::new()
+        .layer(LoopTraceLayer::tool("fallback").make_span(
+            |_: &u8, _: &loopotel_tower::trace::SpanSpec| -> loopotel_tower::trace::SpanSpec {
+                panic!("user bug in make_span")
+            },
+        ))
+        .service(service_fn(|n: u8| async move { Ok::<_, BoxError>(n) }));
     let (results, doc) = LoopTracer::new()
         .run("panic-loop")
         .scope(|run| async move {
             let it = run.iteration(1);
+            let echoed = panicky.oneshot(7).with_context(it.context()).await.unwrap();
+            assert_eq!(echoed, 7);
             let ok = svc
                 .clone()
                 .oneshot(3)
@@ -336,7 +346,8 @@ async fn callback_panics_are_caught_and_inner_panics_are_not_swallowed() {
         })
         .await;
     assert_eq!(results, (3, true));
-    assert_eq!(callback_panics(), before + 1);
+    assert_eq!(callback_panics(), before + 2);
+    assert_eq!(span(&doc, "execute_tool fallback").len(), 1);
     let spans = span(&doc, "execute_tool t");
     assert_eq!(spans.len(), 2);
     assert_eq!(
@@ -414,4 +425,167 @@ async fn dropping_the_call_at_any_poll_ends_the_span_exactly_once() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn make_span_names_the_span_from_the_request() {
+    use loopotel::SpanKind;
+    use loopotel_tower::trace::SpanSpec;
+
+    let llm = ServiceBuilder::new()
+        .layer(LoopTraceLayer::llm("default-model").make_span(
+            |req: &(String, String), default: &SpanSpec| SpanSpec {
+                name: format!("chat {}", req.0).into(),
+                kinds: default.kinds.clone(),
+            },
+        ))
+        .service(service_fn(|req: (String, String)| async move {
+            Ok::<_, BoxError>(req.1.len())
+        }));
+    let (_, doc) = LoopTracer::new()
+        .run("make-span-loop")
+        .scope(|run| async move {
+            let it = run.iteration(1);
+            let n = llm
+                .oneshot(("gpt-4o-mini".into(), "hello".into()))
+                .with_context(it.context())
+                .await
+                .unwrap();
+            assert_eq!(n, 5);
+        })
+        .await;
+    let chat = span(&doc, "chat gpt-4o-mini");
+    assert_eq!(chat.len(), 1, "named from the request");
+    assert_eq!(chat[0].kind, SpanKind::Worker);
+    // The kind's attributes still apply (the model the layer was built with).
+    assert_eq!(
+        attr(chat[0], "gen_ai.operation.name").unwrap().as_str(),
+        Some("chat")
+    );
+    assert!(span(&doc, "chat default-model").is_empty());
+}
+
+#[tokio::test]
+async fn streaming_responses_keep_the_span_open_until_the_stream_ends() {
+    use futures_util::StreamExt as _;
+    use loopotel::stream::StreamEnd;
+
+    let ends = Arc::new(Mutex::new(Vec::<StreamEnd>::new()));
+    let seen = ends.clone();
+    let tokens = ServiceBuilder::new()
+        .layer(LoopTraceLayer::llm("stream-model").end_on_stream_end(
+            move |end: &StreamEnd, span: &mut SpanGuard| {
+                span.set_attribute("gen_ai.response.finish_reasons", "stop");
+                span.add_tokens(end.items);
+                seen.lock().unwrap().push(*end);
+            },
+        ))
+        .service(service_fn(|n: usize| async move {
+            Ok::<_, BoxError>(futures_util::stream::iter((0..n).map(|i| format!("t{i}"))))
+        }));
+    let (_, doc) = LoopTracer::new()
+        .run("stream-loop")
+        .scope(|run| {
+            let tokens = tokens.clone();
+            async move {
+                let it = run.iteration(1);
+                let all: Vec<String> = tokens
+                    .clone()
+                    .oneshot(4)
+                    .with_context(it.context())
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await;
+                assert_eq!(all, ["t0", "t1", "t2", "t3"]);
+                // Dropped after one item.
+                let mut s = tokens.oneshot(10).with_context(it.context()).await.unwrap();
+                assert_eq!(s.next().await.as_deref(), Some("t0"));
+                drop(s);
+            }
+        })
+        .await;
+    let spans = span(&doc, "chat stream-model");
+    assert_eq!(spans.len(), 2);
+    let reasons: Vec<_> = spans
+        .iter()
+        .map(|s| attr(s, "loop.stream.end_reason").unwrap().as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["completed", "dropped_early"]);
+    assert_eq!(
+        attr(spans[0], "loop.stream.items").unwrap().as_i64(),
+        Some(4)
+    );
+    assert_eq!(
+        attr(spans[0], "loop.tokens_delta").unwrap().as_i64(),
+        Some(4)
+    );
+    assert_eq!(
+        attr(spans[0], "gen_ai.response.finish_reasons")
+            .unwrap()
+            .as_str(),
+        Some("stop")
+    );
+    let ends = ends.lock().unwrap();
+    assert_eq!(ends.len(), 2, "on_eos runs once per stream");
+    assert_eq!((ends[0].reason, ends[0].items), ("completed", 4));
+    assert_eq!((ends[1].reason, ends[1].items), ("dropped_early", 1));
+    assert!(ends[0].time_to_first_item.is_some());
+    // The iteration rolled the stream's tokens up.
+    let it = doc.iterations().next().unwrap();
+    assert_eq!(attr(it, "loop.tokens_delta").unwrap().as_i64(), Some(5));
+}
+
+#[tokio::test]
+async fn http_body_responses_end_the_span_with_the_body_and_standalone_runs_after_it() {
+    use http_body_util::BodyExt as _;
+    use loopotel::stream::DefaultOnEos;
+
+    let docs = Arc::new(Mutex::new(Vec::<LtfDocument>::new()));
+    let sink = {
+        let docs = docs.clone();
+        move |doc: &LtfDocument| docs.lock().unwrap().push(doc.clone())
+    };
+    let tracer = LoopTracer::builder().sink(sink).build();
+    let svc = ServiceBuilder::new()
+        .layer(
+            LoopTraceLayer::custom("GET /events", loopotel::SpanKind::Worker)
+                .standalone(tracer)
+                .end_on_body_end(DefaultOnEos),
+        )
+        .service(service_fn(|_: http::Request<()>| async move {
+            let chunks = futures_util::stream::iter(["ab", "cde", "f"].map(|c| {
+                Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from(c)))
+            }));
+            Ok::<_, BoxError>(http::Response::new(http_body_util::StreamBody::new(chunks)))
+        }));
+    let response = svc.oneshot(http::Request::new(())).await.unwrap();
+    assert!(
+        docs.lock().unwrap().is_empty(),
+        "the run waits for the body"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"abcdef");
+    let docs = docs.lock().unwrap();
+    assert_eq!(docs.len(), 1);
+    let call = span(&docs[0], "GET /events");
+    assert_eq!(call.len(), 1);
+    assert_eq!(
+        attr(call[0], "loop.stream.bytes").unwrap().as_i64(),
+        Some(6)
+    );
+    assert_eq!(
+        attr(call[0], "loop.stream.end_reason").unwrap().as_str(),
+        Some("completed")
+    );
+    assert_eq!(
+        docs[0]
+            .root()
+            .unwrap()
+            .attributes
+            .get("loop.outcome")
+            .unwrap()
+            .as_str(),
+        Some("success")
+    );
 }

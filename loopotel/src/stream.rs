@@ -18,6 +18,11 @@
 //! The span's duration is the stream's duration. Per item the adapter reads the clock once
 //! and updates a few counters; nothing is allocated.
 //!
+//! At the end, before the span closes, an [`OnEos`] callback (`.on_eos(..)`; a closure
+//! works) sees a [`StreamEnd`] summary and the span — the place to record a final usage
+//! chunk or a finish reason. A stream that is a whole run of its own (a standalone call)
+//! ends that run after the span with `.with_run(run)`.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use futures_util::StreamExt as _;
@@ -46,7 +51,47 @@ use std::time::Instant;
 
 use futures_util::Stream;
 
-use crate::tracer::SpanGuard;
+use crate::model::Outcome;
+use crate::tracer::{Run, SpanGuard};
+
+/// How a traced stream or body ended, handed to [`OnEos`] before its span closes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamEnd {
+    /// `completed`, `error` or `dropped_early`.
+    pub reason: &'static str,
+    /// Items (data frames, for a body) yielded.
+    pub items: u64,
+    /// Total size, when known.
+    pub bytes: Option<u64>,
+    /// From the wrap to the end.
+    pub duration: std::time::Duration,
+    /// From the wrap to the first item.
+    pub time_to_first_item: Option<std::time::Duration>,
+}
+
+/// Called once when a traced stream or body ends (completed, error, or dropped early),
+/// before its span closes. A panic inside is caught and ignored.
+pub trait OnEos {
+    /// Records what the end says.
+    fn on_eos(&mut self, end: &StreamEnd, span: &mut SpanGuard);
+}
+
+/// Records nothing more than the `loop.stream.*` attributes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultOnEos;
+
+impl OnEos for DefaultOnEos {
+    fn on_eos(&mut self, _: &StreamEnd, _: &mut SpanGuard) {}
+}
+
+impl<F: FnMut(&StreamEnd, &mut SpanGuard)> OnEos for F {
+    fn on_eos(&mut self, end: &StreamEnd, span: &mut SpanGuard) {
+        self(end, span)
+    }
+}
+
+/// A boxed end-of-stream callback (cold: called once per stream).
+type BoxOnEos = Box<dyn OnEos + Send + Sync>;
 
 /// Upper bounds (ns) of the gap histogram buckets; the last bucket is unbounded.
 const GAP_BOUNDS_NS: [u64; 12] = [
@@ -162,7 +207,6 @@ impl<T, P: ItemPolicy<T>, F: Fn(&T) -> u64> ItemPolicy<T> for WithSize<P, F> {
 
 /// The span and what was measured; ends the span (once) when dropped. Shared by
 /// [`TracedStream`] and [`TracedBody`].
-#[derive(Debug)]
 struct StreamRecord {
     span: Option<SpanGuard>,
     started: Instant,
@@ -171,6 +215,18 @@ struct StreamRecord {
     items: u64,
     bytes: Option<u64>,
     gaps: Gaps,
+    on_eos: Option<BoxOnEos>,
+    run: Option<Run>,
+}
+
+impl std::fmt::Debug for StreamRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamRecord")
+            .field("span", &self.span)
+            .field("items", &self.items)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StreamRecord {
@@ -183,6 +239,8 @@ impl StreamRecord {
             items: 0,
             bytes: None,
             gaps: Gaps::default(),
+            on_eos: None,
+            run: None,
         }
     }
 
@@ -229,7 +287,29 @@ impl StreamRecord {
         if let Some((error_type, message)) = error {
             span.record_error(error_type, message);
         }
+        if let Some(mut on_eos) = self.on_eos.take() {
+            let end = StreamEnd {
+                reason,
+                items: self.items,
+                bytes: self.bytes,
+                duration: self.started.elapsed(),
+                time_to_first_item: self
+                    .first_item_ms
+                    .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0)),
+            };
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                on_eos.on_eos(&end, &mut span)
+            }));
+        }
         span.end();
+        if let Some(run) = self.run.take() {
+            let outcome = if reason == "completed" {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            };
+            run.finish(outcome, reason);
+        }
     }
 }
 
@@ -272,6 +352,19 @@ impl<S, P> TracedStream<S, P> {
     /// The span, while the stream has not ended.
     pub fn span_mut(&mut self) -> Option<&mut SpanGuard> {
         self.record.span.as_mut()
+    }
+
+    /// Calls `on_eos` once at the end, before the span closes.
+    pub fn on_eos(mut self, on_eos: impl OnEos + Send + Sync + 'static) -> Self {
+        self.record.on_eos = Some(Box::new(on_eos));
+        self
+    }
+
+    /// Ends `run` after the span: `success` when the stream completed, `failure` (with the
+    /// end reason as termination reason) otherwise. For a stream that is a run of its own.
+    pub fn with_run(mut self, run: Run) -> Self {
+        self.record.run = Some(run);
+        self
     }
 }
 
@@ -324,6 +417,18 @@ impl<B> TracedBody<B> {
             inner: body,
             record: StreamRecord::new(span),
         }
+    }
+
+    /// Calls `on_eos` once at the end, before the span closes.
+    pub fn on_eos(mut self, on_eos: impl OnEos + Send + Sync + 'static) -> Self {
+        self.record.on_eos = Some(Box::new(on_eos));
+        self
+    }
+
+    /// Ends `run` after the span (see [`TracedStream::with_run`]).
+    pub fn with_run(mut self, run: Run) -> Self {
+        self.record.run = Some(run);
+        self
     }
 }
 

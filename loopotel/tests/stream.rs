@@ -165,3 +165,62 @@ mod body {
         }
     }
 }
+
+#[tokio::test]
+async fn on_eos_sees_the_end_once_and_a_stream_can_own_its_run() {
+    use loopotel::stream::StreamEnd;
+    use std::sync::{Arc, Mutex};
+
+    let ends = Arc::new(Mutex::new(Vec::<StreamEnd>::new()));
+    let docs = Arc::new(Mutex::new(Vec::<loopotel::LtfDocument>::new()));
+    let tracer = {
+        let docs = docs.clone();
+        LoopTracer::builder()
+            .sink(move |d: &loopotel::LtfDocument| docs.lock().unwrap().push(d.clone()))
+            .build()
+    };
+    // An erroring stream that is a run of its own; on_eos records and then panics (caught).
+    let run = tracer.run("stream-run").start();
+    let span = run.span("read pages", SpanKind::Worker);
+    let seen = ends.clone();
+    let items: Vec<Result<u32, String>> =
+        futures_util::stream::iter(vec![Ok(1), Ok(2), Err("page 3 failed".to_owned()), Ok(4)])
+            .traced_try(span)
+            .on_eos(move |end: &StreamEnd, span: &mut loopotel::SpanGuard| {
+                span.set_attribute("app.pages", end.items);
+                seen.lock().unwrap().push(*end);
+                panic!("bug in on_eos");
+            })
+            .with_run(run)
+            .collect()
+            .await;
+    assert_eq!(items.len(), 4, "the stream itself is unchanged");
+    let ends = ends.lock().unwrap();
+    assert_eq!(ends.len(), 1);
+    assert_eq!((ends[0].reason, ends[0].items), ("error", 3));
+    let docs = docs.lock().unwrap();
+    assert_eq!(docs.len(), 1, "the run ended with the stream");
+    let doc = &docs[0];
+    let s = doc
+        .spans
+        .iter()
+        .find(|s| s.name.as_str() == "read pages")
+        .unwrap();
+    assert_eq!(s.attributes.get("app.pages").unwrap().as_i64(), Some(3));
+    assert_eq!(
+        s.attributes.get("error.type").unwrap().as_str(),
+        Some("String")
+    );
+    let root = doc.root().unwrap();
+    assert_eq!(
+        root.attributes.get("loop.outcome").unwrap().as_str(),
+        Some("failure")
+    );
+    assert_eq!(
+        root.attributes
+            .get("loop.termination_reason")
+            .unwrap()
+            .as_str(),
+        Some("error")
+    );
+}

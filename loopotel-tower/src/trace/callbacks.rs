@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use loopotel::SpanGuard;
+use loopotel::{SpanGuard, SpanKinds, Text};
 
 static CALLBACK_PANICS: AtomicU64 = AtomicU64::new(0);
 
@@ -25,6 +25,39 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
             CALLBACK_PANICS.fetch_add(1, Ordering::Relaxed);
             None
         }
+    }
+}
+
+/// The span a call starts: its name and kinds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanSpec {
+    /// The span name.
+    pub name: Text,
+    /// The LTF and OpenTelemetry span kinds.
+    pub kinds: SpanKinds,
+}
+
+/// Chooses the span's name and kind from the request, before the span starts (for example
+/// `chat {model}` with the model the request asks for).
+pub trait MakeSpan<Req> {
+    /// The span to start; `default` is the layer's (from its [`super::CallKind`]).
+    fn make_span(&mut self, request: &Req, default: &SpanSpec) -> SpanSpec;
+}
+
+/// The layer's default span name and kind.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultMakeSpan;
+
+impl<Req> MakeSpan<Req> for DefaultMakeSpan {
+    #[inline]
+    fn make_span(&mut self, _: &Req, default: &SpanSpec) -> SpanSpec {
+        default.clone()
+    }
+}
+
+impl<Req, F: FnMut(&Req, &SpanSpec) -> SpanSpec> MakeSpan<Req> for F {
+    fn make_span(&mut self, request: &Req, default: &SpanSpec) -> SpanSpec {
+        self(request, default)
     }
 }
 

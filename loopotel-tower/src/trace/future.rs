@@ -13,9 +13,10 @@ use opentelemetry::Context;
 use pin_project_lite::pin_project;
 
 use super::callbacks::{ClassifyResponse, Failure, OnFailure, OnResponse, guarded};
+use super::end::{EndOnResponse, ResponseEnd};
 use super::service::finish_standalone;
 
-pub(crate) struct CallState<OnRes, OnFail, C> {
+pub(crate) struct CallState<OnRes, OnFail, C, K> {
     pub(crate) span: SpanGuard,
     pub(crate) standalone: Option<Run>,
     pub(crate) cx: Context,
@@ -23,6 +24,7 @@ pub(crate) struct CallState<OnRes, OnFail, C> {
     pub(crate) on_response: OnRes,
     pub(crate) on_failure: OnFail,
     pub(crate) classifier: C,
+    pub(crate) end: K,
     /// Executors catch a panic and drop the future afterwards, when nothing is unwinding any
     /// more: the panic is noticed in `poll` itself.
     pub(crate) inner_panicked: Cell<bool>,
@@ -45,14 +47,14 @@ pin_project! {
     /// The response future of [`super::LoopTrace`]. It has no `Drop` of its own: a call that
     /// records nothing is the inner future plus an empty pointer; the recorded state ends
     /// its span when dropped unfinished.
-    pub struct ResponseFuture<F, OnRes, OnFail, C> {
+    pub struct ResponseFuture<F, OnRes, OnFail, C, K = EndOnResponse> {
         #[pin]
         inner: F,
-        state: Option<Box<CallState<OnRes, OnFail, C>>>,
+        state: Option<Box<CallState<OnRes, OnFail, C, K>>>,
     }
 }
 
-impl<OnRes, OnFail, C> Drop for CallState<OnRes, OnFail, C> {
+impl<OnRes, OnFail, C, K> Drop for CallState<OnRes, OnFail, C, K> {
     /// A call dropped before it completed (timeout, `select!`, cancellation), or whose
     /// service panicked: the span ends here with the reason and the elapsed time.
     fn drop(&mut self) {
@@ -79,14 +81,14 @@ impl<OnRes, OnFail, C> Drop for CallState<OnRes, OnFail, C> {
     }
 }
 
-impl<F, OnRes, OnFail, C> ResponseFuture<F, OnRes, OnFail, C> {
+impl<F, OnRes, OnFail, C, K> ResponseFuture<F, OnRes, OnFail, C, K> {
     /// A call that records nothing: polls the inner future and nothing else.
     #[inline]
     pub(crate) fn passthrough(inner: F) -> Self {
         Self { inner, state: None }
     }
 
-    pub(crate) fn new(inner: F, state: CallState<OnRes, OnFail, C>) -> Self {
+    pub(crate) fn new(inner: F, state: CallState<OnRes, OnFail, C, K>) -> Self {
         Self {
             inner,
             state: Some(Box::new(state)),
@@ -105,43 +107,48 @@ fn error_type<E: 'static>(err: &E) -> String {
     loopotel::semconv::error_type_of::<E>()
 }
 
-impl<F, Res, E, OnRes, OnFail, C> Future for ResponseFuture<F, OnRes, OnFail, C>
+impl<F, Res, E, OnRes, OnFail, C, K> Future for ResponseFuture<F, OnRes, OnFail, C, K>
 where
     F: Future<Output = Result<Res, E>>,
     E: std::fmt::Display + 'static,
     OnRes: OnResponse<Res>,
     OnFail: OnFailure<Res, E>,
     C: ClassifyResponse<Res>,
+    K: ResponseEnd<Res>,
 {
-    type Output = Result<Res, E>;
+    type Output = Result<K::Response, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if this.state.is_none() {
-            return this.inner.poll(task);
+            return match this.inner.poll(task) {
+                Poll::Ready(result) => Poll::Ready(result.map(K::passthrough)),
+                Poll::Pending => Poll::Pending,
+            };
         }
         finish_poll(this.inner, this.state, task)
     }
 }
 
 /// The recording half of `poll`, out of line.
-fn finish_poll<F, Res, E, OnRes, OnFail, C>(
+fn finish_poll<F, Res, E, OnRes, OnFail, C, K>(
     inner: Pin<&mut F>,
-    state_slot: &mut Option<Box<CallState<OnRes, OnFail, C>>>,
+    state_slot: &mut Option<Box<CallState<OnRes, OnFail, C, K>>>,
     task: &mut TaskContext<'_>,
-) -> Poll<Result<Res, E>>
+) -> Poll<Result<K::Response, E>>
 where
     F: Future<Output = Result<Res, E>>,
     E: std::fmt::Display + 'static,
     OnRes: OnResponse<Res>,
     OnFail: OnFailure<Res, E>,
     C: ClassifyResponse<Res>,
+    K: ResponseEnd<Res>,
 {
     {
         let result = {
             let Some(state) = state_slot.as_ref() else {
-                return inner.poll(task);
+                return inner.poll(task).map(|r| r.map(K::passthrough));
             };
             let _guard = state.cx.clone().attach();
             let detector = PanicDetector(&state.inner_panicked);
@@ -153,7 +160,7 @@ where
             }
         };
         let Some(mut state) = state_slot.take() else {
-            return Poll::Ready(result);
+            return Poll::Ready(result.map(K::passthrough));
         };
         let latency = state.started.elapsed();
         let span = &mut state.span;
@@ -189,8 +196,15 @@ where
         };
         state.completed = true;
         let standalone = state.standalone.take();
-        drop(state); // ends the span
-        finish_standalone(standalone, ok, if ok { "completed" } else { "error" });
-        Poll::Ready(result)
+        let span = std::mem::replace(&mut state.span, SpanGuard::noop());
+        Poll::Ready(match result {
+            // The span ends now, or with the response's stream or body.
+            Ok(response) => Ok(state.end.attach(response, span, standalone, ok)),
+            Err(err) => {
+                drop(span);
+                finish_standalone(standalone, false, "error");
+                Err(err)
+            }
+        })
     }
 }

@@ -3,7 +3,11 @@
 use loopotel::{LoopTracer, SpanKinds, Text};
 use tower::Layer;
 
-use super::callbacks::{DefaultClassifier, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse};
+use super::callbacks::{
+    DefaultClassifier, DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse,
+    SpanSpec,
+};
+use super::end::{EndOnBodyEnd, EndOnResponse, EndOnStreamEnd};
 use super::kind::CallKind;
 use super::service::LoopTrace;
 
@@ -12,20 +16,30 @@ use super::service::LoopTrace;
 ///
 /// Without a current run the call is recorded as a run of its own when the layer has a
 /// [`LoopTraceLayer::standalone`] tracer, and is not recorded otherwise — never a panic.
+///
+/// Customise it in the tower-http style: [`MakeSpan`](super::MakeSpan) (span name and kind
+/// from the request), [`OnRequest`](super::OnRequest), [`OnResponse`](super::OnResponse),
+/// [`OnFailure`](super::OnFailure), a [`ClassifyResponse`](super::ClassifyResponse), and, for
+/// responses that stream, [`OnEos`](loopotel::stream::OnEos) through
+/// [`LoopTraceLayer::end_on_stream_end`] / [`LoopTraceLayer::end_on_body_end`].
 #[derive(Clone, Debug)]
 pub struct LoopTraceLayer<
     OnReq = DefaultOnRequest,
     OnRes = DefaultOnResponse,
     OnFail = DefaultOnFailure,
     C = DefaultClassifier,
+    M = DefaultMakeSpan,
+    K = EndOnResponse,
 > {
     pub(crate) kind: CallKind,
-    /// `kind.span_name()`, built once.
-    pub(crate) span_name: Text,
+    /// The kind's span name and kinds, built once.
+    pub(crate) default_span: SpanSpec,
+    pub(crate) make_span: M,
     pub(crate) on_request: OnReq,
     pub(crate) on_response: OnRes,
     pub(crate) on_failure: OnFail,
     pub(crate) classifier: C,
+    pub(crate) end: K,
     pub(crate) standalone: Option<LoopTracer>,
     pub(crate) per_attempt: bool,
 }
@@ -34,12 +48,17 @@ impl LoopTraceLayer {
     /// Traces calls of `kind` with the default callbacks.
     pub fn new(kind: CallKind) -> Self {
         Self {
-            span_name: kind.span_name(),
+            default_span: SpanSpec {
+                name: kind.span_name(),
+                kinds: kind.kinds(),
+            },
             kind,
+            make_span: DefaultMakeSpan,
             on_request: DefaultOnRequest,
             on_response: DefaultOnResponse,
             on_failure: DefaultOnFailure,
             classifier: DefaultClassifier,
+            end: EndOnResponse,
             standalone: None,
             per_attempt: false,
         }
@@ -71,7 +90,7 @@ impl LoopTraceLayer {
     }
 }
 
-impl<OnReq, OnRes, OnFail, C> LoopTraceLayer<OnReq, OnRes, OnFail, C> {
+impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K> {
     /// Records calls made outside any run as runs of their own on `tracer`.
     pub fn standalone(mut self, tracer: LoopTracer) -> Self {
         self.standalone = Some(tracer);
@@ -86,67 +105,134 @@ impl<OnReq, OnRes, OnFail, C> LoopTraceLayer<OnReq, OnRes, OnFail, C> {
         self
     }
 
-    /// Replaces the request callback.
-    pub fn on_request<T>(self, on_request: T) -> LoopTraceLayer<T, OnRes, OnFail, C> {
+    /// Replaces how the span is named (and its kind chosen) from the request.
+    pub fn make_span<T>(self, make_span: T) -> LoopTraceLayer<OnReq, OnRes, OnFail, C, T, K> {
         LoopTraceLayer {
             kind: self.kind,
-            span_name: self.span_name,
+            default_span: self.default_span,
+            make_span,
+            on_request: self.on_request,
+            on_response: self.on_response,
+            on_failure: self.on_failure,
+            classifier: self.classifier,
+            end: self.end,
+            standalone: self.standalone,
+            per_attempt: self.per_attempt,
+        }
+    }
+
+    /// Replaces the request callback.
+    pub fn on_request<T>(self, on_request: T) -> LoopTraceLayer<T, OnRes, OnFail, C, M, K> {
+        LoopTraceLayer {
+            kind: self.kind,
+            default_span: self.default_span,
+            make_span: self.make_span,
             on_request,
             on_response: self.on_response,
             on_failure: self.on_failure,
             classifier: self.classifier,
+            end: self.end,
             standalone: self.standalone,
             per_attempt: self.per_attempt,
         }
     }
 
     /// Replaces the response callback.
-    pub fn on_response<T>(self, on_response: T) -> LoopTraceLayer<OnReq, T, OnFail, C> {
+    pub fn on_response<T>(self, on_response: T) -> LoopTraceLayer<OnReq, T, OnFail, C, M, K> {
         LoopTraceLayer {
             kind: self.kind,
-            span_name: self.span_name,
+            default_span: self.default_span,
+            make_span: self.make_span,
             on_request: self.on_request,
             on_response,
             on_failure: self.on_failure,
             classifier: self.classifier,
+            end: self.end,
             standalone: self.standalone,
             per_attempt: self.per_attempt,
         }
     }
 
     /// Replaces the failure callback.
-    pub fn on_failure<T>(self, on_failure: T) -> LoopTraceLayer<OnReq, OnRes, T, C> {
+    pub fn on_failure<T>(self, on_failure: T) -> LoopTraceLayer<OnReq, OnRes, T, C, M, K> {
         LoopTraceLayer {
             kind: self.kind,
-            span_name: self.span_name,
+            default_span: self.default_span,
+            make_span: self.make_span,
             on_request: self.on_request,
             on_response: self.on_response,
             on_failure,
             classifier: self.classifier,
+            end: self.end,
             standalone: self.standalone,
             per_attempt: self.per_attempt,
         }
     }
 
     /// Replaces the response classifier (which decides failures from `Ok` responses).
-    pub fn classify<T>(self, classifier: T) -> LoopTraceLayer<OnReq, OnRes, OnFail, T> {
+    pub fn classify<T>(self, classifier: T) -> LoopTraceLayer<OnReq, OnRes, OnFail, T, M, K> {
         LoopTraceLayer {
             kind: self.kind,
-            span_name: self.span_name,
+            default_span: self.default_span,
+            make_span: self.make_span,
             on_request: self.on_request,
             on_response: self.on_response,
             on_failure: self.on_failure,
             classifier,
+            end: self.end,
+            standalone: self.standalone,
+            per_attempt: self.per_attempt,
+        }
+    }
+
+    /// For services whose response is a `Stream` (an LLM token stream, paged results): the
+    /// span stays open until the stream ends, errs or is dropped (a
+    /// [`TracedStream`](loopotel::stream::TracedStream), with its `loop.stream.*`
+    /// attributes), and `on_eos` ([`DefaultOnEos`](loopotel::stream::DefaultOnEos) or a
+    /// closure) sees the end before the span closes.
+    pub fn end_on_stream_end<E>(
+        self,
+        on_eos: E,
+    ) -> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, EndOnStreamEnd<E>> {
+        LoopTraceLayer {
+            kind: self.kind,
+            default_span: self.default_span,
+            make_span: self.make_span,
+            on_request: self.on_request,
+            on_response: self.on_response,
+            on_failure: self.on_failure,
+            classifier: self.classifier,
+            end: EndOnStreamEnd(on_eos),
+            standalone: self.standalone,
+            per_attempt: self.per_attempt,
+        }
+    }
+
+    /// For services returning `http::Response<B>`: the span stays open until the body ends
+    /// (a [`TracedBody`](loopotel::stream::TracedBody)), and `on_eos` sees the end.
+    pub fn end_on_body_end<E>(
+        self,
+        on_eos: E,
+    ) -> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, EndOnBodyEnd<E>> {
+        LoopTraceLayer {
+            kind: self.kind,
+            default_span: self.default_span,
+            make_span: self.make_span,
+            on_request: self.on_request,
+            on_response: self.on_response,
+            on_failure: self.on_failure,
+            classifier: self.classifier,
+            end: EndOnBodyEnd(on_eos),
             standalone: self.standalone,
             per_attempt: self.per_attempt,
         }
     }
 }
 
-impl<S, OnReq: Clone, OnRes: Clone, OnFail: Clone, C: Clone> Layer<S>
-    for LoopTraceLayer<OnReq, OnRes, OnFail, C>
+impl<S, OnReq: Clone, OnRes: Clone, OnFail: Clone, C: Clone, M: Clone, K: Clone> Layer<S>
+    for LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K>
 {
-    type Service = LoopTrace<S, OnReq, OnRes, OnFail, C>;
+    type Service = LoopTrace<S, OnReq, OnRes, OnFail, C, M, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
         LoopTrace {

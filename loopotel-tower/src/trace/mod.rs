@@ -21,16 +21,20 @@
 //! ```
 
 mod callbacks;
+mod end;
 mod future;
 mod kind;
 mod layer;
 mod service;
 
 pub use callbacks::{
-    ClassifyResponse, DefaultClassifier, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse,
-    Failure, OnFailure, OnRequest, OnResponse, callback_panics,
+    ClassifyResponse, DefaultClassifier, DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest,
+    DefaultOnResponse, Failure, MakeSpan, OnFailure, OnRequest, OnResponse, SpanSpec,
+    callback_panics,
 };
+pub use end::{EndOnBodyEnd, EndOnResponse, EndOnStreamEnd, ResponseEnd};
 pub use future::ResponseFuture;
 pub use kind::CallKind;
 pub use layer::LoopTraceLayer;
+pub use loopotel::stream::{DefaultOnEos, OnEos, StreamEnd};
 pub use service::LoopTrace;

@@ -7,18 +7,19 @@ use loopotel::context::start_span;
 use loopotel::{Outcome, Run};
 use tower::Service;
 
-use super::callbacks::{ClassifyResponse, OnFailure, OnRequest, OnResponse, guarded};
+use super::callbacks::{ClassifyResponse, MakeSpan, OnFailure, OnRequest, OnResponse, guarded};
+use super::end::ResponseEnd;
 use super::future::{CallState, ResponseFuture};
 use super::layer::LoopTraceLayer;
 
 /// The service [`LoopTraceLayer`] produces.
 #[derive(Clone, Debug)]
-pub struct LoopTrace<S, OnReq, OnRes, OnFail, C> {
+pub struct LoopTrace<S, OnReq, OnRes, OnFail, C, M, K> {
     pub(crate) inner: S,
-    pub(crate) layer: LoopTraceLayer<OnReq, OnRes, OnFail, C>,
+    pub(crate) layer: LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K>,
 }
 
-impl<S, OnReq, OnRes, OnFail, C> LoopTrace<S, OnReq, OnRes, OnFail, C> {
+impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, K> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -35,7 +36,8 @@ impl<S, OnReq, OnRes, OnFail, C> LoopTrace<S, OnReq, OnRes, OnFail, C> {
     }
 }
 
-impl<S, Req, OnReq, OnRes, OnFail, C> Service<Req> for LoopTrace<S, OnReq, OnRes, OnFail, C>
+impl<S, Req, OnReq, OnRes, OnFail, C, M, K> Service<Req>
+    for LoopTrace<S, OnReq, OnRes, OnFail, C, M, K>
 where
     S: Service<Req>,
     S::Error: std::fmt::Display + 'static,
@@ -43,10 +45,12 @@ where
     OnRes: OnResponse<S::Response> + Clone,
     OnFail: OnFailure<S::Response, S::Error> + Clone,
     C: ClassifyResponse<S::Response> + Clone,
+    M: MakeSpan<Req>,
+    K: ResponseEnd<S::Response> + Clone,
 {
-    type Response = S::Response;
+    type Response = K::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, OnRes, OnFail, C>;
+    type Future = ResponseFuture<S::Future, OnRes, OnFail, C, K>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
@@ -64,30 +68,35 @@ where
     }
 }
 
-impl<S, OnReq, OnRes, OnFail, C> LoopTrace<S, OnReq, OnRes, OnFail, C> {
+impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, K> {
     fn call_recorded<Req>(
         &mut self,
         request: Req,
         in_run: bool,
-    ) -> ResponseFuture<S::Future, OnRes, OnFail, C>
+    ) -> ResponseFuture<S::Future, OnRes, OnFail, C, K>
     where
         S: Service<Req>,
         OnReq: OnRequest<Req>,
         OnRes: Clone,
         OnFail: Clone,
         C: Clone,
+        M: MakeSpan<Req>,
+        K: Clone,
     {
         let started = Instant::now();
         let kind = &self.layer.kind;
-        let name = self.layer.span_name.clone();
+        let default = &self.layer.default_span;
+        let make_span = &mut self.layer.make_span;
+        let spec =
+            guarded(|| make_span.make_span(&request, default)).unwrap_or_else(|| default.clone());
         // Inside a run: a child of the current iteration. Outside: a run of its own.
         let (mut span, standalone): (_, Option<Run>) = match &self.layer.standalone {
             Some(tracer) if !in_run => {
                 let run = tracer.run("standalone-call").start();
-                let span = run.span(name, kind.kinds());
+                let span = run.span(spec.name, spec.kinds);
                 (span, Some(run))
             }
-            _ => (start_span(name, kind.kinds()), None),
+            _ => (start_span(spec.name, spec.kinds), None),
         };
         if span.is_recording() {
             for (k, v) in kind.attributes() {
@@ -116,6 +125,7 @@ impl<S, OnReq, OnRes, OnFail, C> LoopTrace<S, OnReq, OnRes, OnFail, C> {
                 on_response: self.layer.on_response.clone(),
                 on_failure: self.layer.on_failure.clone(),
                 classifier: self.layer.classifier.clone(),
+                end: self.layer.end.clone(),
                 inner_panicked: Default::default(),
                 completed: false,
             },
