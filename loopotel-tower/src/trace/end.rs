@@ -1,6 +1,10 @@
 //! When a call's span ends: when the response arrives ([`EndOnResponse`], the default), or
 //! when the response's stream or body ends ([`EndOnStreamEnd`], [`EndOnBodyEnd`]).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use futures_util::Stream;
 use loopotel::stream::{OnEos, StreamTraceExt as _, TracedBody, TracedStream};
 use loopotel::{Run, SpanGuard};
@@ -25,6 +29,22 @@ pub trait ResponseEnd<Res> {
 
     /// A call that records nothing.
     fn passthrough(response: Res) -> Self::Response;
+
+    /// Polls the future of a call that records nothing (overridden where the response
+    /// passes through as it is, so nothing is moved twice).
+    #[inline]
+    fn poll_passthrough<F, E>(
+        inner: Pin<&mut F>,
+        task: &mut Context<'_>,
+    ) -> Poll<Result<Self::Response, E>>
+    where
+        F: Future<Output = Result<Res, E>>,
+    {
+        match inner.poll(task) {
+            Poll::Ready(result) => Poll::Ready(result.map(Self::passthrough)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// The span ends when the response arrives.
@@ -43,6 +63,14 @@ impl<Res> ResponseEnd<Res> for EndOnResponse {
     #[inline]
     fn passthrough(response: Res) -> Res {
         response
+    }
+
+    #[inline]
+    fn poll_passthrough<F, E>(inner: Pin<&mut F>, task: &mut Context<'_>) -> Poll<Result<Res, E>>
+    where
+        F: Future<Output = Result<Res, E>>,
+    {
+        inner.poll(task)
     }
 }
 

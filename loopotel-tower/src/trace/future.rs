@@ -122,10 +122,7 @@ where
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if this.state.is_none() {
-            return match this.inner.poll(task) {
-                Poll::Ready(result) => Poll::Ready(result.map(K::passthrough)),
-                Poll::Pending => Poll::Pending,
-            };
+            return K::poll_passthrough(this.inner, task);
         }
         finish_poll(this.inner, this.state, task)
     }
@@ -148,7 +145,7 @@ where
     {
         let result = {
             let Some(state) = state_slot.as_ref() else {
-                return inner.poll(task).map(|r| r.map(K::passthrough));
+                return K::poll_passthrough(inner, task);
             };
             let _guard = state.cx.clone().attach();
             let detector = PanicDetector(&state.inner_panicked);

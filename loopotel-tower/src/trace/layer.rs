@@ -1,5 +1,7 @@
 //! [`LoopTraceLayer`]: the `tower::Layer`.
 
+use std::sync::Arc;
+
 use loopotel::{LoopTracer, SpanKinds, Text};
 use tower::Layer;
 
@@ -34,6 +36,8 @@ pub struct LoopTraceLayer<
     pub(crate) kind: CallKind,
     /// The kind's span name and kinds, built once.
     pub(crate) default_span: SpanSpec,
+    /// The kind's attributes, built once.
+    pub(crate) default_attributes: Arc<[(&'static str, Text)]>,
     pub(crate) make_span: M,
     pub(crate) on_request: OnReq,
     pub(crate) on_response: OnRes,
@@ -52,6 +56,7 @@ impl LoopTraceLayer {
                 name: kind.span_name(),
                 kinds: kind.kinds(),
             },
+            default_attributes: kind.attributes().into(),
             kind,
             make_span: DefaultMakeSpan,
             on_request: DefaultOnRequest,
@@ -110,6 +115,7 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
         LoopTraceLayer {
             kind: self.kind,
             default_span: self.default_span,
+            default_attributes: self.default_attributes,
             make_span,
             on_request: self.on_request,
             on_response: self.on_response,
@@ -126,6 +132,7 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
         LoopTraceLayer {
             kind: self.kind,
             default_span: self.default_span,
+            default_attributes: self.default_attributes,
             make_span: self.make_span,
             on_request,
             on_response: self.on_response,
@@ -142,6 +149,7 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
         LoopTraceLayer {
             kind: self.kind,
             default_span: self.default_span,
+            default_attributes: self.default_attributes,
             make_span: self.make_span,
             on_request: self.on_request,
             on_response,
@@ -158,6 +166,7 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
         LoopTraceLayer {
             kind: self.kind,
             default_span: self.default_span,
+            default_attributes: self.default_attributes,
             make_span: self.make_span,
             on_request: self.on_request,
             on_response: self.on_response,
@@ -174,6 +183,7 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
         LoopTraceLayer {
             kind: self.kind,
             default_span: self.default_span,
+            default_attributes: self.default_attributes,
             make_span: self.make_span,
             on_request: self.on_request,
             on_response: self.on_response,
@@ -197,6 +207,7 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
         LoopTraceLayer {
             kind: self.kind,
             default_span: self.default_span,
+            default_attributes: self.default_attributes,
             make_span: self.make_span,
             on_request: self.on_request,
             on_response: self.on_response,
@@ -217,6 +228,7 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
         LoopTraceLayer {
             kind: self.kind,
             default_span: self.default_span,
+            default_attributes: self.default_attributes,
             make_span: self.make_span,
             on_request: self.on_request,
             on_response: self.on_response,

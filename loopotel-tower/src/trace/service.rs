@@ -84,7 +84,6 @@ impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, 
         K: Clone,
     {
         let started = Instant::now();
-        let kind = &self.layer.kind;
         let default = &self.layer.default_span;
         let make_span = &mut self.layer.make_span;
         let spec =
@@ -99,8 +98,8 @@ impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, 
             _ => (start_span(spec.name, spec.kinds), None),
         };
         if span.is_recording() {
-            for (k, v) in kind.attributes() {
-                span.set_attribute(k, v);
+            for (k, v) in self.layer.default_attributes.iter() {
+                span.set_attribute(*k, v.clone());
             }
             if self.layer.per_attempt {
                 let attempt = loopotel::context::next_attempt().unwrap_or(1);
