@@ -3,6 +3,9 @@
 # (stopped by PID on exit), then runs every Rust test (unit, integration, interop,
 # end-to-end, doc tests) with the interop and Phoenix tests required, not skipped.
 #
+# It also starts llmock (an OpenAI-compatible server with scripted faults) for the
+# loopotel-openai tests.
+#
 # LOOPOTEL_SKIP_PHOENIX=1 skips starting Phoenix (its tests then say SKIPPED).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,8 +15,17 @@ LOOPOTEL_REF_PYTHON=$(bash scripts/setup-python-ref.sh)
 export LOOPOTEL_REF_PYTHON
 export LOOPOTEL_REQUIRE_INTEROP=1
 
+cleanup() {
+  bash scripts/llmock.sh stop || true
+  bash scripts/phoenix.sh stop || true
+}
+trap cleanup EXIT
+
+llmock_env=$(bash scripts/llmock.sh start)
+while IFS= read -r line; do export "${line?}"; done <<<"$llmock_env"
+export LOOPOTEL_REQUIRE_LLMOCK=1
+
 if [ "${LOOPOTEL_SKIP_PHOENIX:-0}" != 1 ]; then
-  trap 'bash scripts/phoenix.sh stop' EXIT
   phoenix_env=$(bash scripts/phoenix.sh start)
   while IFS= read -r line; do export "${line?}"; done <<<"$phoenix_env"
   export LOOPOTEL_REQUIRE_PHOENIX=1

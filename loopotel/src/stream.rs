@@ -491,6 +491,16 @@ pub trait StreamTraceExt: Stream + Sized {
     fn traced_try(self, span: SpanGuard) -> TracedStream<Self, ResultItem> {
         TracedStream::new(self, ResultItem, span)
     }
+
+    /// Records this stream in `span`, judging items with `policy` (which items are errors,
+    /// with what `error.type`; their sizes).
+    fn traced_with<P: ItemPolicy<Self::Item>>(
+        self,
+        span: SpanGuard,
+        policy: P,
+    ) -> TracedStream<Self, P> {
+        TracedStream::new(self, policy, span)
+    }
 }
 
 impl<S: Stream> StreamTraceExt for S {}

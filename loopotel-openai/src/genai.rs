@@ -1,0 +1,183 @@
+//! The GenAI span of one call: start with the request attributes, record usage, cost and
+//! errors (semantic conventions v1.41 names).
+
+use async_openai::error::OpenAIError;
+use loopotel::{SpanGuard, SpanKind};
+
+use crate::telemetry::{GenAiTelemetry, scrub_secrets};
+
+/// Where the client sends requests: `server.address` / `server.port`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Server {
+    pub(crate) address: Option<String>,
+    pub(crate) port: Option<u16>,
+}
+
+impl Server {
+    /// From an API base such as `https://api.openai.com/v1` (an unparsable base gives none).
+    pub(crate) fn from_api_base(base: &str) -> Self {
+        let Ok(uri) = base.parse::<http::Uri>() else {
+            return Self::default();
+        };
+        let port = uri.port_u16().or(match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
+        Self {
+            address: uri.host().map(str::to_owned),
+            port,
+        }
+    }
+}
+
+/// Token usage as a provider reported it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) input: u64,
+    pub(crate) output: u64,
+    pub(crate) cached_input: Option<u64>,
+    pub(crate) reasoning_output: Option<u64>,
+}
+
+/// Starts `{operation} {model}` as a child of the current loop span (a no-op outside any run).
+pub(crate) fn start(
+    telemetry: &GenAiTelemetry,
+    server: &Server,
+    operation: &'static str,
+    model: &str,
+) -> SpanGuard {
+    let name = if model.is_empty() {
+        operation.to_owned()
+    } else {
+        format!("{operation} {model}")
+    };
+    let mut span = loopotel::start_span(name, SpanKind::Worker.client());
+    if span.is_recording() {
+        span.set_attribute("gen_ai.operation.name", operation);
+        span.set_attribute("gen_ai.provider.name", telemetry.provider.clone());
+        if !model.is_empty() {
+            span.set_attribute("gen_ai.request.model", model.to_owned());
+        }
+        if let Some(a) = &server.address {
+            span.set_attribute("server.address", a.clone());
+        }
+        if let Some(p) = server.port {
+            span.set_attribute("server.port", i64::from(p));
+        }
+    }
+    span
+}
+
+/// Sets `key` when the request gave a value.
+pub(crate) fn opt_f64(span: &mut SpanGuard, key: &'static str, v: Option<f32>) {
+    if let Some(v) = v {
+        // Through the decimal text: 0.7f32 is recorded as 0.7, not 0.699999988079071.
+        let v = v.to_string().parse::<f64>().unwrap_or(f64::from(v));
+        span.set_attribute(key, v);
+    }
+}
+
+/// Sets `key` when the request gave a value.
+pub(crate) fn opt_i64(span: &mut SpanGuard, key: &'static str, v: Option<i64>) {
+    if let Some(v) = v {
+        span.set_attribute(key, v);
+    }
+}
+
+/// Records usage, rolls tokens (and cost, with a price table) up into the iteration.
+pub(crate) fn record_usage(
+    span: &mut SpanGuard,
+    telemetry: &GenAiTelemetry,
+    usage: Usage,
+    response_model: Option<&str>,
+    request_model: &str,
+) {
+    span.set_attribute("gen_ai.usage.input_tokens", usage.input);
+    span.set_attribute("gen_ai.usage.output_tokens", usage.output);
+    if let Some(c) = usage.cached_input {
+        span.set_attribute("gen_ai.usage.cache_read.input_tokens", c);
+    }
+    if let Some(r) = usage.reasoning_output {
+        span.set_attribute("gen_ai.usage.reasoning.output_tokens", r);
+    }
+    span.add_tokens(usage.input.saturating_add(usage.output));
+    if let Some(prices) = &telemetry.prices {
+        let price = response_model
+            .and_then(|m| prices.lookup(m))
+            .or_else(|| prices.lookup(request_model));
+        if let Some(p) = price {
+            span.add_cost_usd(p.cost_usd(
+                usage.input,
+                usage.cached_input.unwrap_or(0),
+                usage.output,
+            ));
+        }
+    }
+}
+
+/// A low-cardinality `error.type` for an async-openai error.
+pub(crate) fn error_type(err: &OpenAIError) -> String {
+    match err {
+        OpenAIError::ApiError(e) => e
+            .api_error
+            .code
+            .clone()
+            .or_else(|| e.api_error.r#type.clone())
+            .unwrap_or_else(|| e.status_code.as_u16().to_string()),
+        OpenAIError::Reqwest(e) if e.is_timeout() => "timeout".to_owned(),
+        OpenAIError::Reqwest(e) => e
+            .status()
+            .map(|s| s.as_u16().to_string())
+            .unwrap_or_else(|| "transport".to_owned()),
+        OpenAIError::JSONDeserialize(..) => "malformed_response".to_owned(),
+        OpenAIError::StreamError(_) => "stream_error".to_owned(),
+        OpenAIError::InvalidArgument(_) => "invalid_argument".to_owned(),
+        _ => "error".to_owned(),
+    }
+}
+
+/// `error.type` and an `exception` event (the message scrubbed of keys and tokens).
+pub(crate) fn record_error(span: &mut SpanGuard, err: &OpenAIError) {
+    if let OpenAIError::ApiError(e) = err {
+        span.set_attribute(
+            "http.response.status_code",
+            i64::from(e.status_code.as_u16()),
+        );
+    }
+    span.record_error(error_type(err), scrub_secrets(&err.to_string()));
+}
+
+/// The stream's item policy: an `Err` item ends the span `error` with the OpenAI error type.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OpenAiItem;
+
+impl<T> loopotel::stream::ItemPolicy<Result<T, OpenAIError>> for OpenAiItem {
+    fn error(&self, item: &Result<T, OpenAIError>) -> Option<(String, String)> {
+        item.as_ref()
+            .err()
+            .map(|e| (error_type(e), scrub_secrets(&e.to_string())))
+    }
+
+    fn size(&self, _: &Result<T, OpenAIError>) -> Option<u64> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_comes_from_the_api_base() {
+        let s = Server::from_api_base("https://api.openai.com/v1");
+        assert_eq!(s.address.as_deref(), Some("api.openai.com"));
+        assert_eq!(s.port, Some(443));
+        let s = Server::from_api_base("http://127.0.0.1:8080/v1");
+        assert_eq!(
+            (s.address.as_deref(), s.port),
+            (Some("127.0.0.1"), Some(8080))
+        );
+        assert_eq!(Server::from_api_base("not a url"), Server::default());
+    }
+}

@@ -1,0 +1,198 @@
+//! What a traced client records: provider name, content capture (off by default), the
+//! redaction hook and size budget applied to captured content, and the price table.
+
+use std::sync::Arc;
+
+use crate::price::PriceTable;
+
+/// The environment variable that turns content capture on (`true`), as in the GenAI
+/// instrumentations of other languages.
+pub const CAPTURE_CONTENT_ENV: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
+
+/// Default budget for one captured content attribute, in bytes.
+pub const DEFAULT_CONTENT_BUDGET: usize = 16 * 1024;
+
+type Redactor = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Settings of a traced client. `Default` reads nothing from the environment; use
+/// [`GenAiTelemetry::from_env`] for that.
+///
+/// ```
+/// use loopotel_openai::GenAiTelemetry;
+///
+/// let t = GenAiTelemetry::default()
+///     .provider_name("azure.ai.openai")
+///     .capture_content(true)
+///     .redact(|text: &str| text.replace("ACME-SECRET", "[redacted]"))
+///     .content_budget(4096);
+/// assert!(t.captures_content());
+/// ```
+#[derive(Clone)]
+pub struct GenAiTelemetry {
+    pub(crate) provider: String,
+    pub(crate) capture: bool,
+    pub(crate) redactor: Option<Redactor>,
+    pub(crate) budget: usize,
+    pub(crate) prices: Option<Arc<PriceTable>>,
+}
+
+impl std::fmt::Debug for GenAiTelemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenAiTelemetry")
+            .field("provider", &self.provider)
+            .field("capture", &self.capture)
+            .field("redactor", &self.redactor.is_some())
+            .field("budget", &self.budget)
+            .field("prices", &self.prices.is_some())
+            .finish()
+    }
+}
+
+impl Default for GenAiTelemetry {
+    fn default() -> Self {
+        Self {
+            provider: "openai".to_owned(),
+            capture: false,
+            redactor: None,
+            budget: DEFAULT_CONTENT_BUDGET,
+            prices: None,
+        }
+    }
+}
+
+impl GenAiTelemetry {
+    /// Defaults, with content capture on when `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`
+    /// is `true` (case-insensitive).
+    pub fn from_env() -> Self {
+        let capture =
+            std::env::var(CAPTURE_CONTENT_ENV).is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        Self::default().capture_content(capture)
+    }
+
+    /// `gen_ai.provider.name` (default `openai`; e.g. `azure.ai.openai` for Azure).
+    pub fn provider_name(mut self, name: impl Into<String>) -> Self {
+        self.provider = name.into();
+        self
+    }
+
+    /// Records prompts, completions and tool-call arguments (off by default).
+    pub fn capture_content(mut self, on: bool) -> Self {
+        self.capture = on;
+        self
+    }
+
+    /// Whether content is captured.
+    pub fn captures_content(&self) -> bool {
+        self.capture
+    }
+
+    /// A hook every captured text passes through before anything is recorded (after the
+    /// built-in scrubbing of API keys and bearer tokens).
+    pub fn redact(mut self, hook: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        self.redactor = Some(Arc::new(hook));
+        self
+    }
+
+    /// Most bytes one captured content attribute may take; longer content is cut (at a
+    /// character boundary) and marked. Usage and cost attributes are never cut.
+    pub fn content_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes;
+        self
+    }
+
+    /// Prices for `loop.cost_usd` (no table: no cost recorded).
+    pub fn prices(mut self, table: PriceTable) -> Self {
+        self.prices = Some(Arc::new(table));
+        self
+    }
+
+    /// Captured content, ready to record: scrubbed, redacted, within budget.
+    pub(crate) fn content(&self, text: &str) -> String {
+        let scrubbed = scrub_secrets(text);
+        let redacted = match &self.redactor {
+            Some(hook) => hook(&scrubbed),
+            None => scrubbed,
+        };
+        truncate(redacted, self.budget)
+    }
+}
+
+const TRUNCATED: &str = "…[truncated]";
+
+fn truncate(mut text: String, budget: usize) -> String {
+    if text.len() <= budget {
+        return text;
+    }
+    let mut cut = budget.saturating_sub(TRUNCATED.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push_str(TRUNCATED);
+    text
+}
+
+/// Replaces what looks like an API key (`sk-…`) or a bearer token with `[redacted]`. Applied
+/// to captured content and to error messages, which are recorded even without capture.
+pub fn scrub_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = [rest.find("sk-"), find_ci(rest, "bearer ")]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(at) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at]);
+        let is_bearer = !rest[at..].starts_with("sk-");
+        let prefix_len = if is_bearer { "bearer ".len() } else { 3 };
+        let token_len = rest[at + prefix_len..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.~+/=".contains(c)))
+            .unwrap_or(rest.len() - at - prefix_len);
+        if token_len >= 8 {
+            out.push_str(&rest[at..at + prefix_len]);
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(&rest[at..at + prefix_len + token_len]);
+        }
+        rest = &rest[at + prefix_len + token_len..];
+    }
+}
+
+fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_scrubbed_and_short_words_kept() {
+        assert_eq!(
+            scrub_secrets("key sk-proj-abcdefghijkl1234 and Bearer abc.def-ghi_jkl done"),
+            "key sk-[redacted] and Bearer [redacted] done"
+        );
+        assert_eq!(
+            scrub_secrets("ask-me sk-1 bearer x"),
+            "ask-me sk-1 bearer x"
+        );
+        assert_eq!(scrub_secrets("ünïcödé sk-"), "ünïcödé sk-");
+    }
+
+    #[test]
+    fn content_is_cut_at_a_char_boundary_within_budget() {
+        let t = GenAiTelemetry::default().content_budget(20);
+        let out = t.content(&"é".repeat(30));
+        assert!(out.len() <= 20, "{}", out.len());
+        assert!(out.ends_with(TRUNCATED));
+        let t = GenAiTelemetry::default().redact(|s: &str| s.replace("secret", "[r]"));
+        assert_eq!(t.content("my secret"), "my [r]");
+    }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# llmock (PyPI), a real OpenAI-compatible server with scripted faults, for the
+# loopotel-openai tests.
+#
+#   scripts/llmock.sh start   install (once, into .venv-llmock) and start llmock on
+#                             127.0.0.1; prints the environment the tests read
+#   scripts/llmock.sh stop    stop it (by PID)
+#
+# Port: LOOPOTEL_LLMOCK_PORT (default 18080).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${LOOPOTEL_LLMOCK_VENV:-$root/.venv-llmock}
+state=$root/target/llmock
+port=${LOOPOTEL_LLMOCK_PORT:-18080}
+pin=llmock==0.2.2
+
+stop() {
+  if [ -f "$state/pid" ]; then
+    pid=$(cat "$state/pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$state/pid"
+  fi
+}
+
+start() {
+  if [ ! -x "$venv/bin/llmock" ]; then
+    # shellcheck source=scripts/python.sh
+    source "$root/scripts/python.sh"
+    py=$(find_python) || { echo "llmock: no Python >= 3.12 found (set LOOPOTEL_PYTHON)" >&2; return 1; }
+    echo "llmock: installing $pin into $venv with $py" >&2
+    rm -rf "$venv"
+    "$py" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$pin" >&2
+  fi
+  stop
+  mkdir -p "$state"
+  nohup "$venv/bin/llmock" serve --host 127.0.0.1 --port "$port" --log-level warning \
+    >"$state/log" 2>&1 &
+  echo $! >"$state/pid"
+  for _ in $(seq 120); do
+    if curl -fsS "http://127.0.0.1:$port/_llmock/scenario" >/dev/null 2>&1; then
+      echo "LOOPOTEL_LLMOCK_URL=http://127.0.0.1:$port"
+      return 0
+    fi
+    if ! kill -0 "$(cat "$state/pid")" 2>/dev/null; then break; fi
+    sleep 0.25
+  done
+  echo "llmock: did not start; log follows" >&2
+  tail -50 "$state/log" >&2 || true
+  stop
+  return 1
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
