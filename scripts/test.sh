@@ -3,8 +3,8 @@
 # (stopped by PID on exit), then runs every Rust test (unit, integration, interop,
 # end-to-end, doc tests) with the interop and Phoenix tests required, not skipped.
 #
-# It also starts llmock (an OpenAI-compatible server with scripted faults) for the
-# loopotel-openai tests.
+# It also starts llmock (PyPI; an OpenAI-compatible server with scripted faults) and aimock
+# (npm; its request journal keeps headers) for the loopotel-openai tests.
 #
 # LOOPOTEL_SKIP_PHOENIX=1 skips starting Phoenix (its tests then say SKIPPED).
 set -euo pipefail
@@ -16,6 +16,7 @@ export LOOPOTEL_REF_PYTHON
 export LOOPOTEL_REQUIRE_INTEROP=1
 
 cleanup() {
+  bash scripts/aimock.sh stop || true
   bash scripts/llmock.sh stop || true
   bash scripts/phoenix.sh stop || true
 }
@@ -24,6 +25,9 @@ trap cleanup EXIT
 llmock_env=$(bash scripts/llmock.sh start)
 while IFS= read -r line; do export "${line?}"; done <<<"$llmock_env"
 export LOOPOTEL_REQUIRE_LLMOCK=1
+aimock_env=$(bash scripts/aimock.sh start)
+while IFS= read -r line; do export "${line?}"; done <<<"$aimock_env"
+export LOOPOTEL_REQUIRE_AIMOCK=1
 
 if [ "${LOOPOTEL_SKIP_PHOENIX:-0}" != 1 ]; then
   phoenix_env=$(bash scripts/phoenix.sh start)

@@ -568,3 +568,71 @@ async fn with_the_http_stack_each_attempt_is_a_child_span_with_its_retry_number(
         "no Authorization header recorded"
     );
 }
+
+#[tokio::test]
+async fn the_opentelemetry_view_is_a_client_span_and_genai_metrics() {
+    use opentelemetry::trace::SpanKind as OtelKind;
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+
+    let Some(base) = llmock() else { return };
+    let spans_out = InMemorySpanExporter::default();
+    let traces = SdkTracerProvider::builder()
+        .with_simple_exporter(spans_out.clone())
+        .build();
+    let metrics_out = InMemoryMetricExporter::default();
+    let meters = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(metrics_out.clone()).build())
+        .build();
+    let tracer = LoopTracer::builder()
+        .tracer_provider(&traces)
+        .meter_provider(&meters)
+        .build();
+    let c = client(&base, GenAiTelemetry::default());
+    let run = tracer.run("otel-openai").start();
+    let it = run.iteration(1);
+    let reply = c
+        .chat()
+        .create(chat_request("lt-otel", json!({})))
+        .with_context(it.context())
+        .await
+        .expect("reply");
+    drop(it);
+    let doc = run.finish(loopotel::Outcome::Success, "done");
+    let ltf = spans(&doc, "chat lt-otel")[0];
+    let otel = spans_out.get_finished_spans().expect("spans");
+    let span = otel
+        .iter()
+        .find(|s| s.name == "chat lt-otel")
+        .expect("the OpenTelemetry span");
+    assert_eq!(span.span_kind, OtelKind::Client);
+    assert_eq!(
+        span.span_context.span_id().to_string(),
+        ltf.span_id.to_string()
+    );
+    let usage = reply.usage.expect("usage");
+    assert!(
+        span.attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "gen_ai.usage.input_tokens"
+                && kv.value == opentelemetry::Value::I64(i64::from(usage.prompt_tokens)))
+    );
+    meters.force_flush().expect("flush");
+    let names: Vec<String> = metrics_out
+        .get_finished_metrics()
+        .expect("metrics")
+        .iter()
+        .flat_map(|rm| rm.scope_metrics())
+        .flat_map(|sm| sm.metrics())
+        .map(|m| m.name().to_owned())
+        .collect();
+    for want in [
+        "gen_ai.client.operation.duration",
+        "gen_ai.client.token.usage",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+}
