@@ -40,7 +40,10 @@ pub use client::TracedClient;
 pub use embeddings::TracedEmbeddings;
 pub use price::{ModelPrice, PriceError, PriceTable};
 pub use responses::{ResponseEvents, TracedResponses};
-pub use telemetry::{CAPTURE_CONTENT_ENV, DEFAULT_CONTENT_BUDGET, GenAiTelemetry, scrub_secrets};
+pub use telemetry::{
+    CAPTURE_CONTENT_ENV, DEFAULT_CONTENT_BUDGET, GenAiTelemetry, REDACTION_FAILED,
+    redaction_panics, scrub_secrets,
+};
 
 pub use async_openai;
 pub use loopotel;

@@ -2,6 +2,7 @@
 //! redaction hook and size budget applied to captured content, and the price table.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::price::PriceTable;
 
@@ -106,15 +107,36 @@ impl GenAiTelemetry {
         self
     }
 
-    /// Captured content, ready to record: scrubbed, redacted, within budget.
+    /// Captured content, ready to record: scrubbed, redacted, within budget. A redaction
+    /// hook that panics records a placeholder instead of the content (never the
+    /// unredacted text) and is counted in [`redaction_panics`].
     pub(crate) fn content(&self, text: &str) -> String {
         let scrubbed = scrub_secrets(text);
         let redacted = match &self.redactor {
-            Some(hook) => hook(&scrubbed),
+            Some(hook) => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&scrubbed))) {
+                    Ok(text) => text,
+                    Err(_) => {
+                        REDACTION_PANICS.fetch_add(1, Ordering::Relaxed);
+                        return REDACTION_FAILED.to_owned();
+                    }
+                }
+            }
             None => scrubbed,
         };
         truncate(redacted, self.budget)
     }
+}
+
+static REDACTION_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Recorded in place of content whose redaction hook panicked.
+pub const REDACTION_FAILED: &str = "[redaction failed]";
+
+/// How many times a redaction hook panicked in this process (caught; the content was not
+/// recorded).
+pub fn redaction_panics() -> u64 {
+    REDACTION_PANICS.load(Ordering::Relaxed)
 }
 
 const TRUNCATED: &str = "…[truncated]";
@@ -194,5 +216,13 @@ mod tests {
         assert!(out.ends_with(TRUNCATED));
         let t = GenAiTelemetry::default().redact(|s: &str| s.replace("secret", "[r]"));
         assert_eq!(t.content("my secret"), "my [r]");
+    }
+
+    #[test]
+    fn a_panicking_redaction_hook_records_a_placeholder_never_the_content() {
+        let before = redaction_panics();
+        let t = GenAiTelemetry::default().redact(|_: &str| -> String { panic!("hook bug") });
+        assert_eq!(t.content("my secret"), REDACTION_FAILED);
+        assert_eq!(redaction_panics(), before + 1);
     }
 }
