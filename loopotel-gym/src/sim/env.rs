@@ -1,0 +1,259 @@
+//! [`SimEnv`]: the reference's `SimEnv`, natively — same outputs, scores, rewards, tokens,
+//! termination reasons and done flags for the same spec, task id and seed.
+
+use std::path::Path;
+
+use super::runtime::{HistoryRecord, LoopRuntime, LoopState, MockLlm};
+use crate::env::{Action, EnvError, Info, Observation, Step};
+use crate::pyvalue::PyValue;
+use crate::spec::{LssSpec, SpecError, TaskFile};
+
+/// `_task_input`: the task's `input` (JSON-dumped when a mapping), else the spec's first
+/// example, else `task:{id}`.
+pub fn task_input(spec: &LssSpec, task_id: &str, tasks: Option<&TaskFile>) -> String {
+    if let Some(task) = tasks.and_then(|t| t.find(task_id)) {
+        let payload = task.get("input").filter(|v| v.truthy()).unwrap_or(task);
+        return match payload {
+            PyValue::Dict(_) => payload.json_dumps(),
+            other => other.py_str(),
+        };
+    }
+    let first = spec
+        .get("inputs")
+        .filter(|v| v.truthy())
+        .and_then(|i| i.get("examples"))
+        .map(PyValue::items)
+        .unwrap_or_default()
+        .first();
+    match first {
+        Some(d @ PyValue::Dict(_)) => d.json_dumps(),
+        Some(other) => other.py_str(),
+        None => format!(
+            "task:{}",
+            if task_id.is_empty() {
+                "default"
+            } else {
+                task_id
+            }
+        ),
+    }
+}
+
+/// A simulated loop environment: the reference's `SimEnv` (mock LLM, no API keys).
+#[derive(Debug, Clone)]
+pub struct SimEnv {
+    env_id: String,
+    spec: LssSpec,
+    tasks: Option<TaskFile>,
+    loop_name: String,
+    objective: String,
+    seed: i64,
+    task_id: String,
+    user_input: String,
+    runtime: Option<LoopRuntime>,
+    state: LoopState,
+    done: bool,
+    last: Option<Observation>,
+}
+
+impl SimEnv {
+    /// An environment over `spec` (and its tasks, if any). Fails like the reference's
+    /// compiler when a worker or evaluator has no `id`, and on malformed limits.
+    pub fn new(
+        env_id: impl Into<String>,
+        spec: LssSpec,
+        tasks: Option<TaskFile>,
+    ) -> Result<Self, SpecError> {
+        for (kind, list) in [
+            ("workers", spec.get("workers")),
+            ("evaluators", spec.get("evaluators")),
+        ] {
+            for (i, item) in list
+                .map(PyValue::items)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
+                if item.get("id").is_none() {
+                    return Err(spec.field_error(
+                        format!("{kind}[{i}].id"),
+                        "missing (every worker and evaluator needs an id)",
+                    ));
+                }
+            }
+        }
+        // Limits are checked now, so a bad spec fails here rather than at reset.
+        LoopRuntime::new(&spec, MockLlm::new(""))?;
+        Ok(Self {
+            env_id: env_id.into(),
+            loop_name: spec.loop_name(),
+            objective: spec.objective(),
+            spec,
+            tasks,
+            seed: 0,
+            task_id: String::new(),
+            user_input: String::new(),
+            runtime: None,
+            state: LoopState::default(),
+            done: false,
+            last: None,
+        })
+    }
+
+    /// Loads `spec.yaml` and the `tasks.json` next to it (when there is one).
+    pub fn from_spec_file(
+        env_id: impl Into<String>,
+        spec_path: impl AsRef<Path>,
+    ) -> Result<Self, SpecError> {
+        let spec_path = spec_path.as_ref();
+        let spec = LssSpec::from_file(spec_path)?;
+        let tasks_path = spec_path.with_file_name("tasks.json");
+        let tasks = if tasks_path.exists() {
+            Some(TaskFile::from_file(&tasks_path)?)
+        } else {
+            None
+        };
+        Self::new(env_id, spec, tasks)
+    }
+
+    /// The environment id.
+    pub fn env_id(&self) -> &str {
+        &self.env_id
+    }
+
+    /// The spec's `loop_name`.
+    pub fn loop_name(&self) -> &str {
+        &self.loop_name
+    }
+
+    /// The task ids of its task file, in order (empty without one).
+    pub fn task_ids(&self) -> Vec<String> {
+        self.tasks.as_ref().map(TaskFile::ids).unwrap_or_default()
+    }
+
+    /// Whether the episode has ended.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// Tokens the mock LLM counted this episode.
+    pub fn tokens_used(&self) -> u64 {
+        self.runtime.as_ref().map_or(0, |r| r.llm.tokens_used)
+    }
+
+    /// The quality threshold that counts as success.
+    pub fn quality_threshold(&self) -> f64 {
+        self.runtime.as_ref().map_or(0.8, |r| r.quality_threshold)
+    }
+
+    /// Every iteration of this episode.
+    pub fn history(&self) -> &[HistoryRecord] {
+        &self.state.history
+    }
+
+    /// Why the episode ended (empty while it runs).
+    pub fn termination_reason(&self) -> &str {
+        &self.state.termination_reason
+    }
+
+    /// Starts an episode (`task_id` empty → `default`; `seed` `None` keeps the last one).
+    pub fn reset(&mut self, task_id: &str, seed: Option<i64>) -> Result<Observation, EnvError> {
+        if let Some(s) = seed {
+            self.seed = s;
+        }
+        self.task_id = if task_id.is_empty() {
+            "default".into()
+        } else {
+            task_id.into()
+        };
+        self.user_input = task_input(&self.spec, &self.task_id, self.tasks.as_ref());
+        let llm = MockLlm::new(format!("{}:{}:{}", self.seed, self.task_id, self.loop_name));
+        self.runtime = Some(LoopRuntime::new(&self.spec, llm)?);
+        self.state = LoopState::default();
+        self.done = false;
+        let obs = Observation {
+            task_id: self.task_id.clone(),
+            iteration: 0,
+            output: String::new(),
+            quality_score: 0.0,
+            objective: self.objective.clone(),
+            done: false,
+            info: Info::from_iter([
+                ("env_id".into(), self.env_id.clone().into()),
+                ("seed".into(), self.seed.into()),
+                ("loop_name".into(), self.loop_name.clone().into()),
+                ("user_input".into(), self.user_input.clone().into()),
+            ]),
+        };
+        self.last = Some(obs.clone());
+        Ok(obs)
+    }
+
+    /// One iteration: the env's own worker acts, or the action's output replaces it.
+    pub fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
+        let Some(runtime) = self.runtime.as_mut() else {
+            return Err(EnvError::NotReset);
+        };
+        if self.done {
+            let observation = self.last.clone().unwrap_or_default();
+            return Ok(Step {
+                observation,
+                reward: 0.0,
+                done: true,
+                info: Info::from_iter([("reason".into(), "already_done".into())]),
+            });
+        }
+        match action {
+            Action::Output(text) if !text.is_empty() => {
+                self.state.output = text.clone();
+                let (score, feedback) = runtime.evaluate(&self.state);
+                self.state.quality_score = score;
+                self.state.iteration += 1;
+                self.state.history.push(HistoryRecord {
+                    iteration: self.state.iteration,
+                    output: self.state.output.clone(),
+                    quality_score: score,
+                    feedback,
+                    agent_override: true,
+                });
+                runtime.check_termination(&mut self.state);
+            }
+            _ => runtime.step_once(&mut self.state, &self.user_input),
+        }
+        self.done = self.state.terminated;
+        let success = self.state.quality_score >= runtime.quality_threshold;
+        let reward = if success {
+            self.state.quality_score
+        } else {
+            self.state.quality_score - 0.5
+        };
+        let mut info = Info::from_iter([
+            ("iteration".into(), self.state.iteration.into()),
+            (
+                "termination_reason".into(),
+                self.state.termination_reason.clone().into(),
+            ),
+            ("success".into(), success.into()),
+            ("history_len".into(), self.state.history.len().into()),
+        ]);
+        if let Some(last) = self.state.history.last() {
+            info.insert("last_feedback".into(), last.feedback.clone().into());
+        }
+        let observation = Observation {
+            task_id: self.task_id.clone(),
+            iteration: self.state.iteration,
+            output: self.state.output.clone(),
+            quality_score: self.state.quality_score,
+            objective: self.objective.clone(),
+            done: self.done,
+            info: info.clone(),
+        };
+        self.last = Some(observation.clone());
+        Ok(Step {
+            observation,
+            reward,
+            done: self.done,
+            info,
+        })
+    }
+}

@@ -1,0 +1,6 @@
+//! Native ports of the reference's simulated environments (no API keys, deterministic).
+
+mod env;
+pub mod runtime;
+
+pub use env::{SimEnv, task_input};
