@@ -33,10 +33,14 @@
 //! difference: YAML is read as YAML 1.2 (PyYAML reads 1.1: `yes`/`on` are booleans there).
 
 pub mod env;
+pub mod episode;
 pub mod pyvalue;
 pub mod registry;
 pub mod sim;
 pub mod spec;
 
 pub use env::{Action, Env, EnvError, Info, Observation, Step};
+pub use episode::{
+    EnvDescription, EnvWorkerPolicy, EpisodeEnv, EpisodeResult, Policy, run_traced_episode,
+};
 pub use loopotel;

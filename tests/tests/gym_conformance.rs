@@ -120,3 +120,125 @@ fn native_sim_env_reproduces_the_reference_trajectories() {
     }
     eprintln!("{} episodes, {steps} steps identical", episodes.len());
 }
+
+/// A document reduced to what must agree: ids, times, latency values and the metadata the
+/// generator adds are dropped; our extras are left out — the `loop.env.step` spans and the
+/// attributes the semconv spec marks "(loopotel)" (`loop.iterations` and the final
+/// `loop.les.cumulative_normalized` on the root, `loop.les.delta` on iterations).
+fn comparable(doc: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for key in [
+        "schema_version",
+        "loop_name",
+        "outcome",
+        "termination_reason",
+        "spec_pins",
+    ] {
+        out.insert(key.into(), doc[key].clone());
+    }
+    for key in ["env_id", "task_id"] {
+        if !doc[key].is_null() {
+            out.insert(key.into(), doc[key].clone());
+        }
+    }
+    let spans = doc["spans"].as_array().cloned().unwrap_or_default();
+    let mut kept: Vec<Value> = Vec::new();
+    for s in spans.iter().filter(|s| s["name"] != "loop.env.step") {
+        let mut attrs = s["attributes"].as_object().cloned().unwrap_or_default();
+        // loopotel's documented extras (specs/otel-semconv-loop.md, "(loopotel)").
+        if s["parent_span_id"].is_null() {
+            attrs.remove("loop.iterations");
+            attrs.remove("loop.les.cumulative_normalized");
+        }
+        attrs.remove("loop.les.delta");
+        if attrs.remove("loop.latency_ms").is_some() {
+            attrs.insert("loop.latency_ms".into(), Value::from("<latency>"));
+        }
+        let events: Vec<Value> = s["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| serde_json::json!({"name": e["name"], "attributes": e["attributes"]}))
+            .collect();
+        kept.push(serde_json::json!({
+            "name": s["name"], "kind": s["kind"], "attributes": attrs, "events": events,
+            "is_root": s["parent_span_id"].is_null(),
+        }));
+    }
+    kept.sort_by_key(|s| {
+        (
+            !s["is_root"].as_bool().unwrap_or(false),
+            s["attributes"]["loop.iteration"].as_i64().unwrap_or(0),
+        )
+    });
+    out.insert("spans".into(), Value::Array(kept));
+    Value::Object(out)
+}
+
+#[tokio::test]
+async fn native_traced_episodes_match_the_reference_run_traced_episode() {
+    let Some(reference) = tests::reference() else {
+        return;
+    };
+    let dir = LoopgymDir::from_python(&reference.python).expect("loopgym installed");
+    let tmp = tempfile::tempdir().unwrap();
+    let traces = tests::generate_reference_traces(&reference, tmp.path(), 12, 1);
+    let tracer = loopotel::LoopTracer::new();
+    let mut compared = 0;
+    for ref_doc in tests::read_jsonl_values(&traces.episodes) {
+        let ep = &ref_doc["metadata"]["episode"];
+        let (env_id, task, seed) = (
+            ep["env"].as_str().unwrap(),
+            ep["task"].as_str().unwrap(),
+            ep["seed"].as_i64().unwrap(),
+        );
+        let Ok(mut env) = registry::make(env_id, &dir) else {
+            continue; // not ported natively yet
+        };
+        let case = format!(
+            "{env_id} task={task:?} seed={seed} (LOOPOTEL_REF_SEED={})",
+            traces.seed
+        );
+        let (result, doc) = loopotel_gym::run_traced_episode(
+            &mut env,
+            &tracer,
+            task,
+            Some(seed),
+            &mut loopotel_gym::EnvWorkerPolicy,
+        )
+        .await;
+        let ours = serde_json::to_value(&doc).unwrap();
+        assert_eq!(comparable(&ours), comparable(&ref_doc), "{case}");
+        // The extra spans: one env step per iteration, inside it.
+        let iterations: Vec<&Value> = ours["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["kind"] == "iteration")
+            .collect();
+        let steps: Vec<&Value> = ours["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"] == "loop.env.step")
+            .collect();
+        assert_eq!(steps.len(), iterations.len(), "{case}");
+        for step in steps {
+            assert!(
+                iterations
+                    .iter()
+                    .any(|it| it["span_id"] == step["parent_span_id"]),
+                "{case}"
+            );
+        }
+        assert_eq!(
+            result.termination_reason,
+            ref_doc["termination_reason"].as_str().unwrap_or_default(),
+            "{case}"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 20, "only {compared} native episodes compared");
+    eprintln!("{compared} traced episodes match the reference");
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::runtime::{HistoryRecord, LoopRuntime, LoopState, MockLlm};
 use crate::env::{Action, EnvError, Info, Observation, Step};
+use crate::episode::EnvDescription;
 use crate::pyvalue::PyValue;
 use crate::spec::{LssSpec, SpecError, TaskFile};
 
@@ -37,6 +38,32 @@ pub fn task_input(spec: &LssSpec, task_id: &str, tasks: Option<&TaskFile>) -> St
             }
         ),
     }
+}
+
+/// `_goal_target_from_spec`: the first success condition's value, else the first rubric's
+/// pass threshold, else 0.8 (values that are not numbers count as absent).
+pub fn goal_target(spec: &LssSpec) -> f64 {
+    if let Some(term @ PyValue::Dict(_)) = spec.get("termination_conditions") {
+        for success in term.get("success").map(PyValue::items).unwrap_or_default() {
+            if let Some(v) = success.get_some("value").and_then(PyValue::py_float) {
+                return v;
+            }
+        }
+    }
+    for ev in spec
+        .get("evaluators")
+        .map(PyValue::items)
+        .unwrap_or_default()
+    {
+        if let Some(v) = ev
+            .get("rubric")
+            .and_then(|r| r.get_some("pass_threshold"))
+            .and_then(PyValue::py_float)
+        {
+            return v;
+        }
+    }
+    0.8
 }
 
 /// A simulated loop environment: the reference's `SimEnv` (mock LLM, no API keys).
@@ -124,6 +151,32 @@ impl SimEnv {
     /// The spec's `loop_name`.
     pub fn loop_name(&self) -> &str {
         &self.loop_name
+    }
+
+    /// What a traced episode records about this env, read from the spec as the reference's
+    /// `run_traced_episode` reads it.
+    pub fn description(&self) -> EnvDescription {
+        let first_id = |key: &str| {
+            self.spec
+                .get(key)
+                .map(PyValue::items)
+                .unwrap_or_default()
+                .first()
+                .and_then(|w| w.get("id"))
+                .filter(|v| v.truthy())
+                .map(PyValue::py_str)
+        };
+        EnvDescription {
+            env_id: Some(self.env_id.clone()),
+            loop_name: self
+                .spec
+                .get("loop_name")
+                .map(PyValue::py_str)
+                .unwrap_or_else(|| "unknown-loop".into()),
+            goal_target: goal_target(&self.spec),
+            worker_id: first_id("workers"),
+            evaluator_id: first_id("evaluators"),
+        }
     }
 
     /// The task ids of its task file, in order (empty without one).

@@ -3,4 +3,4 @@
 mod env;
 pub mod runtime;
 
-pub use env::{SimEnv, task_input};
+pub use env::{SimEnv, goal_target, task_input};
