@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod export;
+mod run;
 use loopotel::jsonl::{JsonlExporter, JsonlReader};
 use loopotel::les::{LesRow, series};
 use loopotel::validate::{Mode, validate_file};
@@ -79,6 +80,47 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Run traced episodes of LoopGym-style environments and summarize them.
+    ///
+    /// Built-in envs (`builtin/…`) need nothing else; the reference's (`loopbench/…`,
+    /// `sim/…`) read their specs from an installed `loopgym` package.
+    Run {
+        /// Environment ids (see `loopotel list`).
+        #[arg(required = true)]
+        envs: Vec<String>,
+        /// Task ids, comma-separated (default: every task of each env).
+        #[arg(long, value_delimiter = ',')]
+        tasks: Option<Vec<String>>,
+        /// Seeds: `0..100`, `0..=99`, `1,2,3` or `7`.
+        #[arg(long, default_value = "0..10", value_parser = run::parse_seeds)]
+        seeds: std::vec::Vec<i64>,
+        /// Episodes run at once.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        concurrency: u64,
+        /// Where to append the traces (JSONL).
+        #[arg(long, default_value = "traces.jsonl")]
+        out: PathBuf,
+        /// Also send the spans to this OTLP/HTTP collector.
+        #[arg(long)]
+        otlp: Option<String>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The installed loopgym package directory (default: LOOPOTEL_LOOPGYM_DIR, else ask
+        /// python3).
+        #[arg(long)]
+        loopgym_dir: Option<PathBuf>,
+    },
+    /// List the environments `run` accepts.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The installed loopgym package directory (default: LOOPOTEL_LOOPGYM_DIR, else ask
+        /// python3).
+        #[arg(long)]
+        loopgym_dir: Option<PathBuf>,
+    },
     /// Record a small multi-iteration demo loop to a JSONL file, validate it, and print it.
     Demo {
         /// Where to append the trace.
@@ -110,6 +152,26 @@ fn main() -> ExitCode {
             iterations,
             seed,
         } => demo(&out, iterations, seed),
+        Command::Run {
+            envs,
+            tasks,
+            seeds,
+            concurrency,
+            out,
+            otlp,
+            json,
+            loopgym_dir,
+        } => run::run(run::Options {
+            envs,
+            tasks,
+            seeds,
+            concurrency: concurrency as usize,
+            out,
+            otlp,
+            json,
+            loopgym_dir,
+        }),
+        Command::List { json, loopgym_dir } => run::list(loopgym_dir, json),
         Command::Export {
             otlp,
             protocol,

@@ -70,6 +70,14 @@ pub enum EnvError {
         /// What exists.
         available: String,
     },
+    /// A reference env, but no installed `loopgym` to load its spec from.
+    #[error(
+        "env {id:?} needs the loopgym package's specs: pip install loopgym, or set LOOPOTEL_LOOPGYM_DIR"
+    )]
+    NoLoopgym {
+        /// The env.
+        id: String,
+    },
     /// The environment exists in the reference but has no native port yet.
     #[error("env {id:?} ({backend}) has no native implementation yet")]
     NotNative {

@@ -1,6 +1,7 @@
-//! The reference's environment ids, and where their specs are: an installed `loopgym`
-//! package (`LOOPOTEL_LOOPGYM_DIR`, or found through Python). The reference's spec files are
-//! not copied into this repository.
+//! Environment ids. Built-in envs (`builtin/…`, original specs shipped in this crate) run
+//! with no Python at all; the reference's ids (`loopbench/…`, `sim/…`) load their specs from
+//! an installed `loopgym` package (`LOOPOTEL_LOOPGYM_DIR`, or found through Python) — the
+//! reference's spec files are not copied into this repository.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -144,6 +145,106 @@ impl LoopgymDir {
     }
 }
 
+/// A built-in environment: an original spec and task file embedded in the crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinEnv {
+    /// `builtin/…`.
+    pub id: &'static str,
+    /// One line about it.
+    pub description: &'static str,
+    spec: &'static str,
+    tasks: &'static str,
+}
+
+/// The built-in environments.
+pub const BUILTIN: &[BuiltinEnv] = &[
+    BuiltinEnv {
+        id: "builtin/summarize-v1",
+        description: "Iterative summarization with a critic (6 iterations max, pass 0.85)",
+        spec: include_str!("../envs/summarize-v1/spec.yaml"),
+        tasks: include_str!("../envs/summarize-v1/tasks.json"),
+    },
+    BuiltinEnv {
+        id: "builtin/bugfix-v1",
+        description: "Patch loop for a failing unit test (8 iterations max, pass 0.8)",
+        spec: include_str!("../envs/bugfix-v1/spec.yaml"),
+        tasks: include_str!("../envs/bugfix-v1/tasks.json"),
+    },
+    BuiltinEnv {
+        id: "builtin/triage-v1",
+        description: "Support-ticket routing with a strict reviewer (3 iterations max, pass 0.9)",
+        spec: include_str!("../envs/triage-v1/spec.yaml"),
+        tasks: include_str!("../envs/triage-v1/tasks.json"),
+    },
+];
+
+impl BuiltinEnv {
+    /// A fresh environment.
+    pub fn make(&self) -> Result<SimEnv, EnvError> {
+        let origin = format!("{}/spec.yaml", self.id);
+        let spec = crate::spec::LssSpec::from_yaml(self.spec, &origin)?;
+        let tasks =
+            crate::spec::TaskFile::from_json_str(self.tasks, format!("{}/tasks.json", self.id))?;
+        Ok(SimEnv::new(self.id, spec, Some(tasks))?)
+    }
+}
+
+/// One line of `loopotel list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedEnv {
+    /// The id.
+    pub id: String,
+    /// `builtin` or `loopgym`.
+    pub source: &'static str,
+    /// The reference backend (`sim` for built-ins).
+    pub backend: &'static str,
+    /// Whether it runs natively.
+    pub native: bool,
+}
+
+/// Every env: the built-ins, then (with a `loopgym` package) the reference's.
+pub fn list(dir: Option<&LoopgymDir>) -> Vec<ListedEnv> {
+    let mut out: Vec<ListedEnv> = BUILTIN
+        .iter()
+        .map(|b| ListedEnv {
+            id: b.id.into(),
+            source: "builtin",
+            backend: "sim",
+            native: true,
+        })
+        .collect();
+    if let Some(dir) = dir {
+        out.extend(ENVS.iter().map(|e| ListedEnv {
+            id: e.id.into(),
+            source: "loopgym",
+            backend: e.backend.name(),
+            native: e.backend == Backend::Sim && dir.spec_path(e).is_some_and(|p| p.exists()),
+        }));
+    }
+    out
+}
+
+/// Makes an environment by id: a built-in one, or a reference env from `dir`.
+pub fn make_any(id: &str, dir: Option<&LoopgymDir>) -> Result<SimEnv, EnvError> {
+    if let Some(b) = BUILTIN.iter().find(|b| b.id == id.trim()) {
+        return b.make();
+    }
+    match (entry(id), dir) {
+        (Some(_), Some(dir)) => make(id, dir),
+        (Some(e), None) => Err(EnvError::NoLoopgym {
+            id: e.id.to_owned(),
+        }),
+        (None, _) => Err(EnvError::UnknownEnv {
+            id: id.to_owned(),
+            available: list(dir)
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
 /// The entry for `id` (`lg/` prefix accepted).
 pub fn entry(id: &str) -> Option<&'static EnvEntry> {
     let id = id.trim();
@@ -177,4 +278,41 @@ pub fn make(id: &str, dir: &LoopgymDir) -> Result<SimEnv, EnvError> {
         None
     };
     Ok(SimEnv::new(entry.id, spec, tasks)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::Action;
+
+    #[test]
+    fn builtin_envs_load_and_run_to_the_end_without_python() {
+        for b in BUILTIN {
+            let mut env = make_any(b.id, None).unwrap();
+            assert!(!env.task_ids().is_empty(), "{}", b.id);
+            for task in env.task_ids() {
+                env.reset(&task, Some(3)).unwrap();
+                let mut steps = 0;
+                while !env.done() {
+                    env.step(&Action::EnvWorker).unwrap();
+                    steps += 1;
+                    assert!(steps <= 10, "{} runs away", b.id);
+                }
+                assert!(!env.termination_reason().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_and_unavailable_envs_are_clear_errors() {
+        let e = make_any("nope/x", None).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown env \"nope/x\"") && e.contains("builtin/triage-v1"),
+            "{e}"
+        );
+        let e = make_any("loopbench/code-repair-v1", None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pip install loopgym"), "{e}");
+    }
 }

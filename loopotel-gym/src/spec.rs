@@ -124,15 +124,28 @@ impl TaskFile {
             path: path.to_owned(),
             source,
         })?;
-        let value: PyValue = serde_json::from_str(&text).map_err(|e| SpecError::Parse {
-            path: path.to_owned(),
+        Self::from_json_str(&text, path)
+    }
+
+    /// Parses task-file JSON (`origin` names it in errors).
+    pub fn from_json_str(text: &str, origin: impl AsRef<Path>) -> Result<Self, SpecError> {
+        let path = origin.as_ref().to_owned();
+        let value: PyValue = serde_json::from_str(text).map_err(|e| SpecError::Parse {
+            path: path.clone(),
             format: "JSON",
             message: e.to_string(),
         })?;
-        Ok(Self {
-            value,
-            path: path.to_owned(),
-        })
+        if value
+            .get("tasks")
+            .is_some_and(|t| !matches!(t, PyValue::List(_)))
+        {
+            return Err(SpecError::Field {
+                path,
+                field: "tasks".into(),
+                why: "must be a list of tasks".into(),
+            });
+        }
+        Ok(Self { value, path })
     }
 
     /// The task ids, in file order.

@@ -1,0 +1,366 @@
+//! `loopotel run` (traced batches of episodes) and `loopotel list` (environments).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use loopotel::LoopTracer;
+use loopotel::jsonl::JsonlExporter;
+use loopotel_gym::registry::{self, LoopgymDir};
+use loopotel_gym::{EnvWorkerPolicy, EpisodeResult, run_traced_episode};
+
+/// What `loopotel run` was asked.
+pub struct Options {
+    pub envs: Vec<String>,
+    pub tasks: Option<Vec<String>>,
+    pub seeds: Vec<i64>,
+    pub concurrency: usize,
+    pub out: PathBuf,
+    pub otlp: Option<String>,
+    pub json: bool,
+    pub loopgym_dir: Option<PathBuf>,
+}
+
+/// `0..100` (exclusive), `0..=9`, `1,2,3` or `7`.
+pub fn parse_seeds(s: &str) -> Result<Vec<i64>, String> {
+    let bad = |why: &str| format!("--seeds {s:?}: {why} (use 0..100, 0..=99, 1,2,3 or 7)");
+    let range = |a: &str, b: &str, inclusive: bool| -> Result<Vec<i64>, String> {
+        let a: i64 = a
+            .trim()
+            .parse()
+            .map_err(|_| bad("start is not an integer"))?;
+        let b: i64 = b.trim().parse().map_err(|_| bad("end is not an integer"))?;
+        let end = if inclusive {
+            b.checked_add(1).ok_or_else(|| bad("end too large"))?
+        } else {
+            b
+        };
+        if end <= a {
+            return Err(bad("empty range"));
+        }
+        if end - a > 10_000_000 {
+            return Err(bad("more than 10 000 000 seeds"));
+        }
+        Ok((a..end).collect())
+    };
+    if let Some((a, b)) = s.split_once("..=") {
+        return range(a, b, true);
+    }
+    if let Some((a, b)) = s.split_once("..") {
+        return range(a, b, false);
+    }
+    s.split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<i64>()
+                .map_err(|_| bad("not an integer list"))
+        })
+        .collect()
+}
+
+fn loopgym_dir(explicit: Option<PathBuf>) -> Option<LoopgymDir> {
+    explicit.map(LoopgymDir).or_else(LoopgymDir::discover)
+}
+
+/// `loopotel list`.
+pub fn list(dir: Option<PathBuf>, json: bool) -> ExitCode {
+    let dir = loopgym_dir(dir);
+    let envs = registry::list(dir.as_ref());
+    if json {
+        let rows: Vec<_> = envs
+            .iter()
+            .map(|e| serde_json::json!({"id": e.id, "source": e.source, "backend": e.backend, "native": e.native}))
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        println!("{:<36} {:<8} {:<10} native", "env", "source", "backend");
+        for e in &envs {
+            println!(
+                "{:<36} {:<8} {:<10} {}",
+                e.id,
+                e.source,
+                e.backend,
+                if e.native {
+                    "yes"
+                } else {
+                    "no (not ported yet)"
+                }
+            );
+        }
+        if dir.is_none() {
+            println!(
+                "(no loopgym package found: pip install loopgym, or --loopgym-dir / LOOPOTEL_LOOPGYM_DIR, for the reference envs)"
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+struct Job {
+    env: String,
+    task: String,
+    seed: i64,
+}
+
+/// Per env: what its episodes came to.
+#[derive(Default)]
+struct EnvSummary {
+    episodes: usize,
+    successes: usize,
+    steps: u64,
+    quality: f64,
+    les: f64,
+    tokens: u64,
+    errors: usize,
+    times: Vec<Duration>,
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// `loopotel run`.
+pub fn run(opts: Options) -> ExitCode {
+    let dir = loopgym_dir(opts.loopgym_dir.clone());
+    // Every env must exist before anything runs; the task list comes from each env.
+    let mut jobs = Vec::new();
+    for id in &opts.envs {
+        let env = match registry::make_any(id, dir.as_ref()) {
+            Ok(env) => env,
+            Err(e) => {
+                eprintln!("loopotel run: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let tasks = match &opts.tasks {
+            Some(t) => t.clone(),
+            None => {
+                let ids = env.task_ids();
+                if ids.is_empty() {
+                    vec![String::new()]
+                } else {
+                    ids
+                }
+            }
+        };
+        for task in &tasks {
+            for seed in &opts.seeds {
+                jobs.push(Job {
+                    env: id.clone(),
+                    task: task.clone(),
+                    seed: *seed,
+                });
+            }
+        }
+    }
+    let sink = match JsonlExporter::create(&opts.out) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("loopotel run: {}: {e}", opts.out.display());
+            return ExitCode::from(1);
+        }
+    };
+    let provider = match &opts.otlp {
+        Some(endpoint) => match loopotel::otel::otlp::span_exporter(
+            endpoint,
+            loopotel::otel::otlp::Protocol::HttpProtobuf,
+            Duration::from_secs(10),
+            &[],
+        ) {
+            Ok(exporter) => Some(
+                opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .build(),
+            ),
+            Err(e) => {
+                eprintln!("loopotel run: --otlp {endpoint}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let mut builder = LoopTracer::builder().sink(sink);
+    if let Some(p) = &provider {
+        builder = builder.tracer_provider(p);
+    }
+    let tracer = builder.build();
+
+    // Ctrl-C: finish the episodes in flight, start no more, keep every finished trace.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt
+                && rt.block_on(tokio::signal::ctrl_c()).is_ok()
+            {
+                stop.store(true, Ordering::SeqCst);
+                eprintln!("\nloopotel run: interrupted; finishing the episodes in flight");
+            }
+        });
+    }
+
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} episodes {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let next = AtomicUsize::new(0);
+    let summaries: Mutex<BTreeMap<String, EnvSummary>> = Mutex::new(BTreeMap::new());
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..opts.concurrency.max(1) {
+            scope.spawn(|| {
+                loop {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let outcome = registry::make_any(&job.env, dir.as_ref()).map(|mut env| {
+                        futures_executor::block_on(run_traced_episode(
+                            &mut env,
+                            &tracer,
+                            &job.task,
+                            Some(job.seed),
+                            &mut EnvWorkerPolicy,
+                        ))
+                    });
+                    let mut all = summaries.lock().unwrap_or_else(|e| e.into_inner());
+                    let s = all.entry(job.env.clone()).or_default();
+                    s.episodes += 1;
+                    match outcome {
+                        Ok((r, doc)) => record(s, &r, &doc),
+                        Err(_) => s.errors += 1,
+                    }
+                    drop(all);
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let elapsed = started.elapsed();
+    if let Some(p) = provider {
+        let _ = p.shutdown();
+    }
+    let summaries = summaries.into_inner().unwrap_or_else(|e| e.into_inner());
+    let done: usize = summaries.values().map(|s| s.episodes).sum();
+    print_summary(&summaries, opts.json, done, jobs.len(), elapsed, &opts.out);
+    if stop.load(Ordering::SeqCst) {
+        ExitCode::from(130)
+    } else if summaries.values().any(|s| s.errors > 0) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn record(s: &mut EnvSummary, r: &EpisodeResult, doc: &loopotel::LtfDocument) {
+    if r.success {
+        s.successes += 1;
+    }
+    if r.termination_reason.starts_with("env_") {
+        s.errors += 1;
+    }
+    s.steps += r.steps;
+    s.quality += r.quality_score;
+    s.tokens += r.tokens.unwrap_or(0);
+    s.les += doc
+        .root()
+        .and_then(|root| root.attributes.get("loop.les.cumulative_normalized"))
+        .and_then(loopotel::AttrValue::as_f64)
+        .unwrap_or(0.0);
+    s.times.push(r.duration);
+}
+
+fn print_summary(
+    all: &BTreeMap<String, EnvSummary>,
+    json: bool,
+    done: usize,
+    planned: usize,
+    elapsed: Duration,
+    out: &std::path::Path,
+) {
+    let rows: Vec<serde_json::Value> = all
+        .iter()
+        .map(|(env, s)| {
+            let mut times = s.times.clone();
+            times.sort();
+            let n = s.episodes.max(1) as f64;
+            serde_json::json!({
+                "env": env,
+                "episodes": s.episodes,
+                "success_rate": s.successes as f64 / n,
+                "mean_iterations": s.steps as f64 / n,
+                "mean_final_quality": s.quality / n,
+                "mean_cumulative_les": s.les / n,
+                "tokens": s.tokens,
+                "errors": s.errors,
+                "p50_episode_ms": percentile(&times, 0.5).as_secs_f64() * 1000.0,
+                "p95_episode_ms": percentile(&times, 0.95).as_secs_f64() * 1000.0,
+            })
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "episodes": done, "planned": planned, "seconds": elapsed.as_secs_f64(),
+                "traces": out.display().to_string(), "envs": rows,
+            })
+        );
+        return;
+    }
+    println!(
+        "{:<34} {:>8} {:>8} {:>9} {:>8} {:>8} {:>10} {:>9} {:>9}",
+        "env",
+        "episodes",
+        "success",
+        "mean it.",
+        "quality",
+        "cum LES",
+        "tokens",
+        "p50 ms",
+        "p95 ms"
+    );
+    for r in &rows {
+        println!(
+            "{:<34} {:>8} {:>7.1}% {:>9.2} {:>8.3} {:>8.3} {:>10} {:>9.3} {:>9.3}",
+            r["env"].as_str().unwrap_or_default(),
+            r["episodes"].as_u64().unwrap_or(0),
+            r["success_rate"].as_f64().unwrap_or(0.0) * 100.0,
+            r["mean_iterations"].as_f64().unwrap_or(0.0),
+            r["mean_final_quality"].as_f64().unwrap_or(0.0),
+            r["mean_cumulative_les"].as_f64().unwrap_or(0.0),
+            r["tokens"].as_u64().unwrap_or(0),
+            r["p50_episode_ms"].as_f64().unwrap_or(0.0),
+            r["p95_episode_ms"].as_f64().unwrap_or(0.0),
+        );
+    }
+    println!(
+        "{done}/{planned} episodes in {:.2} s ({:.0} episodes/s); traces appended to {}",
+        elapsed.as_secs_f64(),
+        done as f64 / elapsed.as_secs_f64().max(1e-9),
+        out.display()
+    );
+}

@@ -1,0 +1,146 @@
+//! `loopotel run` and `loopotel list`: traced batches on the built-in envs (no Python), the
+//! reference's envs through an installed loopgym, the summary (table and JSON), and clear
+//! errors for bad arguments.
+
+use std::process::{Command, Output};
+
+use loopotel::jsonl::JsonlReader;
+use serde_json::Value;
+
+const OURS: &str = env!("CARGO_BIN_EXE_loopotel");
+
+fn loopotel(args: &[&str]) -> Output {
+    Command::new(OURS)
+        .args(args)
+        .env_remove("LOOPOTEL_LOOPGYM_DIR")
+        .env("LOOPOTEL_PYTHON", "/nonexistent/python")
+        .output()
+        .expect("run loopotel")
+}
+
+#[test]
+fn a_batch_on_the_builtin_envs_writes_valid_traces_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.jsonl");
+    let o = loopotel(&[
+        "run",
+        "builtin/summarize-v1",
+        "builtin/triage-v1",
+        "--seeds",
+        "0..=4",
+        "--concurrency",
+        "3",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: Value = serde_json::from_slice(&o.stdout).expect("JSON summary");
+    // 3 + 4 tasks, 5 seeds each.
+    assert_eq!(summary["episodes"], 35);
+    let envs = summary["envs"].as_array().unwrap();
+    assert_eq!(envs.len(), 2);
+    for e in envs {
+        for key in [
+            "success_rate",
+            "mean_iterations",
+            "mean_final_quality",
+            "mean_cumulative_les",
+            "p50_episode_ms",
+            "p95_episode_ms",
+        ] {
+            assert!(e[key].as_f64().is_some(), "{key} in {e}");
+        }
+        assert!(e["tokens"].as_u64().unwrap() > 0);
+        assert_eq!(e["errors"], 0);
+    }
+    let docs: Vec<_> = JsonlReader::open(&out).unwrap().documents().collect();
+    assert_eq!(docs.len(), 35);
+    for d in docs {
+        let d = d.expect("a document").value;
+        assert!(
+            loopotel::validate::validate_document(&d).is_empty(),
+            "valid"
+        );
+        assert!(d.spans.iter().any(|s| s.name.as_str() == "loop.env.step"));
+    }
+    let v = Command::new(OURS)
+        .args(["validate", "--strict", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(v.status.success());
+}
+
+#[test]
+fn list_shows_builtins_and_bad_arguments_are_clear_errors() {
+    let o = loopotel(&["list", "--json"]);
+    assert!(o.status.success());
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == "builtin/bugfix-v1" && r["native"] == true)
+    );
+    for (args, needle) in [
+        (vec!["run", "nope/x"], "unknown env \"nope/x\""),
+        (
+            vec!["run", "builtin/bugfix-v1", "--seeds", "5..1"],
+            "empty range",
+        ),
+        (
+            vec!["run", "builtin/bugfix-v1", "--seeds", "a,b"],
+            "not an integer list",
+        ),
+        (
+            vec!["run", "loopbench/code-repair-v1"],
+            "pip install loopgym",
+        ),
+    ] {
+        let o = loopotel(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn the_reference_envs_run_natively_from_an_installed_loopgym() {
+    let Some(r) = tests::reference() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.jsonl");
+    let o = Command::new(OURS)
+        .args(["list", "--json"])
+        .env("LOOPOTEL_PYTHON", &r.python)
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let native = |id: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["native"].clone())
+    };
+    assert_eq!(native("loopbench/code-repair-v1"), Some(Value::Bool(true)));
+    assert_eq!(native("loopbench/hitl-gate-v1"), Some(Value::Bool(false)));
+    let o = Command::new(OURS)
+        .args([
+            "run",
+            "loopbench/code-repair-v1",
+            "sim/mock-llm-v1",
+            "--seeds",
+            "1,2",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("LOOPOTEL_PYTHON", &r.python)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    // code-repair: 3 tasks × 2 seeds; mock-llm: the default task × 2 seeds.
+    assert_eq!(summary["episodes"], 8);
+}
