@@ -130,8 +130,10 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 /// `loopotel run`.
 pub fn run(opts: Options) -> ExitCode {
     let dir = loopgym_dir(opts.loopgym_dir.clone());
-    // Every env must exist before anything runs; the task list comes from each env.
+    // Every env must exist before anything runs; the task list comes from each env. Specs
+    // are parsed once: each episode starts from a clone of its env.
     let mut jobs = Vec::new();
+    let mut prototypes = std::collections::HashMap::new();
     for id in &opts.envs {
         let env = match registry::make_any(id, dir.as_ref()) {
             Ok(env) => env,
@@ -140,6 +142,7 @@ pub fn run(opts: Options) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        prototypes.insert(id.clone(), env.clone());
         let tasks = match &opts.tasks {
             Some(t) => t.clone(),
             None => {
@@ -232,7 +235,7 @@ pub fn run(opts: Options) -> ExitCode {
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let outcome = registry::make_any(&job.env, dir.as_ref()).map(|mut env| {
+                    let outcome = prototypes.get(&job.env).cloned().map(|mut env| {
                         futures_executor::block_on(run_traced_episode(
                             &mut env,
                             &tracer,
@@ -245,8 +248,8 @@ pub fn run(opts: Options) -> ExitCode {
                     let s = all.entry(job.env.clone()).or_default();
                     s.episodes += 1;
                     match outcome {
-                        Ok((r, doc)) => record(s, &r, &doc),
-                        Err(_) => s.errors += 1,
+                        Some((r, doc)) => record(s, &r, &doc),
+                        None => s.errors += 1,
                     }
                     drop(all);
                     if let Some(b) = &bar {
