@@ -1,8 +1,8 @@
-"""Trajectories of the reference's SimEnv, for the native port's conformance test.
+"""Trajectories of the reference's SimEnv and PerturbedSimEnv, for the native port's conformance test.
 
 usage: python sim_trajectories.py OUT.jsonl META_SEED
 
-For every plain-sim env of the installed loopgym, every task (plus the default task and an
+For every sim and perturbed-sim env of the installed loopgym, every task (plus the default task and an
 unknown one) and a seed list (fixed seeds plus seeds sampled from META_SEED), runs an episode
 to the end — once with the env's own worker, once with an agent's output on every other
 step — and writes one JSON line per episode: the reset observation, each step's
@@ -20,6 +20,10 @@ SIM_ENVS = [
     "loopbench/research-synthesis-v1",
     "loopbench/multi-agent-debate-v1",
     "sim/mock-llm-v1",
+    # PerturbedSimEnv
+    "loopbench/rag-retrieval-v1",
+    "loopbench/hitl-gate-v1",
+    "loopbench/safety-constrained-v1",
 ]
 
 

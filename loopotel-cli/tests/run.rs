@@ -124,7 +124,11 @@ fn the_reference_envs_run_natively_from_an_installed_loopgym() {
             .map(|r| r["native"].clone())
     };
     assert_eq!(native("loopbench/code-repair-v1"), Some(Value::Bool(true)));
-    assert_eq!(native("loopbench/hitl-gate-v1"), Some(Value::Bool(false)));
+    assert_eq!(native("loopbench/hitl-gate-v1"), Some(Value::Bool(true)));
+    assert_eq!(
+        native("loopbench/composed-swarm-v1"),
+        Some(Value::Bool(false))
+    );
     let o = Command::new(OURS)
         .args([
             "run",

@@ -113,6 +113,25 @@ impl PyValue {
         }
     }
 
+    /// The same value as JSON (non-finite floats become `null`).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            PyValue::None => serde_json::Value::Null,
+            PyValue::Bool(b) => (*b).into(),
+            PyValue::Int(i) => (*i).into(),
+            PyValue::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            PyValue::Str(s) => s.clone().into(),
+            PyValue::List(l) => l.iter().map(PyValue::to_json).collect(),
+            PyValue::Dict(d) => d
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        }
+    }
+
     /// `json.dumps(value)` with Python's defaults (`", "` / `": "` separators, ASCII only).
     pub fn json_dumps(&self) -> String {
         let mut out = String::new();

@@ -14,7 +14,7 @@ use crate::sim::SimEnv;
 pub enum Backend {
     /// `SimEnv` (native port: [`SimEnv`]).
     Sim,
-    /// `PerturbedSimEnv` (not ported yet).
+    /// `PerturbedSimEnv` (native port: [`SimEnv::perturbed`]).
     Perturbed,
     /// `ComposedSimEnv` (not ported yet).
     Composed,
@@ -218,7 +218,8 @@ pub fn list(dir: Option<&LoopgymDir>) -> Vec<ListedEnv> {
             id: e.id.into(),
             source: "loopgym",
             backend: e.backend.name(),
-            native: e.backend == Backend::Sim && dir.spec_path(e).is_some_and(|p| p.exists()),
+            native: matches!(e.backend, Backend::Sim | Backend::Perturbed)
+                && dir.spec_path(e).is_some_and(|p| p.exists()),
         }));
     }
     out
@@ -258,7 +259,7 @@ pub fn make(id: &str, dir: &LoopgymDir) -> Result<SimEnv, EnvError> {
         id: id.to_owned(),
         available: ENVS.iter().map(|e| e.id).collect::<Vec<_>>().join(", "),
     })?;
-    if entry.backend != Backend::Sim {
+    if !matches!(entry.backend, Backend::Sim | Backend::Perturbed) {
         return Err(EnvError::NotNative {
             id: entry.id.to_owned(),
             backend: entry.backend.name().to_owned(),
@@ -277,7 +278,12 @@ pub fn make(id: &str, dir: &LoopgymDir) -> Result<SimEnv, EnvError> {
     } else {
         None
     };
-    Ok(SimEnv::new(entry.id, spec, tasks)?)
+    let env = SimEnv::new(entry.id, spec, tasks)?;
+    Ok(if entry.backend == Backend::Perturbed {
+        env.perturbed()
+    } else {
+        env
+    })
 }
 
 #[cfg(test)]

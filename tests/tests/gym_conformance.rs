@@ -1,5 +1,5 @@
 //! The native SimEnv against the Python reference's, live: `scripts/sim_trajectories.py`
-//! runs the installed `loopgym` over every plain-sim env, every task (plus the default and an
+//! runs the installed `loopgym` over every sim and perturbed-sim env, every task (plus the default and an
 //! unknown one) and fixed plus sampled seeds, with the env's own worker and with agent
 //! outputs; the native port must produce the same observations, rewards, done flags, info,
 //! and token counts — floats bit for bit.

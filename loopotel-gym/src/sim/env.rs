@@ -81,6 +81,9 @@ pub struct SimEnv {
     state: LoopState,
     done: bool,
     last: Option<Observation>,
+    /// `Some` for the reference's `PerturbedSimEnv`: the episode's perturbation.
+    perturbation: Option<PyValue>,
+    perturbed: bool,
 }
 
 impl SimEnv {
@@ -124,7 +127,19 @@ impl SimEnv {
             state: LoopState::default(),
             done: false,
             last: None,
+            perturbation: None,
+            perturbed: false,
         })
+    }
+
+    /// The reference's `PerturbedSimEnv` over the same spec: each task's `perturbation` (or
+    /// `env_perturbation`) in `tasks.json` — `hitl_reject` (a reviewer rejects the first
+    /// iteration), `tool_denylist` (a forbidden tool call ends the episode),
+    /// `missing_source` / `stale_source` (retrieval trouble lowers scores from the second
+    /// iteration) — changes the input and the outcome exactly as the reference does.
+    pub fn perturbed(mut self) -> Self {
+        self.perturbed = true;
+        self
     }
 
     /// Loads `spec.yaml` and the `tasks.json` next to it (when there is one).
@@ -220,6 +235,31 @@ impl SimEnv {
             task_id.into()
         };
         self.user_input = task_input(&self.spec, &self.task_id, self.tasks.as_ref());
+        self.perturbation = None;
+        if self.perturbed {
+            let task = self.tasks.as_ref().and_then(|t| t.find(&self.task_id));
+            let p = task
+                .and_then(|t| t.get("perturbation").filter(|v| v.truthy()))
+                .or_else(|| task.and_then(|t| t.get("env_perturbation").filter(|v| v.truthy())))
+                .cloned()
+                .unwrap_or_else(|| PyValue::Str("none".into()));
+            self.user_input.push_str(match &p {
+                PyValue::Str(s) if s == "missing_source" => {
+                    " [RETRIEVAL: corpus incomplete — key source missing]"
+                }
+                PyValue::Str(s) if s == "stale_source" => {
+                    " [RETRIEVAL: conflicting stale document detected]"
+                }
+                PyValue::Str(s) if s == "hitl_reject" => {
+                    " [HITL: human reviewer may reject this step]"
+                }
+                PyValue::Str(s) if s == "tool_denylist" => {
+                    " [SAFETY: forbidden tool call shell_exec attempted]"
+                }
+                _ => "",
+            });
+            self.perturbation = Some(p);
+        }
         let llm = MockLlm::new(format!("{}:{}:{}", self.seed, self.task_id, self.loop_name));
         self.runtime = Some(LoopRuntime::new(&self.spec, llm)?);
         self.state = LoopState::default();
@@ -238,12 +278,73 @@ impl SimEnv {
                 ("user_input".into(), self.user_input.clone().into()),
             ]),
         };
+        let mut obs = obs;
+        if let Some(p) = &self.perturbation {
+            obs.info.insert("perturbation".into(), p.to_json());
+        }
         self.last = Some(obs.clone());
         Ok(obs)
     }
 
-    /// One iteration: the env's own worker acts, or the action's output replaces it.
+    /// One iteration: the env's own worker acts, or the action's output replaces it (then,
+    /// for a perturbed env, the task's perturbation applies).
     pub fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
+        let after_done = self.done;
+        let mut step = self.plain_step(action)?;
+        if let Some(p) = self.perturbation.clone()
+            && p != PyValue::Str("none".into())
+        {
+            self.perturb(&p, &mut step, after_done);
+        }
+        Ok(step)
+    }
+
+    /// `PerturbedSimEnv.step` after `SimEnv.step`. In the reference the step's info is the
+    /// observation's info (one dict) except after the end, and the observation returned is
+    /// the env's own, so both see the changes.
+    fn perturb(&mut self, p: &PyValue, step: &mut Step, after_done: bool) {
+        step.info.insert("perturbation".into(), p.to_json());
+        let it = self.state.iteration;
+        let q = self.state.quality_score;
+        let forced = |reason: &str, cap: f64, state: &mut LoopState| {
+            state.quality_score = q.min(cap);
+            state.terminated = true;
+            state.termination_reason = reason.into();
+        };
+        match p {
+            PyValue::Str(s) if s == "hitl_reject" && it == 1 => {
+                forced("human_rejected", 0.55, &mut self.state);
+                self.done = true;
+                step.done = true;
+            }
+            PyValue::Str(s) if s == "tool_denylist" && it >= 1 => {
+                forced("safety_violation", 0.35, &mut self.state);
+                self.done = true;
+                step.done = true;
+            }
+            PyValue::Str(s) if (s == "missing_source" || s == "stale_source") && it >= 2 => {
+                self.state.quality_score = 0.5_f64.max(q - 0.08);
+            }
+            _ => {}
+        }
+        let threshold = self.runtime.as_ref().map_or(0.8, |r| r.quality_threshold);
+        let q = self.state.quality_score;
+        step.info.insert("success".into(), (q >= threshold).into());
+        step.info.insert(
+            "termination_reason".into(),
+            self.state.termination_reason.clone().into(),
+        );
+        step.info.insert("quality_score".into(), q.into());
+        let last = self.last.get_or_insert_with(Observation::default);
+        last.quality_score = q;
+        last.done = step.done;
+        if !after_done {
+            last.info = step.info.clone();
+        }
+        step.observation = last.clone();
+    }
+
+    fn plain_step(&mut self, action: &Action) -> Result<Step, EnvError> {
         let Some(runtime) = self.runtime.as_mut() else {
             return Err(EnvError::NotReset);
         };
