@@ -24,6 +24,9 @@ SIM_ENVS = [
     "loopbench/rag-retrieval-v1",
     "loopbench/hitl-gate-v1",
     "loopbench/safety-constrained-v1",
+    # ComposedSimEnv: its branch seeds hash the branch ids, so run this script with a fixed
+    # PYTHONHASHSEED and give the native env the same value.
+    "loopbench/composed-swarm-v1",
 ]
 
 
@@ -50,7 +53,8 @@ def episode(env_id, task, seed, agent):
     # One step after the end: the reference answers "already_done".
     obs, reward, done, info = env.step(None)
     out["after_done"] = {"obs": obs.to_dict(), "reward": reward, "done": done, "info": info}
-    out["tokens_used"] = env._runtime.llm.tokens_used
+    runtime = env._orch._runtime if hasattr(env, "_orch") else env._runtime
+    out["tokens_used"] = runtime.llm.tokens_used
     return out
 
 

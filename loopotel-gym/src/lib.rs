@@ -34,6 +34,7 @@
 
 pub mod env;
 pub mod episode;
+pub mod pyhash;
 pub mod pyvalue;
 pub mod registry;
 pub mod sim;

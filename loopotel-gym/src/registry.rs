@@ -6,8 +6,95 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::env::EnvError;
-use crate::sim::SimEnv;
+use crate::env::{Action, EnvError, Observation, Step};
+use crate::episode::{EnvDescription, EpisodeEnv};
+use crate::sim::{ComposedSimEnv, SimEnv};
+
+/// A natively implemented environment, as [`make`] and [`make_any`] return it.
+#[derive(Debug, Clone)]
+pub enum NativeEnv {
+    /// `SimEnv` or `PerturbedSimEnv`.
+    Sim(SimEnv),
+    /// `ComposedSimEnv`.
+    Composed(ComposedSimEnv),
+}
+
+impl NativeEnv {
+    /// Starts an episode.
+    pub fn reset(&mut self, task_id: &str, seed: Option<i64>) -> Result<Observation, EnvError> {
+        match self {
+            NativeEnv::Sim(e) => e.reset(task_id, seed),
+            NativeEnv::Composed(e) => e.reset(task_id, seed),
+        }
+    }
+
+    /// One step.
+    pub fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
+        match self {
+            NativeEnv::Sim(e) => e.step(action),
+            NativeEnv::Composed(e) => e.step(action),
+        }
+    }
+
+    /// Whether the episode has ended.
+    pub fn done(&self) -> bool {
+        match self {
+            NativeEnv::Sim(e) => e.done(),
+            NativeEnv::Composed(e) => e.done(),
+        }
+    }
+
+    /// The env's task ids (the orchestrator's for a composed env).
+    pub fn task_ids(&self) -> Vec<String> {
+        match self {
+            NativeEnv::Sim(e) => e.task_ids(),
+            NativeEnv::Composed(e) => e.task_ids(),
+        }
+    }
+
+    /// Tokens its (orchestrator's) mock LLM counted this episode.
+    pub fn tokens_used(&self) -> u64 {
+        match self {
+            NativeEnv::Sim(e) => e.tokens_used(),
+            NativeEnv::Composed(e) => e.orchestrator_tokens(),
+        }
+    }
+
+    /// For a composed env: the `PYTHONHASHSEED` of the reference run to reproduce.
+    pub fn with_hash_seed(self, hash_seed: u32) -> Self {
+        match self {
+            NativeEnv::Composed(e) => NativeEnv::Composed(e.hash_seed(hash_seed)),
+            other => other,
+        }
+    }
+}
+
+impl crate::env::Env for NativeEnv {
+    async fn reset(&mut self, task_id: &str, seed: Option<i64>) -> Result<Observation, EnvError> {
+        NativeEnv::reset(self, task_id, seed)
+    }
+
+    async fn step(&mut self, action: Action) -> Result<Step, EnvError> {
+        NativeEnv::step(self, &action)
+    }
+}
+
+impl EpisodeEnv for NativeEnv {
+    fn describe(&self) -> EnvDescription {
+        match self {
+            NativeEnv::Sim(e) => e.describe(),
+            NativeEnv::Composed(e) => e.describe(),
+        }
+    }
+
+    fn tokens_used(&self) -> Option<u64> {
+        Some(NativeEnv::tokens_used(self))
+    }
+
+    fn is_done(&self) -> bool {
+        self.done()
+    }
+}
 
 /// How the reference runs an env.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +103,7 @@ pub enum Backend {
     Sim,
     /// `PerturbedSimEnv` (native port: [`SimEnv::perturbed`]).
     Perturbed,
-    /// `ComposedSimEnv` (not ported yet).
+    /// `ComposedSimEnv` (native port: [`ComposedSimEnv`]).
     Composed,
     /// `ReplayEnv` (not ported yet).
     Replay,
@@ -180,12 +267,12 @@ pub const BUILTIN: &[BuiltinEnv] = &[
 
 impl BuiltinEnv {
     /// A fresh environment.
-    pub fn make(&self) -> Result<SimEnv, EnvError> {
+    pub fn make(&self) -> Result<NativeEnv, EnvError> {
         let origin = format!("{}/spec.yaml", self.id);
         let spec = crate::spec::LssSpec::from_yaml(self.spec, &origin)?;
         let tasks =
             crate::spec::TaskFile::from_json_str(self.tasks, format!("{}/tasks.json", self.id))?;
-        Ok(SimEnv::new(self.id, spec, Some(tasks))?)
+        Ok(NativeEnv::Sim(SimEnv::new(self.id, spec, Some(tasks))?))
     }
 }
 
@@ -218,15 +305,14 @@ pub fn list(dir: Option<&LoopgymDir>) -> Vec<ListedEnv> {
             id: e.id.into(),
             source: "loopgym",
             backend: e.backend.name(),
-            native: matches!(e.backend, Backend::Sim | Backend::Perturbed)
-                && dir.spec_path(e).is_some_and(|p| p.exists()),
+            native: e.backend != Backend::Replay && dir.spec_path(e).is_some_and(|p| p.exists()),
         }));
     }
     out
 }
 
 /// Makes an environment by id: a built-in one, or a reference env from `dir`.
-pub fn make_any(id: &str, dir: Option<&LoopgymDir>) -> Result<SimEnv, EnvError> {
+pub fn make_any(id: &str, dir: Option<&LoopgymDir>) -> Result<NativeEnv, EnvError> {
     if let Some(b) = BUILTIN.iter().find(|b| b.id == id.trim()) {
         return b.make();
     }
@@ -253,24 +339,20 @@ pub fn entry(id: &str) -> Option<&'static EnvEntry> {
     ENVS.iter().find(|e| e.id == id)
 }
 
-/// Makes a native environment for a reference env id from the installed package's spec.
-pub fn make(id: &str, dir: &LoopgymDir) -> Result<SimEnv, EnvError> {
-    let entry = entry(id).ok_or_else(|| EnvError::UnknownEnv {
-        id: id.to_owned(),
-        available: ENVS.iter().map(|e| e.id).collect::<Vec<_>>().join(", "),
-    })?;
-    if !matches!(entry.backend, Backend::Sim | Backend::Perturbed) {
-        return Err(EnvError::NotNative {
-            id: entry.id.to_owned(),
-            backend: entry.backend.name().to_owned(),
-        });
-    }
-    let spec_path = dir.spec_path(entry).ok_or_else(|| EnvError::NotNative {
-        id: entry.id.to_owned(),
-        backend: entry.backend.name().to_owned(),
-    })?;
+/// Loads the spec and (when the entry has one) the task file of a reference env directory.
+fn load_sim(
+    id: &str,
+    dir: &LoopgymDir,
+    spec_dir: &str,
+    with_tasks: bool,
+) -> Result<SimEnv, EnvError> {
+    let spec_path = dir
+        .0
+        .join("envs/loopbench")
+        .join(spec_dir)
+        .join("spec.yaml");
     let spec = crate::spec::LssSpec::from_file(&spec_path)?;
-    let tasks = if entry.has_tasks {
+    let tasks = if with_tasks {
         let path = spec_path.with_file_name("tasks.json");
         path.exists()
             .then(|| crate::spec::TaskFile::from_file(&path))
@@ -278,12 +360,51 @@ pub fn make(id: &str, dir: &LoopgymDir) -> Result<SimEnv, EnvError> {
     } else {
         None
     };
-    let env = SimEnv::new(entry.id, spec, tasks)?;
-    Ok(if entry.backend == Backend::Perturbed {
-        env.perturbed()
-    } else {
-        env
-    })
+    Ok(SimEnv::new(id, spec, tasks)?)
+}
+
+/// The composed env's branches, as the reference registers them.
+const COMPOSED_BRANCHES: &[(&str, &str)] = &[
+    ("falsifier", "research-synthesis-v1"),
+    ("evidence", "multi-agent-debate-v1"),
+    ("operator", "code-repair-v1"),
+];
+
+/// Makes a native environment for a reference env id from the installed package's spec.
+pub fn make(id: &str, dir: &LoopgymDir) -> Result<NativeEnv, EnvError> {
+    let entry = entry(id).ok_or_else(|| EnvError::UnknownEnv {
+        id: id.to_owned(),
+        available: ENVS.iter().map(|e| e.id).collect::<Vec<_>>().join(", "),
+    })?;
+    let not_native = || EnvError::NotNative {
+        id: entry.id.to_owned(),
+        backend: entry.backend.name().to_owned(),
+    };
+    let spec_dir = entry.spec_dir.ok_or_else(not_native)?;
+    match entry.backend {
+        Backend::Sim => Ok(NativeEnv::Sim(load_sim(
+            entry.id,
+            dir,
+            spec_dir,
+            entry.has_tasks,
+        )?)),
+        Backend::Perturbed => Ok(NativeEnv::Sim(
+            load_sim(entry.id, dir, spec_dir, entry.has_tasks)?.perturbed(),
+        )),
+        Backend::Composed => {
+            let orchestrator = load_sim(entry.id, dir, spec_dir, entry.has_tasks)?;
+            let branches = COMPOSED_BRANCHES
+                .iter()
+                .map(|(branch, d)| Ok(((*branch).to_owned(), load_sim(entry.id, dir, d, true)?)))
+                .collect::<Result<Vec<_>, EnvError>>()?;
+            Ok(NativeEnv::Composed(ComposedSimEnv::new(
+                entry.id,
+                orchestrator,
+                branches,
+            )))
+        }
+        Backend::Replay => Err(not_native()),
+    }
 }
 
 #[cfg(test)]
@@ -304,7 +425,8 @@ mod tests {
                     steps += 1;
                     assert!(steps <= 10, "{} runs away", b.id);
                 }
-                assert!(!env.termination_reason().is_empty());
+                let NativeEnv::Sim(sim) = &env else { panic!() };
+                assert!(!sim.termination_reason().is_empty());
             }
         }
     }

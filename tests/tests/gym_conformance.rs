@@ -50,11 +50,15 @@ fn native_sim_env_reproduces_the_reference_trajectories() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("trajectories.jsonl");
     let script = tests::workspace_root().join("scripts/sim_trajectories.py");
+    // The composed env's branch seeds use Python's string hash: fix PYTHONHASHSEED (sampled
+    // too) and give the native env the same value.
+    let hash_seed = (meta_seed % 4_294_967_296) as u32;
     let run = tests::run(
         Command::new(&reference.python)
             .arg(&script)
             .arg(&out)
-            .arg(meta_seed.to_string()),
+            .arg(meta_seed.to_string())
+            .env("PYTHONHASHSEED", hash_seed.to_string()),
     );
     assert!(
         run.status.success(),
@@ -71,7 +75,9 @@ fn native_sim_env_reproduces_the_reference_trajectories() {
         let agent = ep["agent"].as_bool().unwrap();
         let case =
             format!("{env_id} task={task:?} seed={seed} agent={agent} (meta seed {meta_seed})");
-        let mut env = registry::make(env_id, &dir).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let mut env = registry::make(env_id, &dir)
+            .unwrap_or_else(|e| panic!("{case}: {e}"))
+            .with_hash_seed(hash_seed);
         let reset = env.reset(task, Some(seed)).unwrap();
         assert_same(&ep["reset"], &obs_json(&reset), &format!("{case} reset"));
         for (n, want) in ep["steps"].as_array().unwrap().iter().enumerate() {
@@ -193,6 +199,12 @@ async fn native_traced_episodes_match_the_reference_run_traced_episode() {
             ep["task"].as_str().unwrap(),
             ep["seed"].as_i64().unwrap(),
         );
+        // The reference's traced composed episodes record `unknown-loop` and no tokens (its
+        // integration reads `env.spec`, which the composed env lacks): ours differ on
+        // purpose; their steps are compared in the trajectory test above.
+        if env_id == "loopbench/composed-swarm-v1" {
+            continue;
+        }
         let Ok(mut env) = registry::make(env_id, &dir) else {
             continue; // not ported natively yet
         };

@@ -163,6 +163,28 @@ impl SimEnv {
         &self.env_id
     }
 
+    /// The same env under another id.
+    pub fn with_env_id(mut self, env_id: impl Into<String>) -> Self {
+        self.env_id = env_id.into();
+        self
+    }
+
+    /// Its spec.
+    pub fn spec(&self) -> &LssSpec {
+        &self.spec
+    }
+
+    /// Its task file.
+    pub fn tasks(&self) -> Option<&TaskFile> {
+        self.tasks.as_ref()
+    }
+
+    /// Replaces the episode's input after reset (the composed env feeds its merged branch
+    /// results this way, as the reference does).
+    pub(crate) fn set_user_input(&mut self, input: String) {
+        self.user_input = input;
+    }
+
     /// The spec's `loop_name`.
     pub fn loop_name(&self) -> &str {
         &self.loop_name
