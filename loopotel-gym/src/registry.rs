@@ -15,8 +15,8 @@ use crate::sim::{ComposedSimEnv, SimEnv};
 pub enum NativeEnv {
     /// `SimEnv` or `PerturbedSimEnv`.
     Sim(SimEnv),
-    /// `ComposedSimEnv`.
-    Composed(ComposedSimEnv),
+    /// `ComposedSimEnv` (boxed: it holds four envs).
+    Composed(Box<ComposedSimEnv>),
 }
 
 impl NativeEnv {
@@ -63,7 +63,7 @@ impl NativeEnv {
     /// For a composed env: the `PYTHONHASHSEED` of the reference run to reproduce.
     pub fn with_hash_seed(self, hash_seed: u32) -> Self {
         match self {
-            NativeEnv::Composed(e) => NativeEnv::Composed(e.hash_seed(hash_seed)),
+            NativeEnv::Composed(e) => NativeEnv::Composed(Box::new(e.hash_seed(hash_seed))),
             other => other,
         }
     }
@@ -397,11 +397,11 @@ pub fn make(id: &str, dir: &LoopgymDir) -> Result<NativeEnv, EnvError> {
                 .iter()
                 .map(|(branch, d)| Ok(((*branch).to_owned(), load_sim(entry.id, dir, d, true)?)))
                 .collect::<Result<Vec<_>, EnvError>>()?;
-            Ok(NativeEnv::Composed(ComposedSimEnv::new(
+            Ok(NativeEnv::Composed(Box::new(ComposedSimEnv::new(
                 entry.id,
                 orchestrator,
                 branches,
-            )))
+            ))))
         }
         Backend::Replay => Err(not_native()),
     }
