@@ -14,8 +14,8 @@ use crate::sim::{ComposedSimEnv, SimEnv};
 #[derive(Debug, Clone)]
 pub enum NativeEnv {
     /// `SimEnv` or `PerturbedSimEnv`.
-    Sim(SimEnv),
-    /// `ComposedSimEnv` (boxed: it holds four envs).
+    Sim(Box<SimEnv>),
+    /// `ComposedSimEnv`.
     Composed(Box<ComposedSimEnv>),
 }
 
@@ -272,7 +272,11 @@ impl BuiltinEnv {
         let spec = crate::spec::LssSpec::from_yaml(self.spec, &origin)?;
         let tasks =
             crate::spec::TaskFile::from_json_str(self.tasks, format!("{}/tasks.json", self.id))?;
-        Ok(NativeEnv::Sim(SimEnv::new(self.id, spec, Some(tasks))?))
+        Ok(NativeEnv::Sim(Box::new(SimEnv::new(
+            self.id,
+            spec,
+            Some(tasks),
+        )?)))
     }
 }
 
@@ -382,15 +386,15 @@ pub fn make(id: &str, dir: &LoopgymDir) -> Result<NativeEnv, EnvError> {
     };
     let spec_dir = entry.spec_dir.ok_or_else(not_native)?;
     match entry.backend {
-        Backend::Sim => Ok(NativeEnv::Sim(load_sim(
+        Backend::Sim => Ok(NativeEnv::Sim(Box::new(load_sim(
             entry.id,
             dir,
             spec_dir,
             entry.has_tasks,
-        )?)),
-        Backend::Perturbed => Ok(NativeEnv::Sim(
+        )?))),
+        Backend::Perturbed => Ok(NativeEnv::Sim(Box::new(
             load_sim(entry.id, dir, spec_dir, entry.has_tasks)?.perturbed(),
-        )),
+        ))),
         Backend::Composed => {
             let orchestrator = load_sim(entry.id, dir, spec_dir, entry.has_tasks)?;
             let branches = COMPOSED_BRANCHES
