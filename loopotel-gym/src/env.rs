@@ -70,6 +70,9 @@ pub enum EnvError {
         /// What exists.
         available: String,
     },
+    /// A live env's LLM call failed (the message is scrubbed of keys and tokens).
+    #[error("LLM call failed: {0}")]
+    Llm(String),
     /// A reference env, but no installed `loopgym` to load its spec from.
     #[error(
         "env {id:?} needs the loopgym package's specs: pip install loopgym, or set LOOPOTEL_LOOPGYM_DIR"

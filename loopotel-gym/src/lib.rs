@@ -34,6 +34,8 @@
 
 pub mod env;
 pub mod episode;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod pyhash;
 pub mod pyvalue;
 pub mod registry;

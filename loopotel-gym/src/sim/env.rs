@@ -367,35 +367,113 @@ impl SimEnv {
     }
 
     fn plain_step(&mut self, action: &Action) -> Result<Step, EnvError> {
+        if let Some(step) = self.after_done_step()? {
+            return Ok(step);
+        }
         let Some(runtime) = self.runtime.as_mut() else {
             return Err(EnvError::NotReset);
         };
-        if self.done {
-            let observation = self.last.clone().unwrap_or_default();
-            return Ok(Step {
-                observation,
-                reward: 0.0,
-                done: true,
-                info: Info::from_iter([("reason".into(), "already_done".into())]),
-            });
-        }
-        match action {
+        let (output, feedback, agent) = match action {
             Action::Output(text) if !text.is_empty() => {
-                self.state.output = text.clone();
-                let (score, feedback) = runtime.evaluate(&self.state);
-                self.state.quality_score = score;
-                self.state.iteration += 1;
-                self.state.history.push(HistoryRecord {
-                    iteration: self.state.iteration,
-                    output: self.state.output.clone(),
-                    quality_score: score,
-                    feedback,
-                    agent_override: true,
-                });
-                runtime.check_termination(&mut self.state);
+                let (role, prompt) = runtime.critic_request(text);
+                (text.clone(), runtime.llm.complete(&prompt, role), true)
             }
-            _ => runtime.step_once(&mut self.state, &self.user_input),
+            _ => {
+                let last = self
+                    .state
+                    .history
+                    .last()
+                    .map(|h| h.feedback.as_str())
+                    .unwrap_or_default();
+                let (role, prompt) = runtime.worker_request(
+                    self.state.iteration + 1,
+                    last,
+                    &self.state.output,
+                    &self.user_input,
+                );
+                let output = runtime.llm.complete(&prompt, &role);
+                let (role, prompt) = runtime.critic_request(&output);
+                let feedback = runtime.llm.complete(&prompt, role);
+                (output, feedback, false)
+            }
+        };
+        self.apply_step(output, feedback, agent)
+    }
+
+    /// After the end, a step changes nothing (`already_done`); `None` while it runs.
+    pub(crate) fn after_done_step(&self) -> Result<Option<Step>, EnvError> {
+        if self.runtime.is_none() {
+            return Err(EnvError::NotReset);
         }
+        Ok(self.done.then(|| Step {
+            observation: self.last.clone().unwrap_or_default(),
+            reward: 0.0,
+            done: true,
+            info: Info::from_iter([("reason".into(), "already_done".into())]),
+        }))
+    }
+
+    /// The worker's role and prompt for the next env-worker step.
+    pub(crate) fn next_worker_request(&self) -> Result<(String, String), EnvError> {
+        let runtime = self.runtime.as_ref().ok_or(EnvError::NotReset)?;
+        let last = self
+            .state
+            .history
+            .last()
+            .map(|h| h.feedback.as_str())
+            .unwrap_or_default();
+        Ok(runtime.worker_request(
+            self.state.iteration + 1,
+            last,
+            &self.state.output,
+            &self.user_input,
+        ))
+    }
+
+    /// The critic's role and prompt for `output`.
+    pub(crate) fn critic_request(&self, output: &str) -> Result<(&'static str, String), EnvError> {
+        let runtime = self.runtime.as_ref().ok_or(EnvError::NotReset)?;
+        Ok(runtime.critic_request(output))
+    }
+
+    /// Adds tokens an external LLM reported (a live env's).
+    pub(crate) fn add_tokens(&mut self, tokens: u64) {
+        if let Some(r) = self.runtime.as_mut() {
+            r.llm.tokens_used = r.llm.tokens_used.saturating_add(tokens);
+        }
+    }
+
+    /// Records one iteration from the worker's output and the critic's feedback: as the
+    /// reference, an agent's output is scored before the iteration count goes up, the env
+    /// worker's after.
+    pub(crate) fn apply_step(
+        &mut self,
+        output: String,
+        feedback: String,
+        agent: bool,
+    ) -> Result<Step, EnvError> {
+        let Some(runtime) = self.runtime.as_mut() else {
+            return Err(EnvError::NotReset);
+        };
+        let prior = self.state.quality_score;
+        let score = if agent {
+            let s = runtime.score(&feedback, prior, self.state.iteration);
+            self.state.iteration += 1;
+            s
+        } else {
+            self.state.iteration += 1;
+            runtime.score(&feedback, prior, self.state.iteration)
+        };
+        self.state.output = output;
+        self.state.quality_score = score;
+        self.state.history.push(HistoryRecord {
+            iteration: self.state.iteration,
+            output: self.state.output.clone(),
+            quality_score: score,
+            feedback,
+            agent_override: agent,
+        });
+        runtime.check_termination(&mut self.state);
         self.done = self.state.terminated;
         let success = self.state.quality_score >= runtime.quality_threshold;
         let reward = if success {

@@ -259,19 +259,24 @@ impl LoopRuntime {
         })
     }
 
-    /// `_evaluate`: the critic's score and text.
-    pub fn evaluate(&mut self, state: &LoopState) -> (f64, String) {
+    /// The critic's role and prompt for `output` (`_evaluate`'s request).
+    pub fn critic_request(&self, output: &str) -> (&'static str, String) {
         let role = if self.worker_ids.iter().any(|w| w == "critic") {
             "critic"
         } else {
             "evaluator"
         };
         let prompt = format!(
-            "Evaluate this output against objective '{}':\n{}",
-            self.objective_or_empty, state.output
+            "Evaluate this output against objective '{}':\n{output}",
+            self.objective_or_empty
         );
-        let feedback = self.llm.complete(&prompt, role);
-        let mut score = state.quality_score;
+        (role, prompt)
+    }
+
+    /// `_evaluate`'s score: the last number in `[0, 1]` the critic wrote (else `prior`), plus
+    /// the iteration bonus, capped at 0.99.
+    pub fn score(&self, feedback: &str, prior: f64, iteration: u64) -> f64 {
+        let mut score = prior;
         for token in feedback.split_whitespace() {
             if let Some(rest) = token.strip_prefix("score:")
                 && let Some(v) = rest.split(':').next().and_then(parse_py_float)
@@ -284,30 +289,49 @@ impl LoopRuntime {
                 score = v;
             }
         }
-        let score = (score + 0.12 * state.iteration as f64 + 0.05).min(0.99);
-        (score, feedback)
+        (score + 0.12 * iteration as f64 + 0.05).min(0.99)
     }
 
-    /// `_act`: the worker's output.
-    pub fn act(&mut self, state: &LoopState, user_input: &str) -> String {
+    /// The worker's role and prompt (`_act`'s request) at `iteration`, given the last
+    /// feedback and output.
+    pub fn worker_request(
+        &self,
+        iteration: u64,
+        last_feedback: &str,
+        output: &str,
+        user_input: &str,
+    ) -> (String, String) {
         let role = self
             .worker_ids
             .first()
             .cloned()
             .unwrap_or_else(|| "implementer".into());
-        let prompt = if state.iteration == 0 {
+        let prompt = if iteration == 0 {
             format!("Objective: {}\nInput: {user_input}", self.objective_or_none)
         } else {
-            let feedback = state
-                .history
-                .last()
-                .map(|h| h.feedback.as_str())
-                .unwrap_or_default();
-            format!(
-                "Revise output based on feedback:\n{feedback}\nPrevious output:\n{}",
-                state.output
-            )
+            format!("Revise output based on feedback:\n{last_feedback}\nPrevious output:\n{output}")
         };
+        (role, prompt)
+    }
+
+    /// `_evaluate`: the critic's score and text.
+    pub fn evaluate(&mut self, state: &LoopState) -> (f64, String) {
+        let (role, prompt) = self.critic_request(&state.output);
+        let feedback = self.llm.complete(&prompt, role);
+        (
+            self.score(&feedback, state.quality_score, state.iteration),
+            feedback,
+        )
+    }
+
+    /// `_act`: the worker's output.
+    pub fn act(&mut self, state: &LoopState, user_input: &str) -> String {
+        let last = state
+            .history
+            .last()
+            .map(|h| h.feedback.as_str())
+            .unwrap_or_default();
+        let (role, prompt) = self.worker_request(state.iteration, last, &state.output, user_input);
         self.llm.complete(&prompt, &role)
     }
 

@@ -1,0 +1,63 @@
+//! `examples/live_episode.rs` against llmock (`scripts/llmock.sh`): the live env reports
+//! done, its tokens are the server's usage, and the LLM spans nest where they belong.
+
+#[path = "../examples/live_episode.rs"]
+mod example;
+
+#[tokio::test]
+async fn a_live_episode_ends_and_counts_the_servers_tokens() {
+    let Ok(base) = std::env::var("LOOPOTEL_LLMOCK_URL") else {
+        assert!(
+            std::env::var("LOOPOTEL_REQUIRE_LLMOCK").as_deref() != Ok("1"),
+            "LOOPOTEL_REQUIRE_LLMOCK=1 but LOOPOTEL_LLMOCK_URL is not set"
+        );
+        eprintln!("SKIPPED: llmock not running (scripts/llmock.sh start)");
+        return;
+    };
+    let (result, doc) =
+        example::run_live(&format!("{base}/v1"), "sk-live-test-0123456789", "lt-live")
+            .await
+            .expect("live episode");
+    // triage-v1 allows 3 iterations: the episode ends (the reference's LiveEnv never does).
+    assert!(result.steps >= 1 && result.steps <= 3, "{result:?}");
+    assert!(!result.termination_reason.is_empty());
+    let named = |name: &'static str| doc.spans.iter().filter(move |s| s.name.as_str() == name);
+    let steps: Vec<_> = named("loop.env.step").map(|s| s.span_id).collect();
+    let iterations: Vec<_> = doc.iterations().map(|s| s.span_id).collect();
+    let chats: Vec<_> = named("chat lt-live").collect();
+    // Per step: the agent's call (in the iteration) and the critic's (in the env step).
+    assert_eq!(
+        chats.len() as u64,
+        2 * result.steps,
+        "{}",
+        doc.to_json_line()
+    );
+    let in_steps = chats
+        .iter()
+        .filter(|c| c.parent_span_id.is_some_and(|p| steps.contains(&p)))
+        .count();
+    let in_iterations = chats
+        .iter()
+        .filter(|c| c.parent_span_id.is_some_and(|p| iterations.contains(&p)))
+        .count();
+    assert_eq!(in_steps as u64, result.steps);
+    assert_eq!(in_iterations as u64, result.steps);
+    // The env's tokens are the usage the server reported for the env's own calls.
+    let env_tokens: i64 = chats
+        .iter()
+        .filter(|c| c.parent_span_id.is_some_and(|p| steps.contains(&p)))
+        .map(|c| {
+            c.attributes
+                .get("gen_ai.usage.input_tokens")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0)
+                + c.attributes
+                    .get("gen_ai.usage.output_tokens")
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or(0)
+        })
+        .sum();
+    assert!(env_tokens > 0);
+    assert_eq!(result.tokens, Some(env_tokens as u64));
+    assert!(!doc.to_json_line().contains("0123456789"));
+}
