@@ -70,6 +70,10 @@ pub enum EnvError {
         /// What exists.
         available: String,
     },
+    /// A remote (Python) env failed: the bridge crashed, hung, sent garbage, or the Python
+    /// env raised.
+    #[error("remote env: {0}")]
+    Remote(String),
     /// A live env's LLM call failed (the message is scrubbed of keys and tokens).
     #[error("LLM call failed: {0}")]
     Llm(String),

@@ -39,6 +39,8 @@ pub mod live;
 pub mod pyhash;
 pub mod pyvalue;
 pub mod registry;
+#[cfg(feature = "remote")]
+pub mod remote;
 pub mod sim;
 pub mod spec;
 
