@@ -93,7 +93,7 @@ enum Command {
         tasks: Option<Vec<String>>,
         /// Seeds: `0..100`, `0..=99`, `1,2,3` or `7`.
         #[arg(long, default_value = "0..10", value_parser = run::parse_seeds)]
-        seeds: std::vec::Vec<i64>,
+        seeds: run::Seeds,
         /// Episodes run at once.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
         concurrency: u64,

@@ -13,11 +13,36 @@ use loopotel::jsonl::JsonlExporter;
 use loopotel_gym::registry::{self, LoopgymDir};
 use loopotel_gym::{EnvWorkerPolicy, EpisodeResult, run_traced_episode};
 
+/// Seeds, without materializing a long range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seeds {
+    /// `start..end` (end exclusive).
+    Range(i64, i64),
+    /// An explicit list.
+    List(Vec<i64>),
+}
+
+impl Seeds {
+    fn len(&self) -> usize {
+        match self {
+            Seeds::Range(a, b) => usize::try_from(b - a).unwrap_or(0),
+            Seeds::List(l) => l.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> i64 {
+        match self {
+            Seeds::Range(a, _) => a + i as i64,
+            Seeds::List(l) => l[i],
+        }
+    }
+}
+
 /// What `loopotel run` was asked.
 pub struct Options {
     pub envs: Vec<String>,
     pub tasks: Option<Vec<String>>,
-    pub seeds: Vec<i64>,
+    pub seeds: Seeds,
     pub concurrency: usize,
     pub out: PathBuf,
     pub otlp: Option<String>,
@@ -26,9 +51,9 @@ pub struct Options {
 }
 
 /// `0..100` (exclusive), `0..=9`, `1,2,3` or `7`.
-pub fn parse_seeds(s: &str) -> Result<Vec<i64>, String> {
+pub fn parse_seeds(s: &str) -> Result<Seeds, String> {
     let bad = |why: &str| format!("--seeds {s:?}: {why} (use 0..100, 0..=99, 1,2,3 or 7)");
-    let range = |a: &str, b: &str, inclusive: bool| -> Result<Vec<i64>, String> {
+    let range = |a: &str, b: &str, inclusive: bool| -> Result<Seeds, String> {
         let a: i64 = a
             .trim()
             .parse()
@@ -45,7 +70,7 @@ pub fn parse_seeds(s: &str) -> Result<Vec<i64>, String> {
         if end - a > 10_000_000 {
             return Err(bad("more than 10 000 000 seeds"));
         }
-        Ok((a..end).collect())
+        Ok(Seeds::Range(a, end))
     };
     if let Some((a, b)) = s.split_once("..=") {
         return range(a, b, true);
@@ -59,7 +84,8 @@ pub fn parse_seeds(s: &str) -> Result<Vec<i64>, String> {
                 .parse::<i64>()
                 .map_err(|_| bad("not an integer list"))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(Seeds::List)
 }
 
 fn loopgym_dir(explicit: Option<PathBuf>) -> Option<LoopgymDir> {
@@ -100,10 +126,23 @@ pub fn list(dir: Option<PathBuf>, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-struct Job {
+/// One env's episodes: every task × every seed.
+struct Plan {
     env: String,
-    task: String,
-    seed: i64,
+    tasks: Vec<String>,
+}
+
+/// Episode `i` of the batch (plans in order, then tasks, then seeds), computed, not stored.
+fn job<'a>(plans: &'a [Plan], seeds: &Seeds, mut i: usize) -> Option<(&'a str, &'a str, i64)> {
+    for p in plans {
+        let n = p.tasks.len() * seeds.len();
+        if i < n {
+            let (t, s) = (i / seeds.len(), i % seeds.len());
+            return Some((&p.env, &p.tasks[t], seeds.get(s)));
+        }
+        i -= n;
+    }
+    None
 }
 
 /// Per env: what its episodes came to.
@@ -132,7 +171,7 @@ pub fn run(opts: Options) -> ExitCode {
     let dir = loopgym_dir(opts.loopgym_dir.clone());
     // Every env must exist before anything runs; the task list comes from each env. Specs
     // are parsed once: each episode starts from a clone of its env.
-    let mut jobs = Vec::new();
+    let mut plans = Vec::new();
     let mut prototypes = std::collections::HashMap::new();
     for id in &opts.envs {
         let env = match registry::make_any(id, dir.as_ref()) {
@@ -154,16 +193,12 @@ pub fn run(opts: Options) -> ExitCode {
                 }
             }
         };
-        for task in &tasks {
-            for seed in &opts.seeds {
-                jobs.push(Job {
-                    env: id.clone(),
-                    task: task.clone(),
-                    seed: *seed,
-                });
-            }
-        }
+        plans.push(Plan {
+            env: id.clone(),
+            tasks,
+        });
     }
+    let total: usize = plans.iter().map(|p| p.tasks.len() * opts.seeds.len()).sum();
     let sink = match JsonlExporter::create(&opts.out) {
         Ok(s) => s,
         Err(e) => {
@@ -214,7 +249,7 @@ pub fn run(opts: Options) -> ExitCode {
     }
 
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+        let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{bar:40} {pos}/{len} episodes {per_sec} eta {eta}",
@@ -234,18 +269,20 @@ pub fn run(opts: Options) -> ExitCode {
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
-                    let outcome = prototypes.get(&job.env).cloned().map(|mut env| {
+                    let Some((env_id, task, seed)) = job(&plans, &opts.seeds, i) else {
+                        break;
+                    };
+                    let outcome = prototypes.get(env_id).cloned().map(|mut env| {
                         futures_executor::block_on(run_traced_episode(
                             &mut env,
                             &tracer,
-                            &job.task,
-                            Some(job.seed),
+                            task,
+                            Some(seed),
                             &mut EnvWorkerPolicy,
                         ))
                     });
                     let mut all = summaries.lock().unwrap_or_else(|e| e.into_inner());
-                    let s = all.entry(job.env.clone()).or_default();
+                    let s = all.entry(env_id.to_owned()).or_default();
                     s.episodes += 1;
                     match outcome {
                         Some((r, doc)) => record(s, &r, &doc),
@@ -268,7 +305,7 @@ pub fn run(opts: Options) -> ExitCode {
     }
     let summaries = summaries.into_inner().unwrap_or_else(|e| e.into_inner());
     let done: usize = summaries.values().map(|s| s.episodes).sum();
-    print_summary(&summaries, opts.json, done, jobs.len(), elapsed, &opts.out);
+    print_summary(&summaries, opts.json, done, total, elapsed, &opts.out);
     if stop.load(Ordering::SeqCst) {
         ExitCode::from(130)
     } else if summaries.values().any(|s| s.errors > 0) {

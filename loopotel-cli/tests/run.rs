@@ -127,8 +127,9 @@ fn the_reference_envs_run_natively_from_an_installed_loopgym() {
     assert_eq!(native("loopbench/hitl-gate-v1"), Some(Value::Bool(true)));
     assert_eq!(
         native("loopbench/composed-swarm-v1"),
-        Some(Value::Bool(false))
+        Some(Value::Bool(true))
     );
+    assert_eq!(native("replay/loopnet-v1"), Some(Value::Bool(false)));
     let o = Command::new(OURS)
         .args([
             "run",
@@ -147,4 +148,53 @@ fn the_reference_envs_run_natively_from_an_installed_loopgym() {
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     // code-repair: 3 tasks × 2 seeds; mock-llm: the default task × 2 seeds.
     assert_eq!(summary["episodes"], 8);
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_keeps_every_finished_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.jsonl");
+    let child = Command::new(OURS)
+        .args([
+            "run",
+            "builtin/triage-v1",
+            "--seeds",
+            "0..5000000",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env_remove("LOOPOTEL_LOOPGYM_DIR")
+        .env("LOOPOTEL_PYTHON", "/nonexistent/python")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until episodes are being written, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) < 100_000 {
+        assert!(std::time::Instant::now() < deadline, "no traces written");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("interrupted"));
+    // Every line is a complete, valid trace; the summary counts them.
+    let docs: Vec<_> = JsonlReader::open(&out).unwrap().documents().collect();
+    assert!(!docs.is_empty());
+    for d in &docs {
+        let d = d.as_ref().expect("complete line");
+        assert!(loopotel::validate::validate_document(&d.value).is_empty());
+    }
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(summary.contains(&format!("{}/", docs.len())), "{summary}");
 }
