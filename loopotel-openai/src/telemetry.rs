@@ -35,6 +35,7 @@ pub struct GenAiTelemetry {
     pub(crate) redactor: Option<Redactor>,
     pub(crate) budget: usize,
     pub(crate) prices: Option<Arc<PriceTable>>,
+    pub(crate) patterns: loopotel::redact::Redactor,
 }
 
 impl std::fmt::Debug for GenAiTelemetry {
@@ -57,6 +58,7 @@ impl Default for GenAiTelemetry {
             redactor: None,
             budget: DEFAULT_CONTENT_BUDGET,
             prices: None,
+            patterns: loopotel::redact::Redactor::new(),
         }
     }
 }
@@ -87,8 +89,15 @@ impl GenAiTelemetry {
         self.capture
     }
 
+    /// Replaces what the built-in patterns remove with a salted hash (`[redacted:1a2b3c4d]`)
+    /// instead of `[redacted]`, so the same secret can be correlated across records.
+    pub fn hash_redacted(mut self, salt: impl AsRef<str>) -> Self {
+        self.patterns = loopotel::redact::Redactor::new().with_hashing(salt);
+        self
+    }
+
     /// A hook every captured text passes through before anything is recorded (after the
-    /// built-in scrubbing of API keys and bearer tokens).
+    /// built-in patterns: API keys, bearer tokens, email addresses).
     pub fn redact(mut self, hook: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
         self.redactor = Some(Arc::new(hook));
         self
@@ -111,7 +120,7 @@ impl GenAiTelemetry {
     /// hook that panics records a placeholder instead of the content (never the
     /// unredacted text) and is counted in [`redaction_panics`].
     pub(crate) fn content(&self, text: &str) -> String {
-        let scrubbed = scrub_secrets(text);
+        let scrubbed = self.patterns.redact(text);
         let redacted = match &self.redactor {
             Some(hook) => {
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&scrubbed))) {
@@ -154,58 +163,18 @@ fn truncate(mut text: String, budget: usize) -> String {
     text
 }
 
-/// Replaces what looks like an API key (`sk-…`) or a bearer token with `[redacted]`. Applied
-/// to captured content and to error messages, which are recorded even without capture.
-pub fn scrub_secrets(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    loop {
-        let next = [rest.find("sk-"), find_ci(rest, "bearer ")]
-            .into_iter()
-            .flatten()
-            .min();
-        let Some(at) = next else {
-            out.push_str(rest);
-            return out;
-        };
-        out.push_str(&rest[..at]);
-        let is_bearer = !rest[at..].starts_with("sk-");
-        let prefix_len = if is_bearer { "bearer ".len() } else { 3 };
-        let token_len = rest[at + prefix_len..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.~+/=".contains(c)))
-            .unwrap_or(rest.len() - at - prefix_len);
-        if token_len >= 8 {
-            out.push_str(&rest[at..at + prefix_len]);
-            out.push_str("[redacted]");
-        } else {
-            out.push_str(&rest[at..at + prefix_len + token_len]);
-        }
-        rest = &rest[at + prefix_len + token_len..];
-    }
-}
-
-fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
+pub use loopotel::redact::scrub_secrets;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_scrubbed_and_short_words_kept() {
-        assert_eq!(
-            scrub_secrets("key sk-proj-abcdefghijkl1234 and Bearer abc.def-ghi_jkl done"),
-            "key sk-[redacted] and Bearer [redacted] done"
-        );
-        assert_eq!(
-            scrub_secrets("ask-me sk-1 bearer x"),
-            "ask-me sk-1 bearer x"
-        );
-        assert_eq!(scrub_secrets("ünïcödé sk-"), "ünïcödé sk-");
+    fn captured_content_passes_the_patterns_then_the_hook() {
+        let t = GenAiTelemetry::default().hash_redacted("salt");
+        let out = t.content("write to bob@example.com with sk-abcdefghijkl");
+        assert!(!out.contains("bob@") && !out.contains("sk-abc"), "{out}");
+        assert_eq!(out.matches("[redacted:").count(), 2, "{out}");
     }
 
     #[test]

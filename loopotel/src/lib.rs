@@ -38,6 +38,7 @@ pub mod les;
 pub mod model;
 pub mod otel;
 pub mod propagation;
+pub mod redact;
 pub mod semconv;
 pub mod stream;
 pub mod time;
