@@ -12,6 +12,7 @@
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` (default) or `grpc` (call `init` inside a tokio runtime) |
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT` | request headers, timeout (ms) |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | head sampling (metrics are never sampled) |
+//! | `LOOPOTEL_TAIL_SAMPLING_RATIO`, `LOOPOTEL_TAIL_KEEP_COST_USD`, `LOOPOTEL_TAIL_KEEP_DURATION_MS`, `LOOPOTEL_TAIL_KEEP_SCORE_BELOW` | any of them set: loop-aware tail sampling ([`super::tail`]) |
 //!
 //! ```no_run
 //! let otel = loopotel::otel::init::init()?;
@@ -87,10 +88,17 @@ pub fn init() -> Result<OtelGuard, InitError> {
     let delivery = DeliveryCounters::new().with_meter_provider(&meter_provider);
     let batch =
         BatchSpanProcessor::builder(CountingSpanExporter::new(spans, delivery.clone())).build();
-    let tracer_provider = SdkTracerProvider::builder()
-        .with_span_processor(CountingSpanProcessor::new(batch, delivery.clone()))
-        .with_resource(resource)
-        .build();
+    let counted = CountingSpanProcessor::new(batch, delivery.clone());
+    let builder = SdkTracerProvider::builder().with_resource(resource);
+    let builder = if super::tail::TailSampler::configured_by_env() {
+        builder.with_span_processor(super::tail::TailSamplingProcessor::new(
+            counted,
+            super::tail::TailSampler::from_env(),
+        ))
+    } else {
+        builder.with_span_processor(counted)
+    };
+    let tracer_provider = builder.build();
     Ok(OtelGuard {
         tracer_provider: Some(tracer_provider),
         meter_provider: Some(meter_provider),

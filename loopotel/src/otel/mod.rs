@@ -41,6 +41,8 @@ pub(crate) mod metrics;
 pub mod otlp;
 #[cfg(feature = "sdk")]
 pub mod replay;
+#[cfg(feature = "sdk")]
+pub mod tail;
 
 /// The instrumentation scope name of loopotel's spans.
 pub const SCOPE_NAME: &str = "loopotel";
