@@ -5,6 +5,8 @@
 //! exports `LOOPOTEL_REF_PYTHON` and `LOOPOTEL_REQUIRE_INTEROP=1`, so in CI a missing reference
 //! fails the tests instead of skipping them.
 
+pub mod fuzz;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
