@@ -94,8 +94,11 @@ pub fn sse_chunk(data: &[u8]) {
     }
 }
 
+/// A harness: arbitrary bytes in, no panic out.
+pub type Harness = fn(&[u8]);
+
 /// Every harness, by name (for the corpus directories).
-pub const HARNESSES: &[(&str, fn(&[u8]))] = &[
+pub const HARNESSES: &[(&str, Harness)] = &[
     ("trace_context", trace_context),
     ("ltf_json", ltf_json),
     ("jsonl", jsonl),
