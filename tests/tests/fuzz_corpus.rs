@@ -83,7 +83,7 @@ fn every_harness_survives_its_corpus_and_mutations() {
             .collect();
         corpus.push(Vec::new());
         assert!(corpus.len() > 2, "{name}: corpus too small");
-        let mut rng = Rng(seed ^ name.len() as u64 * 0x9e37_79b9);
+        let mut rng = Rng(seed ^ (name.len() as u64 * 0x9e37_79b9));
         let mut inputs = corpus.clone();
         for _ in 0..1500 {
             let a = &corpus[rng.below(corpus.len())];
