@@ -184,3 +184,63 @@ fn a_failing_jsonl_sink_does_not_stop_the_otel_view() {
     let expected = RUNS * (1 + ITERATIONS * 2 + 1);
     assert_eq!(spans.get_finished_spans().unwrap().len() as u64, expected);
 }
+
+/// A collector on 127.0.0.1 that reads each request and answers `status` after `delay`.
+fn answering_collector(
+    status: u16,
+    delay: Duration,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+            let Ok((mut c, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            std::thread::spawn(move || {
+                let _ = c.set_nonblocking(false);
+                let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                std::thread::sleep(delay);
+                let reason = if status == 200 { "OK" } else { "Error" };
+                let mut head = format!(
+                    "HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n"
+                );
+                if status == 429 {
+                    head.push_str("retry-after: 1\r\n");
+                }
+                head.push_str("\r\n");
+                let _ = c.write_all(head.as_bytes());
+            });
+        }
+    });
+    (format!("http://{addr}"), stop)
+}
+
+#[test]
+fn a_collector_answering_5xx_or_429_does_not_slow_or_break_the_loop() {
+    for (status, what) in [(503, "503"), (500, "500"), (429, "429")] {
+        let (endpoint, stop) = answering_collector(status, Duration::ZERO);
+        assert_full_speed(&endpoint, what);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_slow_collector_does_not_slow_the_loop() {
+    // Seconds per export, longer than the exporter's 2 s timeout.
+    let (endpoint, stop) = answering_collector(200, Duration::from_secs(3));
+    assert_full_speed(&endpoint, "slow");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+}
