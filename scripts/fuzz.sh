@@ -20,7 +20,7 @@ if ! cargo +nightly fuzz --help >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked -q
 fi
 targets=(trace_context ltf_json jsonl lss_spec sse_chunk)
-cargo +nightly fuzz build -O "${targets[@]/#/}" 2>/dev/null || cargo +nightly fuzz build -O
+cargo +nightly fuzz build -O
 for t in "${targets[@]}"; do
   work="$root/target/fuzz-corpus/$t"
   mkdir -p "$work"
