@@ -1,14 +1,20 @@
 //! # loopotel-gym
 //!
-//! LoopGym-style environments for Rust agent loops (issue 6, in progress).
+//! LoopGym-style environments for Rust agent loops, and traced episodes.
 //!
 //! - [`Env`]: the gym-style API — `reset(task_id, seed)`, `step(action)` → [`Step`]
 //!   (observation, reward, done, info), `close()` — async, so remote and live environments
 //!   share it.
-//! - [`sim::SimEnv`]: a native port of the reference's `SimEnv` (the deterministic SHA-256
-//!   mock LLM and loop runtime of `loopgym` 0.1.x): the same outputs, quality scores,
-//!   rewards, token counts, termination reasons and done flags for the same spec, task and
-//!   seed — checked against the installed Python package in CI.
+//! - [`sim::SimEnv`] (and `.perturbed()`) and [`sim::ComposedSimEnv`]: native ports of the
+//!   reference's simulated envs (the deterministic SHA-256 mock LLM and loop runtime of
+//!   `loopgym` 0.1.x): the same outputs, quality scores, rewards, token counts, termination
+//!   reasons and done flags for the same spec, task and seed — checked against the
+//!   installed Python package in CI.
+//! - [`run_traced_episode`] with a [`Policy`]: iteration spans holding the policy's spans and
+//!   a `loop.env.step` span; env errors and panics end the episode `failure`.
+//! - `live` (feature `live`): [`live::LiveEnv`] and [`live::LlmPolicy`] over any
+//!   OpenAI-compatible endpoint; `remote` (feature `remote`): [`remote::RemoteEnv`], any
+//!   Python LoopGym env through the shipped JSON-lines bridge.
 //! - [`spec`]: LSS specs (YAML) and `tasks.json`, key order kept, with errors that name the
 //!   file, the field and why.
 //! - [`registry`]: the reference's env ids; specs come from an installed `loopgym`
