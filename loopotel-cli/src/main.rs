@@ -103,6 +103,13 @@ enum Command {
         /// Also send the spans to this OTLP/HTTP collector.
         #[arg(long)]
         otlp: Option<String>,
+        /// With --otlp: spool spans the collector does not take to this directory and re-send
+        /// them (this run, or the next run using the directory) once it answers.
+        #[arg(long, requires = "otlp")]
+        spool: Option<PathBuf>,
+        /// Size cap of the spool; the oldest spans beyond it are evicted (counted).
+        #[arg(long, default_value_t = loopotel::otel::spool::SpoolConfig::DEFAULT_MAX_BYTES, requires = "spool")]
+        spool_max_bytes: u64,
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
@@ -159,6 +166,8 @@ fn main() -> ExitCode {
             concurrency,
             out,
             otlp,
+            spool,
+            spool_max_bytes,
             json,
             loopgym_dir,
         } => run::run(run::Options {
@@ -168,6 +177,8 @@ fn main() -> ExitCode {
             concurrency: concurrency as usize,
             out,
             otlp,
+            spool: spool
+                .map(|dir| loopotel::otel::spool::SpoolConfig::new(dir).max_bytes(spool_max_bytes)),
             json,
             loopgym_dir,
         }),

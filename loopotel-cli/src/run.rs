@@ -1,5 +1,6 @@
 //! `loopotel run` (traced batches of episodes) and `loopotel list` (environments).
 
+use loopotel::otel::delivery::{DeliveryCounters, DeliveryStats, counted_batch_processor};
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ pub struct Options {
     pub concurrency: usize,
     pub out: PathBuf,
     pub otlp: Option<String>,
+    pub spool: Option<loopotel::otel::spool::SpoolConfig>,
     pub json: bool,
     pub loopgym_dir: Option<PathBuf>,
 }
@@ -206,6 +208,7 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let delivery = DeliveryCounters::new();
     let provider = match &opts.otlp {
         Some(endpoint) => match loopotel::otel::otlp::span_exporter(
             endpoint,
@@ -213,11 +216,20 @@ pub fn run(opts: Options) -> ExitCode {
             Duration::from_secs(10),
             &[],
         ) {
-            Ok(exporter) => Some(
-                opentelemetry_sdk::trace::SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
-                    .build(),
-            ),
+            Ok(exporter) => {
+                match counted_batch_processor(exporter, opts.spool.clone(), &delivery) {
+                    Ok(processor) => Some(
+                        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                            .with_span_processor(processor)
+                            .build(),
+                    ),
+                    Err(e) => {
+                        let dir = opts.spool.as_ref().map(|c| c.dir().display().to_string());
+                        eprintln!("loopotel run: --spool {}: {e}", dir.unwrap_or_default());
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("loopotel run: --otlp {endpoint}: {e}");
                 return ExitCode::from(2);
@@ -300,12 +312,15 @@ pub fn run(opts: Options) -> ExitCode {
         b.finish_and_clear();
     }
     let elapsed = started.elapsed();
-    if let Some(p) = provider {
+    let delivered = provider.map(|p| {
         let _ = p.shutdown();
-    }
+        delivery.report_final()
+    });
     let summaries = summaries.into_inner().unwrap_or_else(|e| e.into_inner());
     let done: usize = summaries.values().map(|s| s.episodes).sum();
-    print_summary(&summaries, opts.json, done, total, elapsed, &opts.out);
+    print_summary(
+        &summaries, opts.json, done, total, elapsed, &opts.out, delivered,
+    );
     if stop.load(Ordering::SeqCst) {
         ExitCode::from(130)
     } else if summaries.values().any(|s| s.errors > 0) {
@@ -340,7 +355,14 @@ fn print_summary(
     planned: usize,
     elapsed: Duration,
     out: &std::path::Path,
+    otlp: Option<DeliveryStats>,
 ) {
+    let otlp = otlp.map(|d| {
+        serde_json::json!({
+            "spans": d.ended, "delivered": d.delivered(), "resent_from_spool": d.resent,
+            "spooled": d.spooled, "evicted_from_spool": d.evicted, "dropped": d.dropped(),
+        })
+    });
     let rows: Vec<serde_json::Value> = all
         .iter()
         .map(|(env, s)| {
@@ -366,7 +388,7 @@ fn print_summary(
             "{}",
             serde_json::json!({
                 "episodes": done, "planned": planned, "seconds": elapsed.as_secs_f64(),
-                "traces": out.display().to_string(), "envs": rows,
+                "traces": out.display().to_string(), "envs": rows, "otlp": otlp,
             })
         );
         return;
@@ -403,4 +425,15 @@ fn print_summary(
         done as f64 / elapsed.as_secs_f64().max(1e-9),
         out.display()
     );
+    if let Some(d) = otlp {
+        println!(
+            "otlp: {} spans, {} delivered ({} from the spool), {} spooled, {} evicted, {} dropped",
+            d["spans"],
+            d["delivered"],
+            d["resent_from_spool"],
+            d["spooled"],
+            d["evicted_from_spool"],
+            d["dropped"]
+        );
+    }
 }

@@ -198,3 +198,72 @@ fn ctrl_c_stops_cleanly_and_keeps_every_finished_trace() {
     let summary = String::from_utf8_lossy(&o.stdout);
     assert!(summary.contains(&format!("{}/", docs.len())), "{summary}");
 }
+
+/// `--otlp` with `--spool`: a run while the collector is down spools its spans and exits
+/// cleanly; the next run (a new process, the collector back) sends them along with its own.
+/// The collector gets every span of both runs exactly once, with the ids in their JSONL.
+#[test]
+fn a_spool_carries_spans_across_processes_to_a_collector_that_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let endpoint = format!("http://{addr}");
+    let batch = |out: &std::path::Path| {
+        let o = loopotel(&[
+            "run",
+            "builtin/triage-v1",
+            "--seeds",
+            "0..5",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+            "--otlp",
+            &endpoint,
+            "--spool",
+            spool.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let summary: Value = serde_json::from_slice(&o.stdout).expect("JSON summary");
+        summary["otlp"].clone()
+    };
+    let (first, second) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let down = batch(&first);
+    assert_eq!(down["delivered"], 0, "{down}");
+    assert_eq!(down["spooled"], down["spans"], "{down}");
+    assert_eq!(down["dropped"], 0, "{down}");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_, mut rx) = rt.block_on(tests::otlp_http_receiver_on(&addr));
+    let up = batch(&second);
+    assert_eq!(up["resent_from_spool"], down["spans"], "{up}");
+    assert_eq!(up["dropped"], 0, "{up}");
+
+    let mut bodies = Vec::new();
+    while let Ok((_, body)) = rx.try_recv() {
+        bodies.push(body);
+    }
+    let mut got = tests::otlp_span_ids(&bodies);
+    let docs: Vec<_> = [&first, &second]
+        .into_iter()
+        .flat_map(|p| JsonlReader::open(p).unwrap().documents())
+        .map(|d| d.unwrap().value)
+        .collect();
+    let mut want = tests::ltf_span_ids(&docs);
+    got.sort();
+    want.sort();
+    assert_eq!(got.len(), want.len(), "each span exactly once");
+    assert!(got == want, "the collector got the recorded ids");
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "spool emptied"
+    );
+}

@@ -302,7 +302,17 @@ pub async fn otlp_http_receiver() -> (
     String,
     tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
 ) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    otlp_http_receiver_on("127.0.0.1:0").await
+}
+
+/// [`otlp_http_receiver`] on a given address (to restart a collector on the port it had).
+pub async fn otlp_http_receiver_on(
+    addr: &str,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+) {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -358,6 +368,44 @@ pub async fn otlp_http_receiver() -> (
         }
     });
     (format!("http://{addr}"), rx)
+}
+
+/// The `(trace id, span id)` hex pairs of the spans in OTLP/HTTP request bodies, in arrival
+/// order (duplicates kept, so a test can check each arrived exactly once).
+pub fn otlp_span_ids(bodies: &[Vec<u8>]) -> Vec<(String, String)> {
+    use prost::Message as _;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut ids = Vec::new();
+    for body in bodies {
+        let req =
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+                body.as_slice(),
+            )
+            .expect("an OTLP/HTTP protobuf body");
+        for rs in req.resource_spans {
+            for ss in rs.scope_spans {
+                for s in ss.spans {
+                    ids.push((hex(&s.trace_id), hex(&s.span_id)));
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// The `(trace id, span id)` hex pairs of every span in LTF documents.
+pub fn ltf_span_ids<'a>(
+    docs: impl IntoIterator<Item = &'a loopotel::LtfDocument>,
+) -> Vec<(String, String)> {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    docs.into_iter()
+        .flat_map(|d| {
+            let trace = hex(&d.trace_id.to_bytes());
+            d.spans
+                .iter()
+                .map(move |s| (trace.clone(), hex(&s.span_id.to_bytes())))
+        })
+        .collect()
 }
 
 /// A running Arize Phoenix (started by `scripts/phoenix.sh start`).

@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use loopotel::jsonl::{JsonlExporter, JsonlReader};
-use loopotel::otel::delivery::{CountingSpanExporter, CountingSpanProcessor, DeliveryCounters};
+use loopotel::otel::delivery::{DeliveryCounters, counted_batch_processor};
 use loopotel::otel::otlp::{Protocol, span_exporter};
 use loopotel::{IterationRecord, LoopTracer, Outcome, SpanKind};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, InMemorySpanExporter, SdkTracerProvider};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 
 const RUNS: u64 = 40;
 const ITERATIONS: u64 = 25;
@@ -45,10 +45,8 @@ fn provider_to(endpoint: &str) -> (SdkTracerProvider, DeliveryCounters) {
     )
     .unwrap();
     let counters = DeliveryCounters::new();
-    let batch =
-        BatchSpanProcessor::builder(CountingSpanExporter::new(exporter, counters.clone())).build();
     let provider = SdkTracerProvider::builder()
-        .with_span_processor(CountingSpanProcessor::new(batch, counters.clone()))
+        .with_span_processor(counted_batch_processor(exporter, None, &counters).unwrap())
         .build();
     (provider, counters)
 }

@@ -103,6 +103,48 @@ fn init_reads_the_environment_exports_spans_and_metrics_and_honours_sdk_disabled
         );
     }
 
+    // LOOPOTEL_SPOOL_DIR: with the collector unreachable the spans are spooled, and the
+    // next init() on the same spool delivers them once the collector answers.
+    let spool = tempfile::tempdir().unwrap();
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    unsafe {
+        std::env::set_var("LOOPOTEL_SPOOL_DIR", spool.path());
+        std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{refused}"));
+    }
+    let otel = loopotel::otel::init::init().expect("init with a spool");
+    let spooled = otel
+        .loop_tracer()
+        .build()
+        .run("spooled-loop")
+        .start()
+        .finish(Outcome::Success, "done");
+    let delivery = otel.delivery_counters();
+    // Metrics have no spool: their final export fails, which shutdown reports.
+    let _ = otel.shutdown(std::time::Duration::from_secs(5));
+    let stats = delivery.snapshot();
+    assert_eq!((stats.spooled, stats.dropped()), (1, 0), "{stats:?}");
+    unsafe { std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint) };
+    let otel = loopotel::otel::init::init().expect("init on the same spool");
+    let delivery = otel.delivery_counters();
+    otel.shutdown(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(delivery.snapshot().resent, 1);
+    let mut arrived = Vec::new();
+    while let Ok((line, body)) = rx.try_recv() {
+        if line.starts_with("POST /v1/traces ") {
+            let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+            for rs in req.resource_spans {
+                for ss in rs.scope_spans {
+                    arrived.extend(ss.spans.iter().map(|s| hex(&s.span_id)));
+                }
+            }
+        }
+    }
+    assert_eq!(arrived, [spooled.spans[0].span_id.to_string()]);
+    unsafe { std::env::remove_var("LOOPOTEL_SPOOL_DIR") };
+
     // OTEL_SDK_DISABLED: no providers, loops still record.
     unsafe { std::env::set_var("OTEL_SDK_DISABLED", "true") };
     let off = loopotel::otel::init::init().unwrap();

@@ -43,13 +43,16 @@ use opentelemetry::metrics::{Counter, MeterProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor};
 
 #[derive(Debug, Default)]
 struct Counts {
     ended: AtomicU64,
     exported: AtomicU64,
     failed: AtomicU64,
+    spooled: AtomicU64,
+    resent: AtomicU64,
+    evicted: AtomicU64,
     reported: AtomicBool,
     /// `loop.telemetry.dropped`, when counting into a meter provider.
     dropped_metric: OnceLock<Counter<u64>>,
@@ -66,20 +69,34 @@ pub struct DeliveryStats {
     pub ended: u64,
     /// Spans in batches the exporter accepted.
     pub exported: u64,
-    /// Spans in batches the exporter rejected.
+    /// Spans in batches the exporter rejected (and no spool could keep).
     pub failed: u64,
+    /// Spans a [`super::spool::SpoolingSpanExporter`] wrote to its disk spool because the
+    /// collector was unreachable.
+    pub spooled: u64,
+    /// Spooled spans delivered later (by this process, possibly from an earlier process's
+    /// spool).
+    pub resent: u64,
+    /// Spooled spans the spool's size cap evicted, oldest first (lost, counted).
+    pub evicted: u64,
 }
 
 impl DeliveryStats {
     /// Ended spans the exporter has not seen: queued, or dropped by a full queue.
     pub fn pending(&self) -> u64 {
-        self.ended.saturating_sub(self.exported + self.failed)
+        self.ended
+            .saturating_sub(self.exported + self.failed + self.spooled)
     }
 
-    /// Spans that will never arrive: failed exports plus, once the pipeline has been flushed
-    /// or shut down (nothing queued any more), the pending ones.
+    /// Spans that will never arrive: failed exports, spans evicted from the spool and, once
+    /// the pipeline has been flushed or shut down (nothing queued any more), the pending ones.
     pub fn dropped(&self) -> u64 {
-        self.failed + self.pending()
+        self.failed + self.evicted + self.pending()
+    }
+
+    /// Spans the collector accepted: directly, or re-sent from the spool.
+    pub fn delivered(&self) -> u64 {
+        self.exported + self.resent
     }
 }
 
@@ -129,10 +146,30 @@ impl DeliveryCounters {
             ended: self.0.ended.load(Ordering::Relaxed),
             exported: self.0.exported.load(Ordering::Relaxed),
             failed: self.0.failed.load(Ordering::Relaxed),
+            spooled: self.0.spooled.load(Ordering::Relaxed),
+            resent: self.0.resent.load(Ordering::Relaxed),
+            evicted: self.0.evicted.load(Ordering::Relaxed),
         }
     }
 
-    fn export_failed(&self, spans: u64, error: &dyn std::fmt::Display) {
+    pub(crate) fn exported(&self, spans: u64) {
+        self.0.exported.fetch_add(spans, Ordering::Relaxed);
+    }
+
+    pub(crate) fn spooled(&self, spans: u64) {
+        self.0.spooled.fetch_add(spans, Ordering::Relaxed);
+    }
+
+    pub(crate) fn resent(&self, spans: u64) {
+        self.0.resent.fetch_add(spans, Ordering::Relaxed);
+    }
+
+    pub(crate) fn evicted(&self, spans: u64) {
+        self.0.evicted.fetch_add(spans, Ordering::Relaxed);
+        self.count_metric(spans, "spool_evicted");
+    }
+
+    pub(crate) fn export_failed(&self, spans: u64, error: &dyn std::fmt::Display) {
         self.0.failed.fetch_add(spans, Ordering::Relaxed);
         self.count_metric(spans, "export_failed");
         if !self.0.reported.swap(true, Ordering::Relaxed) {
@@ -142,6 +179,29 @@ impl DeliveryCounters {
             );
         }
     }
+}
+
+/// The span pipeline loopotel's own set-ups use ([`crate::otel::init::init`], `loopotel
+/// run --otlp`): `exporter` behind the SDK's `BatchSpanProcessor`, every ended span counted
+/// into `counters`, and — when `spool` is given — batches the collector does not take
+/// spooled to disk and re-sent later ([`super::spool`]). Fails only when the spool directory
+/// cannot be created or read.
+pub fn counted_batch_processor<E: SpanExporter + 'static>(
+    exporter: E,
+    spool: Option<super::spool::SpoolConfig>,
+    counters: &DeliveryCounters,
+) -> std::io::Result<CountingSpanProcessor<BatchSpanProcessor>> {
+    let batch = match spool {
+        Some(config) => BatchSpanProcessor::builder(super::spool::SpoolingSpanExporter::new(
+            exporter,
+            config,
+            counters.clone(),
+        )?)
+        .build(),
+        None => BatchSpanProcessor::builder(CountingSpanExporter::new(exporter, counters.clone()))
+            .build(),
+    };
+    Ok(CountingSpanProcessor::new(batch, counters.clone()))
 }
 
 /// A [`SpanExporter`] that counts the spans its inner exporter accepted or rejected.
@@ -169,9 +229,7 @@ impl<E: SpanExporter> SpanExporter for CountingSpanExporter<E> {
         async move {
             let result = export.await;
             match &result {
-                Ok(()) => {
-                    counters.0.exported.fetch_add(spans, Ordering::Relaxed);
-                }
+                Ok(()) => counters.exported(spans),
                 Err(e) => counters.export_failed(spans, e),
             }
             result

@@ -12,6 +12,7 @@
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` (default) or `grpc` (call `init` inside a tokio runtime) |
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT` | request headers, timeout (ms) |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | head sampling (metrics are never sampled) |
+//! | `LOOPOTEL_SPOOL_DIR`, `LOOPOTEL_SPOOL_MAX_BYTES` | spool spans the collector does not take to disk, re-send them when it is back ([`super::spool`]) |
 //! | `LOOPOTEL_TAIL_SAMPLING_RATIO`, `LOOPOTEL_TAIL_KEEP_COST_USD`, `LOOPOTEL_TAIL_KEEP_DURATION_MS`, `LOOPOTEL_TAIL_KEEP_SCORE_BELOW` | any of them set: loop-aware tail sampling ([`super::tail`]) |
 //!
 //! ```no_run
@@ -28,11 +29,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
-use super::delivery::{
-    CountingSpanExporter, CountingSpanProcessor, DeliveryCounters, DeliveryStats,
-};
+use super::delivery::{DeliveryCounters, DeliveryStats, counted_batch_processor};
 use crate::tracer::{LoopTracer, LoopTracerBuilder};
-use opentelemetry_sdk::trace::BatchSpanProcessor;
 
 /// Why [`init`] could not build the providers.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +41,9 @@ pub enum InitError {
     /// The exporter configuration is invalid (endpoint, headers, protocol).
     #[error("invalid OTLP configuration: {0}")]
     Exporter(String),
+    /// `LOOPOTEL_SPOOL_DIR` cannot be created or read.
+    #[error("LOOPOTEL_SPOOL_DIR {0}")]
+    Spool(String),
 }
 
 /// The providers [`init`] built. Dropping it flushes and shuts them down.
@@ -86,9 +87,10 @@ pub fn init() -> Result<OtelGuard, InitError> {
         .with_resource(resource.clone())
         .build();
     let delivery = DeliveryCounters::new().with_meter_provider(&meter_provider);
-    let batch =
-        BatchSpanProcessor::builder(CountingSpanExporter::new(spans, delivery.clone())).build();
-    let counted = CountingSpanProcessor::new(batch, delivery.clone());
+    let spool = super::spool::SpoolConfig::from_env();
+    let spool_dir = spool.as_ref().map(|c| c.dir().display().to_string());
+    let counted = counted_batch_processor(spans, spool, &delivery)
+        .map_err(|e| InitError::Spool(format!("{}: {e}", spool_dir.unwrap_or_default())))?;
     let builder = SdkTracerProvider::builder().with_resource(resource);
     let builder = if super::tail::TailSampler::configured_by_env() {
         builder.with_span_processor(super::tail::TailSamplingProcessor::new(

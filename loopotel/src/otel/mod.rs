@@ -42,6 +42,8 @@ pub mod otlp;
 #[cfg(feature = "sdk")]
 pub mod replay;
 #[cfg(feature = "sdk")]
+pub mod spool;
+#[cfg(feature = "sdk")]
 pub mod tail;
 
 /// The instrumentation scope name of loopotel's spans.
