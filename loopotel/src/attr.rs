@@ -294,6 +294,23 @@ impl Attributes {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&mut Key, &mut AttrValue)> {
+        self.0.iter_mut().map(|(k, v)| (k, v))
+    }
+
+    /// The position of the last attribute whose key satisfies `f`.
+    pub(crate) fn rposition(&self, f: impl Fn(&str) -> bool) -> Option<usize> {
+        self.0.iter().rposition(|(k, _)| f(k))
+    }
+
+    pub(crate) fn remove_at(&mut self, pos: usize) {
+        self.0.remove(pos);
+    }
+
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
+
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<AttrValue> {
         let pos = self.0.iter().position(|(k, _)| k == key)?;

@@ -35,6 +35,7 @@ pub mod context;
 pub mod ids;
 pub mod jsonl;
 pub mod les;
+pub mod limits;
 pub mod model;
 pub mod otel;
 pub mod propagation;
@@ -48,6 +49,7 @@ pub mod validate;
 pub use attr::{AttrValue, Attributes, Text};
 pub use context::{LoopScope, current_run, emit_iteration, start_span};
 pub use ids::{IdError, SpanId, TraceId};
+pub use limits::AttributeLimits;
 pub use model::{LtfDocument, LtfEvent, LtfSpan, Outcome, SpanKind, SpanKinds};
 pub use time::Timestamp;
 pub use tracer::{

@@ -16,6 +16,7 @@
 //! assert_eq!(a, r.redact("alice@example.org wrote"), "deterministic");
 //! ```
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -23,6 +24,56 @@ use sha2::{Digest, Sha256};
 /// Scrubs with the built-in patterns (no hashing).
 pub fn scrub_secrets(text: &str) -> String {
     Redactor::new().redact(text)
+}
+
+/// [`scrub_secrets`] without a copy when there is nothing to scrub (the common case).
+pub fn scrub_secrets_cow(text: &str) -> Cow<'_, str> {
+    Redactor::new().redact_cow(text)
+}
+
+/// Scrubs every string (and object key) inside a JSON value, in place. Used for run
+/// metadata, which is recorded as given otherwise.
+pub fn scrub_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let Cow::Owned(clean) = scrub_secrets_cow(s) {
+                *s = clean;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(scrub_json),
+        serde_json::Value::Object(map) => {
+            let dirty: Vec<String> = map
+                .keys()
+                .filter(|k| matches!(scrub_secrets_cow(k), Cow::Owned(_)))
+                .cloned()
+                .collect();
+            for key in dirty {
+                if let Some(v) = map.remove(&key) {
+                    map.insert(scrub_secrets(&key), v);
+                }
+            }
+            map.values_mut().for_each(scrub_json);
+        }
+        _ => {}
+    }
+}
+
+/// [`scrub_secrets`] for recorded text, keeping it as it is when clean.
+pub(crate) fn scrub_text(text: crate::attr::Text) -> crate::attr::Text {
+    match scrub_secrets_cow(text.as_str()) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(clean) => clean.into(),
+    }
+}
+
+/// Whether `text` holds anything a built-in pattern could match (a cheap scan).
+fn may_hold_secret(text: &str) -> bool {
+    text.contains("sk-")
+        || text.contains('@')
+        || text
+            .as_bytes()
+            .windows(7)
+            .any(|w| w.eq_ignore_ascii_case(b"bearer "))
 }
 
 /// The built-in patterns, optionally hashing what they remove.
@@ -64,6 +115,14 @@ impl Redactor {
 
     /// `text` with every match replaced.
     pub fn redact(&self, text: &str) -> String {
+        self.redact_cow(text).into_owned()
+    }
+
+    /// [`Redactor::redact`], borrowing `text` when nothing matched.
+    pub fn redact_cow<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if !may_hold_secret(text) {
+            return Cow::Borrowed(text);
+        }
         let mut spans = Vec::new(); // (start, end) of secrets, byte offsets
         let bytes = text.as_bytes();
         let before_ok = |i: usize| i == 0 || !text[..i].chars().next_back().is_some_and(word_char);
@@ -115,7 +174,7 @@ impl Redactor {
             }
         }
         if spans.is_empty() {
-            return text.to_owned();
+            return Cow::Borrowed(text);
         }
         spans.sort_unstable();
         let mut out = String::with_capacity(text.len());
@@ -130,7 +189,7 @@ impl Redactor {
         }
         out.push_str(&text[pos..]);
         debug_assert!(pos <= bytes.len());
-        out
+        Cow::Owned(out)
     }
 }
 

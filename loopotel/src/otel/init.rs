@@ -12,6 +12,7 @@
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` (default) or `grpc` (call `init` inside a tokio runtime) |
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT` | request headers, timeout (ms) |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | head sampling (metrics are never sampled) |
+//! | `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT` (or the `OTEL_ATTRIBUTE_*` forms) | [`crate::limits`] of [`OtelGuard::loop_tracer`] |
 //! | `LOOPOTEL_SPOOL_DIR`, `LOOPOTEL_SPOOL_MAX_BYTES` | spool spans the collector does not take to disk, re-send them when it is back ([`super::spool`]) |
 //! | `LOOPOTEL_TAIL_SAMPLING_RATIO`, `LOOPOTEL_TAIL_KEEP_COST_USD`, `LOOPOTEL_TAIL_KEEP_DURATION_MS`, `LOOPOTEL_TAIL_KEEP_SCORE_BELOW` | any of them set: loop-aware tail sampling ([`super::tail`]) |
 //!
@@ -132,8 +133,10 @@ impl OtelGuard {
     }
 
     /// A [`LoopTracer`] builder wired to both providers.
+    /// Attribute limits come from the standard `OTEL_*ATTRIBUTE*_LIMIT` variables
+    /// ([`crate::AttributeLimits::from_env`]).
     pub fn loop_tracer(&self) -> LoopTracerBuilder {
-        let mut b = LoopTracer::builder();
+        let mut b = LoopTracer::builder().attribute_limits(crate::AttributeLimits::from_env());
         if let Some(t) = &self.tracer_provider {
             b = b.tracer_provider(t);
         }

@@ -423,7 +423,7 @@ impl IterationData {
             }
             events.push(event(sc::EVENT_ITERATION_END, end, end_attrs));
         }
-        LtfSpan {
+        let mut span = LtfSpan {
             span_id: self.span_id,
             parent_span_id: Some(run.root_span_id),
             name: Text::Static(sc::SPAN_ITERATION),
@@ -432,7 +432,9 @@ impl IterationData {
             end_time: self.end,
             attributes: a,
             events,
-        }
+        };
+        run.config.limits.apply(&mut span);
+        span
     }
 }
 

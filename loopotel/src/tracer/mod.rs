@@ -83,6 +83,7 @@ pub(crate) struct TracerConfig {
     pub(crate) metrics: Option<crate::otel::metrics::LoopMetrics>,
     pub(crate) default_goal_target: f64,
     pub(crate) max_spans_per_run: usize,
+    pub(crate) limits: crate::limits::AttributeLimits,
     pub(crate) sinks: Vec<Arc<dyn TraceSink>>,
     pub(crate) stats: StatsCounters,
 }
@@ -191,6 +192,7 @@ pub struct LoopTracerBuilder {
     metrics: Option<crate::otel::metrics::LoopMetrics>,
     default_goal_target: f64,
     max_spans_per_run: usize,
+    limits: crate::limits::AttributeLimits,
     sinks: Vec<Arc<dyn TraceSink>>,
 }
 
@@ -202,6 +204,7 @@ impl Default for LoopTracerBuilder {
             metrics: None,
             default_goal_target: DEFAULT_GOAL_TARGET,
             max_spans_per_run: 1_000_000,
+            limits: crate::limits::AttributeLimits::default(),
             sinks: Vec::new(),
         }
     }
@@ -225,6 +228,14 @@ impl LoopTracerBuilder {
     /// `loop.telemetry.dropped_spans`. The root span is always kept.
     pub fn max_spans_per_run(mut self, max: usize) -> Self {
         self.max_spans_per_run = max.max(1);
+        self
+    }
+
+    /// Limits on the attributes a span carries: value length, count per span (lowest
+    /// priority evicted first; usage, cost and outcome never), control characters in names.
+    /// See [`crate::limits`]; default [`crate::AttributeLimits::default`].
+    pub fn attribute_limits(mut self, limits: crate::AttributeLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -272,6 +283,7 @@ impl LoopTracerBuilder {
                 metrics: self.metrics,
                 default_goal_target: self.default_goal_target,
                 max_spans_per_run: self.max_spans_per_run,
+                limits: self.limits,
                 sinks: self.sinks,
                 stats: StatsCounters::default(),
             }),

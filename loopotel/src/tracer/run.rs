@@ -90,9 +90,12 @@ impl RunBuilder {
         self
     }
 
-    /// Adds a document `metadata` entry.
+    /// Adds a document `metadata` entry. Strings in it pass the built-in secret patterns
+    /// ([`crate::redact`]): an API key, bearer token or email address is recorded as
+    /// `[redacted]`.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
-        self.metadata.insert(key.into(), value.into());
+        let (key, value) = scrubbed_metadata(key.into(), value.into());
+        self.metadata.insert(key, value);
         self
     }
 
@@ -314,6 +317,9 @@ impl RunShared {
     }
 
     fn finish(&self, outcome: Outcome, reason: &str) -> LtfDocument {
+        // Termination reasons often carry an error's text: the built-in patterns apply.
+        let reason = crate::redact::scrub_secrets_cow(reason);
+        let reason: &str = &reason;
         let ended_at = Timestamp::now();
         let mut state = self.lock();
         let iterations = state.iterations;
@@ -411,6 +417,7 @@ impl RunShared {
         for (k, v) in extra.iter() {
             a.set(k.to_owned(), v.clone());
         }
+        self.config.limits.apply(root);
     }
 
     /// The root span alone: what a disabled run (or a second finish) reports.
@@ -529,10 +536,11 @@ impl RunHandle {
         }
     }
 
-    /// Adds a document `metadata` entry.
+    /// Adds a document `metadata` entry (secrets scrubbed, as [`RunBuilder::metadata`]).
     pub fn set_metadata(&self, key: impl Into<String>, value: impl Into<serde_json::Value>) {
         if self.shared.enabled() {
-            self.shared.lock().metadata.insert(key.into(), value.into());
+            let (key, value) = scrubbed_metadata(key.into(), value.into());
+            self.shared.lock().metadata.insert(key, value);
         }
     }
 
@@ -626,4 +634,13 @@ impl Drop for Run {
         let doc = self.handle.shared.finish(outcome, &reason);
         self.handle.shared.config.export(&doc);
     }
+}
+
+fn scrubbed_metadata(key: String, mut value: serde_json::Value) -> (String, serde_json::Value) {
+    crate::redact::scrub_json(&mut value);
+    let key = match crate::redact::scrub_secrets_cow(&key) {
+        std::borrow::Cow::Borrowed(_) => key,
+        std::borrow::Cow::Owned(clean) => clean,
+    };
+    (key, value)
 }

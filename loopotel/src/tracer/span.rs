@@ -77,6 +77,8 @@ impl SpanGuard {
         if !run.enabled() {
             return Self::noop();
         }
+        // Both views get the same clean name (control characters become `_`).
+        let name = crate::limits::clean_name(&name).unwrap_or(name);
         let start_time = Timestamp::now();
         let (otel, span_id) = match (&run.config.otel, parent_otel) {
             (Some(bridge), Some(parent_cx)) => {
@@ -151,14 +153,16 @@ impl SpanGuard {
         }
     }
 
-    /// Marks the span failed: sets `error.type` and adds an `exception` event.
+    /// Marks the span failed: sets `error.type` and adds an `exception` event. The message
+    /// passes the built-in secret patterns ([`crate::redact`]).
     pub fn record_error(&mut self, error_type: impl Into<Text>, message: impl Into<Text>) {
         if let Some(s) = &mut self.inner {
             let error_type = error_type.into();
+            let message = crate::redact::scrub_text(message.into());
             s.span.attributes.set("error.type", error_type.clone());
             let mut attrs = Attributes::with_capacity(2);
             attrs.set("exception.type", error_type);
-            attrs.set("exception.message", message.into());
+            attrs.set("exception.message", message);
             s.span.events.push(LtfEvent {
                 name: Text::Static("exception"),
                 timestamp: Timestamp::now(),
@@ -228,6 +232,7 @@ impl SpanGuard {
             None if s.tokens > 0 || s.cost.is_some() => s.run.add_usage(s.tokens, s.cost),
             None => {}
         }
+        s.run.config.limits.apply(&mut s.span);
         if let Some(o) = &mut s.otel {
             o.end(&s.span);
         }
