@@ -370,6 +370,31 @@ pub async fn otlp_http_receiver_on(
     (format!("http://{addr}"), rx)
 }
 
+/// The fault tests' workload: `runs` runs of `iterations` iterations, each with one tool
+/// span, plus a scored iteration record per run. Returns how long it took. Per run it ends
+/// `1 + (iterations + 1) + iterations` spans.
+pub fn loop_workload(
+    tracer: &loopotel::LoopTracer,
+    runs: u64,
+    iterations: u64,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    for r in 0..runs {
+        let run = tracer.run("fault-loop").task_id(format!("t{r}")).start();
+        for n in 1..=iterations {
+            let it = run.iteration(n);
+            let mut tool = it.span("execute_tool search", loopotel::SpanKind::Worker);
+            tool.add_tokens(10);
+            drop(tool);
+            drop(it);
+        }
+        run.emit_iteration(loopotel::IterationRecord::new(iterations + 1, 0.9));
+        let doc = run.finish(loopotel::Outcome::Success, "done");
+        assert_eq!(doc.iterations().count() as u64, iterations + 1);
+    }
+    start.elapsed()
+}
+
 /// The `(trace id, span id)` hex pairs of the spans in OTLP/HTTP request bodies, in arrival
 /// order (duplicates kept, so a test can check each arrived exactly once).
 pub fn otlp_span_ids(bodies: &[Vec<u8>]) -> Vec<(String, String)> {

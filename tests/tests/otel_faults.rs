@@ -4,32 +4,18 @@
 
 use std::time::{Duration, Instant};
 
+use loopotel::LoopTracer;
 use loopotel::jsonl::{JsonlExporter, JsonlReader};
 use loopotel::otel::delivery::{DeliveryCounters, counted_batch_processor};
 use loopotel::otel::otlp::{Protocol, span_exporter};
-use loopotel::{IterationRecord, LoopTracer, Outcome, SpanKind};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 
 const RUNS: u64 = 40;
 const ITERATIONS: u64 = 25;
 
-/// Runs the standard workload and returns how long it took.
+/// The shared fault workload with this file's sizes.
 fn workload(tracer: &LoopTracer) -> Duration {
-    let start = Instant::now();
-    for r in 0..RUNS {
-        let run = tracer.run("fault-loop").task_id(format!("t{r}")).start();
-        for n in 1..=ITERATIONS {
-            let it = run.iteration(n);
-            let mut tool = it.span("execute_tool search", SpanKind::Worker);
-            tool.add_tokens(10);
-            drop(tool);
-            drop(it);
-        }
-        run.emit_iteration(IterationRecord::new(ITERATIONS + 1, 0.9));
-        let doc = run.finish(Outcome::Success, "done");
-        assert_eq!(doc.iterations().count() as u64, ITERATIONS + 1);
-    }
-    start.elapsed()
+    tests::loop_workload(tracer, RUNS, ITERATIONS)
 }
 
 /// Spans one workload ends: per run the root, its iterations and one tool span each.

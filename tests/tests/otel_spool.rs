@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use loopotel::LoopTracer;
 use loopotel::jsonl::{JsonlExporter, JsonlReader};
 use loopotel::otel::delivery::{DeliveryCounters, DeliveryStats, counted_batch_processor};
 use loopotel::otel::otlp::{Protocol, span_exporter};
 use loopotel::otel::spool::SpoolConfig;
-use loopotel::{IterationRecord, LoopTracer, Outcome, SpanKind};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -19,21 +19,9 @@ const ITERATIONS: u64 = 10;
 /// Per run: the root, its iterations and one tool span each.
 const SPANS_PER_WORKLOAD: u64 = RUNS * (1 + (ITERATIONS + 1) + ITERATIONS);
 
+/// The shared fault workload with this file's sizes.
 fn workload(tracer: &LoopTracer) -> Duration {
-    let start = Instant::now();
-    for r in 0..RUNS {
-        let run = tracer.run("spooled-loop").task_id(format!("t{r}")).start();
-        for n in 1..=ITERATIONS {
-            let it = run.iteration(n);
-            let mut tool = it.span("execute_tool search", SpanKind::Worker);
-            tool.add_tokens(10);
-            drop(tool);
-            drop(it);
-        }
-        run.emit_iteration(IterationRecord::new(ITERATIONS + 1, 0.9));
-        run.finish(Outcome::Success, "done");
-    }
-    start.elapsed()
+    tests::loop_workload(tracer, RUNS, ITERATIONS)
 }
 
 /// A tracer writing JSONL to `jsonl` and spans to `endpoint` through a spool in `spool`.
