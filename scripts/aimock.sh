@@ -15,17 +15,9 @@ port=${LOOPOTEL_AIMOCK_PORT:-14010}
 pin=@copilotkit/aimock@1.43.0
 cli=$state/node_modules/@copilotkit/aimock/dist/cli.js
 
-stop() {
-  if [ -f "$state/pid" ]; then
-    pid=$(cat "$state/pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$state/pid"
-  fi
-}
+# shellcheck source=scripts/server.sh
+source "$root/scripts/server.sh"
+stop() { server_stop "$state"; }
 
 start() {
   command -v node >/dev/null || { echo "aimock: node is not installed" >&2; return 1; }
@@ -38,18 +30,8 @@ start() {
   nohup node "$cli" -h 127.0.0.1 -p "$port" --log-level warn \
     -f "$root/loopotel-openai/tests/fixtures/aimock.json" >"$state/log" 2>&1 &
   echo $! >"$state/pid"
-  for _ in $(seq 80); do
-    if curl -fsS "http://127.0.0.1:$port/__aimock/journal" >/dev/null 2>&1; then
-      echo "LOOPOTEL_AIMOCK_URL=http://127.0.0.1:$port"
-      return 0
-    fi
-    if ! kill -0 "$(cat "$state/pid")" 2>/dev/null; then break; fi
-    sleep 0.25
-  done
-  echo "aimock: did not start; log follows" >&2
-  tail -50 "$state/log" >&2 || true
-  stop
-  return 1
+  server_wait aimock "$state" "http://127.0.0.1:$port/__aimock/journal" 80 0.25 \
+    "LOOPOTEL_AIMOCK_URL=http://127.0.0.1:$port"
 }
 
 case "${1:-}" in

@@ -14,17 +14,9 @@ state=$root/target/llmock
 port=${LOOPOTEL_LLMOCK_PORT:-18080}
 pin=llmock==0.2.2
 
-stop() {
-  if [ -f "$state/pid" ]; then
-    pid=$(cat "$state/pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$state/pid"
-  fi
-}
+# shellcheck source=scripts/server.sh
+source "$root/scripts/server.sh"
+stop() { server_stop "$state"; }
 
 start() {
   if [ ! -x "$venv/bin/llmock" ]; then
@@ -41,18 +33,8 @@ start() {
   nohup "$venv/bin/llmock" serve --host 127.0.0.1 --port "$port" --log-level warning \
     >"$state/log" 2>&1 &
   echo $! >"$state/pid"
-  for _ in $(seq 120); do
-    if curl -fsS "http://127.0.0.1:$port/_llmock/scenario" >/dev/null 2>&1; then
-      echo "LOOPOTEL_LLMOCK_URL=http://127.0.0.1:$port"
-      return 0
-    fi
-    if ! kill -0 "$(cat "$state/pid")" 2>/dev/null; then break; fi
-    sleep 0.25
-  done
-  echo "llmock: did not start; log follows" >&2
-  tail -50 "$state/log" >&2 || true
-  stop
-  return 1
+  server_wait llmock "$state" "http://127.0.0.1:$port/_llmock/scenario" 120 0.25 \
+    "LOOPOTEL_LLMOCK_URL=http://127.0.0.1:$port"
 }
 
 case "${1:-}" in

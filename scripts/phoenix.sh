@@ -14,17 +14,9 @@ http_port=${LOOPOTEL_PHOENIX_PORT:-16006}
 grpc_port=${LOOPOTEL_PHOENIX_GRPC_PORT:-14317}
 pin=arize-phoenix==20.26.1
 
-stop() {
-  if [ -f "$state/pid" ]; then
-    pid=$(cat "$state/pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$state/pid"
-  fi
-}
+# shellcheck source=scripts/server.sh
+source "$root/scripts/server.sh"
+stop() { server_stop "$state"; }
 
 start() {
   if [ ! -x "$venv/bin/phoenix" ]; then
@@ -42,19 +34,9 @@ start() {
     PHOENIX_SQL_DATABASE_URL=sqlite:///:memory: PHOENIX_WORKING_DIR="$state/work" \
     nohup "$venv/bin/phoenix" serve >"$state/log" 2>&1 &
   echo $! >"$state/pid"
-  for _ in $(seq 120); do
-    if curl -fsS "http://127.0.0.1:$http_port/v1/projects" >/dev/null 2>&1; then
-      echo "LOOPOTEL_PHOENIX_URL=http://127.0.0.1:$http_port"
-      echo "LOOPOTEL_PHOENIX_GRPC=http://127.0.0.1:$grpc_port"
-      return 0
-    fi
-    if ! kill -0 "$(cat "$state/pid")" 2>/dev/null; then break; fi
-    sleep 0.5
-  done
-  echo "phoenix: did not start; log follows" >&2
-  tail -50 "$state/log" >&2 || true
-  stop
-  return 1
+  server_wait phoenix "$state" "http://127.0.0.1:$http_port/v1/projects" 120 0.5 \
+    "LOOPOTEL_PHOENIX_URL=http://127.0.0.1:$http_port" \
+    "LOOPOTEL_PHOENIX_GRPC=http://127.0.0.1:$grpc_port"
 }
 
 case "${1:-}" in

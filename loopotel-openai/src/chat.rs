@@ -168,19 +168,10 @@ impl<C: Config> TracedChat<'_, C> {
         let model = request.model.clone();
         let mut span = genai::start(t, &self.client.server, "chat", &model);
         record_request(&mut span, t, &request);
-        let cx = span.context();
-        let result = self
-            .client
-            .inner
-            .chat()
-            .create(request)
-            .with_context(cx)
-            .await;
-        match &result {
-            Ok(response) => record_response(&mut span, t, &model, response),
-            Err(e) => genai::record_error(&mut span, e),
-        }
-        result
+        genai::traced_call(span, self.client.inner.chat().create(request), |span, r| {
+            record_response(span, t, &model, r)
+        })
+        .await
     }
 
     /// `async_openai::Chat::create_stream`: the span lives until the stream ends, errs or is

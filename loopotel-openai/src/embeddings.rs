@@ -3,7 +3,6 @@
 use async_openai::config::Config;
 use async_openai::error::OpenAIError;
 use async_openai::types::embeddings::{CreateEmbeddingRequest, CreateEmbeddingResponse};
-use opentelemetry::context::FutureExt as _;
 
 use crate::client::TracedClient;
 use crate::genai::{self, Usage};
@@ -29,16 +28,13 @@ impl<C: Config> TracedEmbeddings<'_, C> {
         {
             span.set_attribute("gen_ai.embeddings.dimension.count", i64::from(d));
         }
-        let cx = span.context();
-        let result = self
-            .client
-            .inner
-            .embeddings()
-            .create(request)
-            .with_context(cx)
-            .await;
-        match &result {
-            Ok(r) if span.is_recording() => {
+        genai::traced_call(
+            span,
+            self.client.inner.embeddings().create(request),
+            |span, r| {
+                if !span.is_recording() {
+                    return;
+                }
                 span.set_attribute("gen_ai.response.model", r.model.clone());
                 if let Some(first) = r.data.first() {
                     span.set_attribute(
@@ -52,11 +48,9 @@ impl<C: Config> TracedEmbeddings<'_, C> {
                     cached_input: None,
                     reasoning_output: None,
                 };
-                genai::record_usage(&mut span, t, usage, Some(&r.model), &model);
-            }
-            Ok(_) => {}
-            Err(e) => genai::record_error(&mut span, e),
-        }
-        result
+                genai::record_usage(span, t, usage, Some(&r.model), &model);
+            },
+        )
+        .await
     }
 }

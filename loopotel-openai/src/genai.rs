@@ -3,6 +3,7 @@
 
 use async_openai::error::OpenAIError;
 use loopotel::{SpanGuard, SpanKind};
+use opentelemetry::context::FutureExt as _;
 
 use crate::telemetry::{GenAiTelemetry, scrub_secrets};
 
@@ -138,6 +139,22 @@ pub(crate) fn error_type(err: &OpenAIError) -> String {
 }
 
 /// `error.type` and an `exception` event (the message scrubbed of keys and tokens).
+/// The shape of every non-streaming call: `call` runs in `span`'s context, then the
+/// response (`on_ok`) or the error is recorded and the span ends. The call's own result is
+/// returned unchanged.
+pub(crate) async fn traced_call<T>(
+    mut span: SpanGuard,
+    call: impl std::future::Future<Output = Result<T, OpenAIError>>,
+    on_ok: impl FnOnce(&mut SpanGuard, &T),
+) -> Result<T, OpenAIError> {
+    let result = call.with_context(span.context()).await;
+    match &result {
+        Ok(response) => on_ok(&mut span, response),
+        Err(e) => record_error(&mut span, e),
+    }
+    result
+}
+
 pub(crate) fn record_error(span: &mut SpanGuard, err: &OpenAIError) {
     if let OpenAIError::ApiError(e) = err {
         span.set_attribute(

@@ -121,19 +121,12 @@ impl<C: Config> TracedResponses<'_, C> {
         let model = request.model.clone().unwrap_or_default();
         let mut span = genai::start(t, &self.client.server, "chat", &model);
         record_request(&mut span, t, &request);
-        let cx = span.context();
-        let result = self
-            .client
-            .inner
-            .responses()
-            .create(request)
-            .with_context(cx)
-            .await;
-        match &result {
-            Ok(r) => record_response(&mut span, t, &model, r),
-            Err(e) => genai::record_error(&mut span, e),
-        }
-        result
+        genai::traced_call(
+            span,
+            self.client.inner.responses().create(request),
+            |span, r| record_response(span, t, &model, r),
+        )
+        .await
     }
 
     /// `async_openai::Responses::create_stream`: the span lives until the stream ends, errs

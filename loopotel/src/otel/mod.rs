@@ -137,7 +137,57 @@ pub(crate) fn root_document_attributes(
 /// The bridge a tracer holds when it was given a provider.
 #[derive(Clone)]
 pub(crate) struct OtelBridge {
-    tracer: Arc<BoxedTracer>,
+    tracer: Arc<BridgeTracer>,
+}
+
+/// The SDK's own tracer is held as itself (its spans need no box, and the calls inline);
+/// any other provider's tracer behind the API's object-safe box.
+enum BridgeTracer {
+    #[cfg(feature = "sdk")]
+    Sdk(opentelemetry_sdk::trace::SdkTracer),
+    Boxed(BoxedTracer),
+}
+
+/// A span of a [`BridgeTracer`]. The SDK span is held inline on purpose: it lives inside the
+/// LTF span's own heap allocation, which saves the box the API would add.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum BridgeSpan {
+    #[cfg(feature = "sdk")]
+    Sdk(opentelemetry_sdk::trace::Span),
+    Boxed(opentelemetry::global::BoxedSpan),
+}
+
+impl BridgeTracer {
+    fn start(&self, builder: opentelemetry::trace::SpanBuilder, parent: &Context) -> BridgeSpan {
+        match self {
+            #[cfg(feature = "sdk")]
+            BridgeTracer::Sdk(t) => BridgeSpan::Sdk(t.build_with_context(builder, parent)),
+            BridgeTracer::Boxed(t) => BridgeSpan::Boxed(t.build_with_context(builder, parent)),
+        }
+    }
+
+    fn span_builder(&self, name: Cow<'static, str>) -> opentelemetry::trace::SpanBuilder {
+        opentelemetry::trace::SpanBuilder::from_name(name)
+    }
+}
+
+impl BridgeSpan {
+    fn span_id(&self) -> SpanId {
+        let sc = match self {
+            #[cfg(feature = "sdk")]
+            BridgeSpan::Sdk(s) => s.span_context(),
+            BridgeSpan::Boxed(s) => s.span_context(),
+        };
+        SpanId::from_bytes(sc.span_id().to_bytes())
+    }
+
+    fn into_context(self, parent: &Context) -> Context {
+        match self {
+            #[cfg(feature = "sdk")]
+            BridgeSpan::Sdk(s) => parent.with_span(s),
+            BridgeSpan::Boxed(s) => parent.with_span(s),
+        }
+    }
 }
 
 impl std::fmt::Debug for OtelBridge {
@@ -157,16 +207,24 @@ pub(crate) struct LiveOtelSpan {
 impl OtelBridge {
     pub(crate) fn new<P>(provider: &P) -> Self
     where
-        P: TracerProvider,
+        P: TracerProvider + 'static,
         P::Tracer: Send + Sync + 'static,
         <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
     {
         let scope = InstrumentationScope::builder(SCOPE_NAME)
             .with_version(env!("CARGO_PKG_VERSION"))
             .build();
+        #[cfg(feature = "sdk")]
+        if let Some(sdk) = (provider as &dyn std::any::Any)
+            .downcast_ref::<opentelemetry_sdk::trace::SdkTracerProvider>()
+        {
+            return Self {
+                tracer: Arc::new(BridgeTracer::Sdk(sdk.tracer_with_scope(scope))),
+            };
+        }
         let tracer = provider.tracer_with_scope(scope);
         Self {
-            tracer: Arc::new(BoxedTracer::new(Box::new(tracer))),
+            tracer: Arc::new(BridgeTracer::Boxed(BoxedTracer::new(Box::new(tracer)))),
         }
     }
 
@@ -179,13 +237,15 @@ impl OtelBridge {
         kind: opentelemetry::trace::SpanKind,
         start: Timestamp,
     ) -> (LeafOtelSpan, SpanId) {
-        let builder = self
+        let mut builder = self
             .tracer
             .span_builder(text_to_cow(name))
             .with_kind(kind)
             .with_start_time(start.to_system_time());
-        let span = self.tracer.build_with_context(builder, parent);
-        let id = SpanId::from_bytes(span.span_context().span_id().to_bytes());
+        // The SDK keeps this vector for the span: room for the attributes given at the end.
+        builder.attributes = Some(Vec::with_capacity(LEAF_ATTRIBUTES));
+        let span = self.tracer.start(builder, parent);
+        let id = span.span_id();
         (
             LeafOtelSpan::Detached {
                 span,
@@ -210,9 +270,8 @@ impl OtelBridge {
             .with_kind(kind)
             .with_start_time(start.to_system_time())
             .with_attributes(to_otel_attributes(initial, 0));
-        let span = self.tracer.build_with_context(builder, parent);
-        let sc = span.span_context().clone();
-        let cx = parent.with_span(span);
+        let cx = self.tracer.start(builder, parent).into_context(parent);
+        let sc = cx.span().span_context().clone();
         (
             LiveOtelSpan {
                 cx,
@@ -240,9 +299,10 @@ impl LiveOtelSpan {
 /// The OpenTelemetry view of a leaf span (an LLM or tool call): the SDK span is held
 /// directly — no context is built, no lock taken — until someone asks for the span's
 /// context (to parent nested work), when it moves into one.
+#[allow(clippy::large_enum_variant)] // held inside the LTF span's box
 pub(crate) enum LeafOtelSpan {
     Detached {
-        span: opentelemetry::global::BoxedSpan,
+        span: BridgeSpan,
         parent: Context,
     },
     Attached(LiveOtelSpan),
@@ -268,7 +328,7 @@ impl LeafOtelSpan {
                 std::mem::replace(self, LeafOtelSpan::Moved)
         {
             *self = LeafOtelSpan::Attached(LiveOtelSpan {
-                cx: parent.with_span(span),
+                cx: span.into_context(&parent),
                 attrs_at_start: 0,
             });
         }
@@ -281,7 +341,15 @@ impl LeafOtelSpan {
     /// Ends the OpenTelemetry span with the LTF span's final state.
     pub(crate) fn end(&mut self, ltf: &LtfSpan) {
         match self {
-            LeafOtelSpan::Detached { span, .. } => finish(span, ltf, 0),
+            #[cfg(feature = "sdk")]
+            LeafOtelSpan::Detached {
+                span: BridgeSpan::Sdk(span),
+                ..
+            } => finish(span, ltf, 0),
+            LeafOtelSpan::Detached {
+                span: BridgeSpan::Boxed(span),
+                ..
+            } => finish(span, ltf, 0),
             LeafOtelSpan::Attached(live) => live.end(ltf),
             LeafOtelSpan::Moved => {}
         }
@@ -328,6 +396,11 @@ finishable_span!(
     opentelemetry::global::BoxedSpan,
     opentelemetry::trace::SpanRef<'_>
 );
+#[cfg(feature = "sdk")]
+finishable_span!(opentelemetry_sdk::trace::Span);
+
+/// Capacity of a leaf span's attribute vector (a typical LLM or tool call's count).
+const LEAF_ATTRIBUTES: usize = 8;
 
 /// Gives the OpenTelemetry span the LTF span's attributes (after the first `skip`, which it
 /// got at start), events, status and end time, and ends it.

@@ -244,7 +244,7 @@ impl LoopTracerBuilder {
     /// used as given: nothing global is read or set.
     pub fn tracer_provider<P>(mut self, provider: &P) -> Self
     where
-        P: opentelemetry::trace::TracerProvider,
+        P: opentelemetry::trace::TracerProvider + 'static,
         P::Tracer: Send + Sync + 'static,
         <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
     {
