@@ -185,6 +185,7 @@ impl<E: SpanExporter> SpoolingSpanExporter<E> {
                         claimed.display()
                     );
                     let _ = fs::remove_file(&claimed);
+                    self.spool.removed(&file);
                     self.counters.evicted(file.spans);
                     continue;
                 }
@@ -193,6 +194,7 @@ impl<E: SpanExporter> SpoolingSpanExporter<E> {
             match self.inner.export(batch).await {
                 Ok(()) => {
                     let _ = fs::remove_file(&claimed);
+                    self.spool.removed(&file);
                     self.counters.resent(spans);
                     report.files += 1;
                     report.spans += spans;
@@ -296,6 +298,9 @@ struct Spool {
     draining: AtomicBool,
     /// Set when this process wrote a file or found some at start; cleared by a complete drain.
     nonempty: AtomicBool,
+    /// Bytes on disk as this process knows them (other processes' writes are found by the
+    /// directory scan that runs only when this passes the cap).
+    bytes: AtomicU64,
     reported: AtomicBool,
 }
 
@@ -308,6 +313,7 @@ impl Spool {
             seq: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             nonempty: AtomicBool::new(false),
+            bytes: AtomicU64::new(0),
             reported: AtomicBool::new(false),
         };
         // Claims and temporary files of processes that died: back into the spool / away.
@@ -324,9 +330,11 @@ impl Spool {
                 }
             }
         }
+        let files = spool.files();
+        spool.nonempty.store(!files.is_empty(), Ordering::Relaxed);
         spool
-            .nonempty
-            .store(!spool.files().is_empty(), Ordering::Relaxed);
+            .bytes
+            .store(files.iter().map(|f| f.bytes).sum(), Ordering::Relaxed);
         Ok(spool)
     }
 
@@ -382,7 +390,23 @@ impl Spool {
         }
         fs::rename(&tmp, self.dir.join(name))?;
         self.nonempty.store(true, Ordering::Relaxed);
-        Ok(self.evict_beyond_cap())
+        let size = body.len() as u64;
+        let known = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
+        // The directory is scanned only when the cap may be passed.
+        Ok(if known > self.max_bytes {
+            self.evict_beyond_cap()
+        } else {
+            0
+        })
+    }
+
+    /// A file left the spool (delivered, or dropped as unreadable).
+    fn removed(&self, file: &SpoolFile) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(file.bytes))
+            });
     }
 
     fn evict_beyond_cap(&self) -> u64 {
@@ -399,6 +423,7 @@ impl Spool {
             }
             total = total.saturating_sub(file.bytes);
         }
+        self.bytes.store(total, Ordering::Relaxed);
         if evicted > 0 {
             eprintln!(
                 "loopotel: spool {} is over its {}-byte cap; evicted the oldest {evicted} spans",
