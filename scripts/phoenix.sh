@@ -22,11 +22,7 @@ start() {
   if [ ! -x "$venv/bin/phoenix" ]; then
     # shellcheck source=scripts/python.sh
     source "$root/scripts/python.sh"
-    py=$(find_python) || { echo "phoenix: no Python >= 3.12 found (set LOOPOTEL_PYTHON)" >&2; return 1; }
-    echo "phoenix: installing $pin into $venv with $py" >&2
-    rm -rf "$venv"
-    "$py" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$pin" >&2
+    venv_install phoenix "$venv" "$pin"
   fi
   stop
   mkdir -p "$state"

@@ -16,3 +16,15 @@ find_python() {
   fi
   return 1
 }
+
+# venv_install NAME VENV PIN...: a fresh venv at VENV with the pinned packages (messages
+# name NAME). Fails with a clear message when no Python >= 3.12 exists.
+venv_install() {
+  local name=$1 venv=$2 py
+  shift 2
+  py=$(find_python) || { echo "$name: no Python >= 3.12 found (set LOOPOTEL_PYTHON)" >&2; return 1; }
+  echo "$name: installing $* into $venv with $py" >&2
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" >&2
+}

@@ -14,10 +14,6 @@ pins=(loopotel==0.1.0 loopgym==0.1.4)
 source "$root/scripts/python.sh"
 
 if [ ! -x "$venv/bin/loopotel-validate" ] || ! "$venv/bin/python" -c 'import loopotel, loopgym' >/dev/null 2>&1; then
-  py=$(find_python) || { echo "setup-python-ref: no Python >= 3.12 found (set LOOPOTEL_PYTHON)" >&2; exit 1; }
-  echo "setup-python-ref: creating $venv with $py" >&2
-  rm -rf "$venv"
-  "$py" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pins[@]}" >&2
+  venv_install setup-python-ref "$venv" "${pins[@]}"
 fi
 echo "$venv/bin/python"

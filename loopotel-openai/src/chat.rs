@@ -15,7 +15,6 @@ use async_openai::types::chat::{
 use futures_util::Stream;
 use loopotel::SpanGuard;
 use loopotel::stream::{StreamEnd, StreamTraceExt as _, TracedStream};
-use opentelemetry::context::FutureExt as _;
 
 use crate::client::TracedClient;
 use crate::genai::{self, OpenAiItem, Usage};
@@ -188,21 +187,8 @@ impl<C: Config> TracedChat<'_, C> {
         let model = request.model.clone();
         let mut span = genai::start(t, &self.client.server, "chat", &model);
         record_request(&mut span, t, &request);
-        let cx = span.context();
-        let stream = match self
-            .client
-            .inner
-            .chat()
-            .create_stream(request)
-            .with_context(cx)
-            .await
-        {
-            Ok(stream) => stream,
-            Err(e) => {
-                genai::record_error(&mut span, &e);
-                return Err(e);
-            }
-        };
+        let stream =
+            genai::call_in_span(&mut span, self.client.inner.chat().create_stream(request)).await?;
         let acc = Arc::new(Mutex::new(ChatStreamState {
             expect_usage,
             ..Default::default()

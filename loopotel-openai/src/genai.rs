@@ -147,10 +147,22 @@ pub(crate) async fn traced_call<T>(
     call: impl std::future::Future<Output = Result<T, OpenAIError>>,
     on_ok: impl FnOnce(&mut SpanGuard, &T),
 ) -> Result<T, OpenAIError> {
+    let result = call_in_span(&mut span, call).await;
+    if let Ok(response) = &result {
+        on_ok(&mut span, response);
+    }
+    result
+}
+
+/// Runs `call` in `span`'s context and records its error, if any, on the span. Streaming
+/// calls open their stream with it (the span then lives on with the stream).
+pub(crate) async fn call_in_span<T>(
+    span: &mut SpanGuard,
+    call: impl std::future::Future<Output = Result<T, OpenAIError>>,
+) -> Result<T, OpenAIError> {
     let result = call.with_context(span.context()).await;
-    match &result {
-        Ok(response) => on_ok(&mut span, response),
-        Err(e) => record_error(&mut span, e),
+    if let Err(e) = &result {
+        record_error(span, e);
     }
     result
 }

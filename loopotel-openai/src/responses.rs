@@ -12,7 +12,6 @@ use async_openai::types::responses::{
 use futures_util::Stream;
 use loopotel::SpanGuard;
 use loopotel::stream::{StreamEnd, StreamTraceExt as _, TracedStream};
-use opentelemetry::context::FutureExt as _;
 
 use crate::client::TracedClient;
 use crate::genai::{self, OpenAiItem, Usage};
@@ -140,21 +139,11 @@ impl<C: Config> TracedResponses<'_, C> {
         let model = request.model.clone().unwrap_or_default();
         let mut span = genai::start(t, &self.client.server, "chat", &model);
         record_request(&mut span, t, &request);
-        let cx = span.context();
-        let stream = match self
-            .client
-            .inner
-            .responses()
-            .create_stream(request)
-            .with_context(cx)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => {
-                genai::record_error(&mut span, &e);
-                return Err(e);
-            }
-        };
+        let stream = genai::call_in_span(
+            &mut span,
+            self.client.inner.responses().create_stream(request),
+        )
+        .await?;
         let last = Arc::new(Mutex::new(None::<Response>));
         let on_eos = {
             let last = last.clone();

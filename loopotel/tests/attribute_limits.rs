@@ -41,20 +41,32 @@ fn hostile_run(tracer: &LoopTracer) -> loopotel::LtfDocument {
     run.finish(Outcome::Failure, "tool_error")
 }
 
-#[test]
-fn both_views_keep_usage_cost_and_outcome_and_respect_the_limits() {
+/// [`hostile_run`] with `limits`, bridged to an SDK provider (its default limits): the
+/// document and the spans the SDK exported.
+fn hostile_run_bridged(
+    limits: AttributeLimits,
+) -> (
+    loopotel::LtfDocument,
+    Vec<opentelemetry_sdk::trace::SpanData>,
+) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let limits = AttributeLimits::default()
-        .max_attributes(64)
-        .max_value_len(1000);
     let tracer = LoopTracer::builder()
         .tracer_provider(&provider)
         .attribute_limits(limits)
         .build();
     let doc = hostile_run(&tracer);
+    (doc, exporter.get_finished_spans().unwrap())
+}
+
+#[test]
+fn both_views_keep_usage_cost_and_outcome_and_respect_the_limits() {
+    let limits = AttributeLimits::default()
+        .max_attributes(64)
+        .max_value_len(1000);
+    let (doc, spans) = hostile_run_bridged(limits);
     assert!(loopotel::validate::validate_document(&doc).is_empty());
     let tool = doc
         .spans
@@ -102,7 +114,6 @@ fn both_views_keep_usage_cost_and_outcome_and_respect_the_limits() {
     assert!(root.attributes.get("loop.tokens_total").is_some());
 
     // The OpenTelemetry view carries the same, within the SDK's own 128-attribute limit.
-    let spans = exporter.get_finished_spans().unwrap();
     let otel_tool = spans
         .iter()
         .find(|s| s.span_context.span_id().to_bytes() == tool.span_id.to_bytes())
@@ -134,15 +145,7 @@ fn both_views_keep_usage_cost_and_outcome_and_respect_the_limits() {
 fn without_loopotel_limits_the_sdk_would_drop_the_usage() {
     // Why the limits exist: unlimited, the span reaches the SDK with 300+ attributes and the
     // SDK's default limit (128) keeps the first ones — the usage set last is lost there.
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let tracer = LoopTracer::builder()
-        .tracer_provider(&provider)
-        .attribute_limits(AttributeLimits::unlimited())
-        .build();
-    let doc = hostile_run(&tracer);
+    let (doc, spans) = hostile_run_bridged(AttributeLimits::unlimited());
     let tool = doc
         .spans
         .iter()
@@ -152,7 +155,6 @@ fn without_loopotel_limits_the_sdk_would_drop_the_usage() {
         tool.attributes.get("gen_ai.usage.input_tokens").is_some(),
         "LTF keeps all"
     );
-    let spans = exporter.get_finished_spans().unwrap();
     let otel_tool = spans
         .iter()
         .find(|s| s.span_context.span_id().to_bytes() == tool.span_id.to_bytes())

@@ -395,6 +395,32 @@ pub fn loop_workload(
     start.elapsed()
 }
 
+/// A provider exporting over OTLP/HTTP to `endpoint` (2 s timeout) through loopotel's
+/// counted batch pipeline, with a disk spool when given; and its delivery counters.
+pub fn counted_otlp_provider(
+    endpoint: &str,
+    spool: Option<loopotel::otel::spool::SpoolConfig>,
+) -> (
+    opentelemetry_sdk::trace::SdkTracerProvider,
+    loopotel::otel::delivery::DeliveryCounters,
+) {
+    use loopotel::otel::otlp::{Protocol, span_exporter};
+    let exporter = span_exporter(
+        endpoint,
+        Protocol::HttpProtobuf,
+        std::time::Duration::from_secs(2),
+        &[],
+    )
+    .expect("an OTLP/HTTP exporter");
+    let counters = loopotel::otel::delivery::DeliveryCounters::new();
+    let processor = loopotel::otel::delivery::counted_batch_processor(exporter, spool, &counters)
+        .expect("the span pipeline");
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    (provider, counters)
+}
+
 /// The `(trace id, span id)` hex pairs of the spans in OTLP/HTTP request bodies, in arrival
 /// order (duplicates kept, so a test can check each arrived exactly once).
 pub fn otlp_span_ids(bodies: &[Vec<u8>]) -> Vec<(String, String)> {

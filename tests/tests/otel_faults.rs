@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use loopotel::LoopTracer;
 use loopotel::jsonl::{JsonlExporter, JsonlReader};
-use loopotel::otel::delivery::{DeliveryCounters, counted_batch_processor};
-use loopotel::otel::otlp::{Protocol, span_exporter};
+use loopotel::otel::delivery::DeliveryCounters;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 
 const RUNS: u64 = 40;
@@ -23,18 +22,7 @@ const SPANS_PER_WORKLOAD: u64 = RUNS * (1 + (ITERATIONS + 1) + ITERATIONS);
 
 /// A provider exporting to `endpoint`, counting what it delivers, fails or drops.
 fn provider_to(endpoint: &str) -> (SdkTracerProvider, DeliveryCounters) {
-    let exporter = span_exporter(
-        endpoint,
-        Protocol::HttpProtobuf,
-        Duration::from_secs(2),
-        &[],
-    )
-    .unwrap();
-    let counters = DeliveryCounters::new();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(counted_batch_processor(exporter, None, &counters).unwrap())
-        .build();
-    (provider, counters)
+    tests::counted_otlp_provider(endpoint, None)
 }
 
 /// The loop with a broken collector vs the same loop with no provider, in this run.

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use loopotel::LoopTracer;
 use loopotel::jsonl::{JsonlExporter, JsonlReader};
-use loopotel::otel::delivery::{DeliveryCounters, DeliveryStats, counted_batch_processor};
-use loopotel::otel::otlp::{Protocol, span_exporter};
+use loopotel::otel::delivery::{DeliveryCounters, DeliveryStats};
 use loopotel::otel::spool::SpoolConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -30,17 +29,7 @@ fn spooled_tracer(
     spool: SpoolConfig,
     jsonl: &Path,
 ) -> (LoopTracer, SdkTracerProvider, DeliveryCounters) {
-    let exporter = span_exporter(
-        endpoint,
-        Protocol::HttpProtobuf,
-        Duration::from_secs(2),
-        &[],
-    )
-    .unwrap();
-    let counters = DeliveryCounters::new();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(counted_batch_processor(exporter, Some(spool), &counters).unwrap())
-        .build();
+    let (provider, counters) = tests::counted_otlp_provider(endpoint, Some(spool));
     let tracer = LoopTracer::builder()
         .tracer_provider(&provider)
         .sink(JsonlExporter::create(jsonl).unwrap())

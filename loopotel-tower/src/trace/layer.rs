@@ -112,87 +112,27 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
 
     /// Replaces how the span is named (and its kind chosen) from the request.
     pub fn make_span<T>(self, make_span: T) -> LoopTraceLayer<OnReq, OnRes, OnFail, C, T, K> {
-        LoopTraceLayer {
-            kind: self.kind,
-            default_span: self.default_span,
-            default_attributes: self.default_attributes,
-            make_span,
-            on_request: self.on_request,
-            on_response: self.on_response,
-            on_failure: self.on_failure,
-            classifier: self.classifier,
-            end: self.end,
-            standalone: self.standalone,
-            per_attempt: self.per_attempt,
-        }
+        self.with_callbacks(|(req, res, fail, c, _, k)| (req, res, fail, c, make_span, k))
     }
 
     /// Replaces the request callback.
     pub fn on_request<T>(self, on_request: T) -> LoopTraceLayer<T, OnRes, OnFail, C, M, K> {
-        LoopTraceLayer {
-            kind: self.kind,
-            default_span: self.default_span,
-            default_attributes: self.default_attributes,
-            make_span: self.make_span,
-            on_request,
-            on_response: self.on_response,
-            on_failure: self.on_failure,
-            classifier: self.classifier,
-            end: self.end,
-            standalone: self.standalone,
-            per_attempt: self.per_attempt,
-        }
+        self.with_callbacks(|(_, res, fail, c, m, k)| (on_request, res, fail, c, m, k))
     }
 
     /// Replaces the response callback.
     pub fn on_response<T>(self, on_response: T) -> LoopTraceLayer<OnReq, T, OnFail, C, M, K> {
-        LoopTraceLayer {
-            kind: self.kind,
-            default_span: self.default_span,
-            default_attributes: self.default_attributes,
-            make_span: self.make_span,
-            on_request: self.on_request,
-            on_response,
-            on_failure: self.on_failure,
-            classifier: self.classifier,
-            end: self.end,
-            standalone: self.standalone,
-            per_attempt: self.per_attempt,
-        }
+        self.with_callbacks(|(req, _, fail, c, m, k)| (req, on_response, fail, c, m, k))
     }
 
     /// Replaces the failure callback.
     pub fn on_failure<T>(self, on_failure: T) -> LoopTraceLayer<OnReq, OnRes, T, C, M, K> {
-        LoopTraceLayer {
-            kind: self.kind,
-            default_span: self.default_span,
-            default_attributes: self.default_attributes,
-            make_span: self.make_span,
-            on_request: self.on_request,
-            on_response: self.on_response,
-            on_failure,
-            classifier: self.classifier,
-            end: self.end,
-            standalone: self.standalone,
-            per_attempt: self.per_attempt,
-        }
+        self.with_callbacks(|(req, res, _, c, m, k)| (req, res, on_failure, c, m, k))
     }
 
     /// Replaces the response classifier (which decides failures from `Ok` responses).
     pub fn classify<T>(self, classifier: T) -> LoopTraceLayer<OnReq, OnRes, OnFail, T, M, K> {
-        LoopTraceLayer {
-            kind: self.kind,
-            default_span: self.default_span,
-            default_attributes: self.default_attributes,
-            make_span: self.make_span,
-            on_request: self.on_request,
-            on_response: self.on_response,
-            on_failure: self.on_failure,
-            classifier,
-            end: self.end,
-            standalone: self.standalone,
-            per_attempt: self.per_attempt,
-        }
+        self.with_callbacks(|(req, res, fail, _, m, k)| (req, res, fail, classifier, m, k))
     }
 
     /// For services whose response is a `Stream` (an LLM token stream, paged results): the
@@ -204,19 +144,9 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
         self,
         on_eos: E,
     ) -> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, EndOnStreamEnd<E>> {
-        LoopTraceLayer {
-            kind: self.kind,
-            default_span: self.default_span,
-            default_attributes: self.default_attributes,
-            make_span: self.make_span,
-            on_request: self.on_request,
-            on_response: self.on_response,
-            on_failure: self.on_failure,
-            classifier: self.classifier,
-            end: EndOnStreamEnd(on_eos),
-            standalone: self.standalone,
-            per_attempt: self.per_attempt,
-        }
+        self.with_callbacks(|(req, res, fail, c, m, _)| {
+            (req, res, fail, c, m, EndOnStreamEnd(on_eos))
+        })
     }
 
     /// For services returning `http::Response<B>`: the span stays open until the body ends
@@ -225,16 +155,35 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
         self,
         on_eos: E,
     ) -> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, EndOnBodyEnd<E>> {
+        self.with_callbacks(|(req, res, fail, c, m, _)| {
+            (req, res, fail, c, m, EndOnBodyEnd(on_eos))
+        })
+    }
+
+    /// The one place a layer is rebuilt with other callbacks (each builder method swaps one):
+    /// `(on_request, on_response, on_failure, classifier, make_span, end)`.
+    fn with_callbacks<OnReq2, OnRes2, OnFail2, C2, M2, K2>(
+        self,
+        swap: impl FnOnce((OnReq, OnRes, OnFail, C, M, K)) -> (OnReq2, OnRes2, OnFail2, C2, M2, K2),
+    ) -> LoopTraceLayer<OnReq2, OnRes2, OnFail2, C2, M2, K2> {
+        let (on_request, on_response, on_failure, classifier, make_span, end) = swap((
+            self.on_request,
+            self.on_response,
+            self.on_failure,
+            self.classifier,
+            self.make_span,
+            self.end,
+        ));
         LoopTraceLayer {
             kind: self.kind,
             default_span: self.default_span,
             default_attributes: self.default_attributes,
-            make_span: self.make_span,
-            on_request: self.on_request,
-            on_response: self.on_response,
-            on_failure: self.on_failure,
-            classifier: self.classifier,
-            end: EndOnBodyEnd(on_eos),
+            make_span,
+            on_request,
+            on_response,
+            on_failure,
+            classifier,
+            end,
             standalone: self.standalone,
             per_attempt: self.per_attempt,
         }
