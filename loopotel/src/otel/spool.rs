@@ -163,9 +163,11 @@ impl<E: SpanExporter> SpoolingSpanExporter<E> {
     async fn drain_at_most(&self, max_files: usize) -> DrainReport {
         let mut report = DrainReport::default();
         // One drain at a time in this process; other processes are kept off by the claim.
-        if self.spool.draining.swap(true, Ordering::Acquire) {
+        // The guards undo the flag and a claim if this future is dropped half-way (an
+        // export timeout, a shutdown): nothing is left claimed by a drain that stopped.
+        let Some(_draining) = DrainingGuard::take(&self.spool.draining) else {
             return report;
-        }
+        };
         report.complete = true;
         let files = self.spool.files();
         if files.len() > max_files {
@@ -175,16 +177,16 @@ impl<E: SpanExporter> SpoolingSpanExporter<E> {
             let Some(claimed) = self.spool.claim(&file) else {
                 continue; // another process took it, or the cap evicted it
             };
-            let batch = match read_batch(&claimed) {
+            let batch = match read_batch(&claimed.path) {
                 Ok(batch) => batch,
                 Err(e) => {
                     // Unreadable (written by an incompatible version, or damaged on disk):
                     // counted as evicted, never retried forever.
                     eprintln!(
                         "loopotel: dropping unreadable spool file {}: {e}",
-                        claimed.display()
+                        claimed.path.display()
                     );
-                    let _ = fs::remove_file(&claimed);
+                    claimed.remove();
                     self.spool.removed(&file);
                     self.counters.evicted(file.spans);
                     continue;
@@ -193,20 +195,19 @@ impl<E: SpanExporter> SpoolingSpanExporter<E> {
             let spans = batch.len() as u64;
             match self.inner.export(batch).await {
                 Ok(()) => {
-                    let _ = fs::remove_file(&claimed);
+                    claimed.remove();
                     self.spool.removed(&file);
                     self.counters.resent(spans);
                     report.files += 1;
                     report.spans += spans;
                 }
                 Err(_) => {
-                    self.spool.unclaim(&claimed, &file);
+                    drop(claimed); // back into the spool
                     report.complete = false;
                     break;
                 }
             }
         }
-        self.spool.draining.store(false, Ordering::Release);
         report
     }
 }
@@ -435,17 +436,17 @@ impl Spool {
     }
 
     /// Renames `file` to a name only this process uses; `None` if someone else got it first.
-    fn claim(&self, file: &SpoolFile) -> Option<PathBuf> {
+    fn claim(&self, file: &SpoolFile) -> Option<Claim> {
         let name = file.path.file_name()?.to_str()?;
         let claimed = self
             .dir
             .join(format!("{name}.sending-{}", std::process::id()));
         fs::rename(&file.path, &claimed).ok()?;
-        Some(claimed)
-    }
-
-    fn unclaim(&self, claimed: &Path, file: &SpoolFile) {
-        let _ = fs::rename(claimed, &file.path);
+        Some(Claim {
+            path: claimed,
+            original: file.path.clone(),
+            removed: false,
+        })
     }
 
     fn report_once(&self, error: &OTelSdkError) {
@@ -474,6 +475,45 @@ fn create_private_file(path: &Path) -> io::Result<fs::File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
+}
+
+/// A spool file this process is sending. Dropped without [`Claim::remove`] (the collector
+/// failed, or the drain was cancelled), it goes back into the spool under its own name.
+struct Claim {
+    path: PathBuf,
+    original: PathBuf,
+    removed: bool,
+}
+
+impl Claim {
+    /// The collector has it: the file goes.
+    fn remove(mut self) {
+        let _ = fs::remove_file(&self.path);
+        self.removed = true;
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = fs::rename(&self.path, &self.original);
+        }
+    }
+}
+
+/// Holds a spool's `draining` flag; clears it when dropped.
+struct DrainingGuard<'a>(&'a AtomicBool);
+
+impl<'a> DrainingGuard<'a> {
+    fn take(flag: &'a AtomicBool) -> Option<Self> {
+        (!flag.swap(true, Ordering::Acquire)).then_some(Self(flag))
+    }
+}
+
+impl Drop for DrainingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// Whether a process with this id is running (Linux: `/proc`; elsewhere assumed dead, so
@@ -957,6 +997,50 @@ mod tests {
         let stats = counters.snapshot();
         assert_eq!((stats.resent, stats.evicted), (4, 5));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_drain_cancelled_mid_export_leaves_nothing_claimed() {
+        /// A collector that never answers: the drain's export stays pending.
+        #[derive(Debug)]
+        struct Hung;
+        impl SpanExporter for Hung {
+            async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
+                std::future::pending().await
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let err = OTelSdkError::InternalFailure("down".into());
+        Spool::open(SpoolConfig::new(dir.path()))
+            .unwrap()
+            .write(&[rich_span()], &err)
+            .unwrap();
+        let exporter =
+            SpoolingSpanExporter::new(Hung, SpoolConfig::new(dir.path()), DeliveryCounters::new())
+                .unwrap();
+        {
+            let mut drain = std::pin::pin!(exporter.drain());
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            assert!(drain.as_mut().poll(&mut cx).is_pending());
+            let names: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            assert!(
+                names[0].contains(".sending-"),
+                "claimed while sending: {names:?}"
+            );
+        } // cancelled here (an export timeout, a shutdown)
+        assert_eq!(
+            exporter.spooled_on_disk(),
+            1,
+            "the file is back in the spool"
+        );
+        assert!(
+            !exporter.spool.draining.load(Ordering::Relaxed),
+            "a later drain can run"
+        );
     }
 
     #[test]
