@@ -115,20 +115,20 @@ fn a_collector_down_for_part_of_a_run_gets_every_span_exactly_once_when_it_is_ba
         SpoolConfig::new(dir.path().join("spool")),
         &jsonl,
     );
-    let baseline = workload(&LoopTracer::new());
     let down = workload(&tracer); // refused: spooled
     let _ = provider.force_flush();
     let while_down = counters.snapshot();
     assert_eq!(while_down.spooled, SPANS_PER_WORKLOAD, "{while_down:?}");
     let rt = runtime();
     let (_, rx) = rt.block_on(tests::otlp_http_receiver_on(&addr));
-    workload(&tracer); // back: this run's spans, then the spool
+    let up = workload(&tracer); // back: this run's spans, then the spool
     shutdown(provider);
     assert_exactly_once(&received(&mut [rx]), &recorded(&jsonl));
     assert_all_delivered(counters.report_final(), 2 * SPANS_PER_WORKLOAD);
-    // Spooling is off the loop's path: generous, as for the other faults.
-    let ratio = down.as_secs_f64() / baseline.as_secs_f64().max(1e-6);
-    assert!(ratio < 25.0, "{down:?} vs {baseline:?} ({ratio:.1}×)");
+    // Spooling happens on the exporter's thread, not the loop's: the same loop runs as fast
+    // with the collector down as with it up (generous, as for the other faults).
+    let ratio = down.as_secs_f64() / up.as_secs_f64().max(1e-6);
+    assert!(ratio < 25.0, "down {down:?} vs up {up:?} ({ratio:.1}×)");
 }
 
 #[test]
