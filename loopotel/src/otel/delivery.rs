@@ -10,7 +10,10 @@
 //! - `failed` — batches the exporter rejected (dead or hung endpoint, timeout, 5xx);
 //! - `pending` — ended but not yet handed to the exporter: queued, or dropped by a full
 //!   queue. After a flush or shutdown nothing is queued, so what is left was dropped
-//!   ([`DeliveryStats::dropped`]).
+//!   ([`DeliveryStats::dropped`]);
+//! - with a disk spool ([`super::spool`], through [`counted_batch_processor`]): `spooled` —
+//!   kept on disk while the collector was away — then `resent` once it is back, or
+//!   `evicted` by the spool's size cap.
 //!
 //! The first failure is reported once on stderr, not per span. [`crate::otel::init::init`]
 //! wires this up and adds the counts to `loop.telemetry.dropped` (reasons `export_failed`,
