@@ -45,12 +45,30 @@ impl Drop for PanicDetector<'_> {
 
 pin_project! {
     /// The response future of [`super::LoopTrace`]. It has no `Drop` of its own: a call that
-    /// records nothing is the inner future plus an empty pointer; the recorded state ends
-    /// its span when dropped unfinished.
+    /// records nothing is the inner future itself (where the inner future has a spare bit
+    /// pattern, as most do, not even a byte larger); a recorded call moves the inner future
+    /// next to its state in one allocation, and that state ends the span when dropped
+    /// unfinished.
     pub struct ResponseFuture<F, OnRes, OnFail, C, K = EndOnResponse> {
         #[pin]
+        call: Call<F, OnRes, OnFail, C, K>,
+    }
+}
+
+pin_project! {
+    #[project = CallProj]
+    enum Call<F, OnRes, OnFail, C, K> {
+        Passthrough { #[pin] inner: F },
+        Recorded { call: Pin<Box<RecordedCall<F, OnRes, OnFail, C, K>>> },
+    }
+}
+
+pin_project! {
+    struct RecordedCall<F, OnRes, OnFail, C, K> {
+        #[pin]
         inner: F,
-        state: Option<Box<CallState<OnRes, OnFail, C, K>>>,
+        // `None` once the span was ended by `poll`.
+        state: Option<CallState<OnRes, OnFail, C, K>>,
     }
 }
 
@@ -85,13 +103,19 @@ impl<F, OnRes, OnFail, C, K> ResponseFuture<F, OnRes, OnFail, C, K> {
     /// A call that records nothing: polls the inner future and nothing else.
     #[inline]
     pub(crate) fn passthrough(inner: F) -> Self {
-        Self { inner, state: None }
+        Self {
+            call: Call::Passthrough { inner },
+        }
     }
 
     pub(crate) fn new(inner: F, state: CallState<OnRes, OnFail, C, K>) -> Self {
         Self {
-            inner,
-            state: Some(Box::new(state)),
+            call: Call::Recorded {
+                call: Box::pin(RecordedCall {
+                    inner,
+                    state: Some(state),
+                }),
+            },
         }
     }
 }
@@ -120,18 +144,20 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if this.state.is_none() {
-            return K::poll_passthrough(this.inner, task);
+        match self.project().call.project() {
+            CallProj::Passthrough { inner } => K::poll_passthrough(inner, task),
+            CallProj::Recorded { call } => {
+                let call = call.as_mut().project();
+                finish_poll(call.inner, call.state, task)
+            }
         }
-        finish_poll(this.inner, this.state, task)
     }
 }
 
 /// The recording half of `poll`, out of line.
 fn finish_poll<F, Res, E, OnRes, OnFail, C, K>(
     inner: Pin<&mut F>,
-    state_slot: &mut Option<Box<CallState<OnRes, OnFail, C, K>>>,
+    state_slot: &mut Option<CallState<OnRes, OnFail, C, K>>,
     task: &mut TaskContext<'_>,
 ) -> Poll<Result<K::Response, E>>
 where
