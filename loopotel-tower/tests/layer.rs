@@ -589,3 +589,31 @@ async fn http_body_responses_end_the_span_with_the_body_and_standalone_runs_afte
         Some("success")
     );
 }
+
+/// The response future of a call is no larger than the inner service's future when that one
+/// has a spare bit pattern (most do): a layer that records nothing costs no extra bytes to
+/// move. (The recording state lives in the recorded call's own allocation.)
+#[test]
+fn the_response_future_is_the_size_of_the_inner_future() {
+    #[derive(Clone, Copy)]
+    struct Echo;
+    impl Service<http::Request<String>> for Echo {
+        type Response = http::Response<String>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: http::Request<String>) -> Self::Future {
+            std::future::ready(Ok(http::Response::new(String::new())))
+        }
+    }
+    fn future_size<S: Service<http::Request<String>>>(_: &S) -> usize {
+        std::mem::size_of::<S::Future>()
+    }
+    let traced = tower::Layer::layer(&LoopTraceLayer::tool("echo"), Echo);
+    assert_eq!(future_size(&traced), future_size(&Echo));
+}
