@@ -41,6 +41,14 @@ fn hostile_run(tracer: &LoopTracer) -> loopotel::LtfDocument {
     run.finish(Outcome::Failure, "tool_error")
 }
 
+/// The hostile run's tool span.
+fn tool_span(doc: &loopotel::LtfDocument) -> &loopotel::LtfSpan {
+    doc.spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Worker)
+        .expect("the tool span")
+}
+
 /// [`hostile_run`] with `limits`, bridged to an SDK provider (its default limits): the
 /// document and the spans the SDK exported.
 fn hostile_run_bridged(
@@ -68,11 +76,7 @@ fn both_views_keep_usage_cost_and_outcome_and_respect_the_limits() {
         .max_value_len(1000);
     let (doc, spans) = hostile_run_bridged(limits);
     assert!(loopotel::validate::validate_document(&doc).is_empty());
-    let tool = doc
-        .spans
-        .iter()
-        .find(|s| s.kind == SpanKind::Worker)
-        .unwrap();
+    let tool = tool_span(&doc);
     // The name: no control characters left, the text kept.
     assert!(
         !tool.name.as_str().chars().any(char::is_control),
@@ -146,11 +150,7 @@ fn without_loopotel_limits_the_sdk_would_drop_the_usage() {
     // Why the limits exist: unlimited, the span reaches the SDK with 300+ attributes and the
     // SDK's default limit (128) keeps the first ones — the usage set last is lost there.
     let (doc, spans) = hostile_run_bridged(AttributeLimits::unlimited());
-    let tool = doc
-        .spans
-        .iter()
-        .find(|s| s.kind == SpanKind::Worker)
-        .unwrap();
+    let tool = tool_span(&doc);
     assert!(
         tool.attributes.get("gen_ai.usage.input_tokens").is_some(),
         "LTF keeps all"
@@ -178,11 +178,7 @@ fn the_default_limits_leave_ordinary_spans_untouched() {
         assert!(span.attributes.get(DROPPED_ATTRIBUTES).is_none());
         assert!(span.attributes.get(TRUNCATED_ATTRIBUTES).is_none());
     }
-    let tool = doc
-        .spans
-        .iter()
-        .find(|s| s.kind == SpanKind::Worker)
-        .unwrap();
+    let tool = tool_span(&doc);
     assert_eq!(
         tool.attributes.get("query").and_then(|v| v.as_str()),
         Some("weather in Paris")

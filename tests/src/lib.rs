@@ -294,6 +294,16 @@ pub fn sample_documents() -> Vec<loopotel::LtfDocument> {
     docs
 }
 
+/// A one-worker tokio runtime for test servers (the receivers below) and gRPC exporters;
+/// dropping or shutting it down stops what it runs — a collector killed.
+pub fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// A minimal OTLP/HTTP receiver on 127.0.0.1 (an ephemeral port, stopped with the runtime):
 /// reads each POST, decodes the protobuf
 /// `ExportTraceServiceRequest`, answers 200 with an empty `ExportTraceServiceResponse`.

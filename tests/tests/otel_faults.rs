@@ -106,11 +106,7 @@ fn an_endpoint_that_accepts_and_never_answers_does_not_block_the_loop() {
 
 #[test]
 fn a_collector_killed_mid_run_does_not_break_the_loop() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tests::server_runtime();
     let (endpoint, _rx) = rt.block_on(tests::otlp_http_receiver());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.jsonl");

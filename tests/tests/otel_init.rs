@@ -23,11 +23,7 @@ fn string_attr(
 
 #[test]
 fn init_reads_the_environment_exports_spans_and_metrics_and_honours_sdk_disabled() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tests::server_runtime();
     let (endpoint, mut rx) = rt.block_on(tests::otlp_http_receiver());
     // SAFETY: this binary runs this one test; nothing else reads the environment meanwhile.
     unsafe {

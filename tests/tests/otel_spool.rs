@@ -49,14 +49,6 @@ fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn received(rxs: &mut [UnboundedReceiver<(String, Vec<u8>)>]) -> Vec<(String, String)> {
     let mut bodies = Vec::new();
     for rx in rxs {
@@ -119,7 +111,7 @@ fn a_collector_down_for_part_of_a_run_gets_every_span_exactly_once_when_it_is_ba
     let _ = provider.force_flush();
     let while_down = counters.snapshot();
     assert_eq!(while_down.spooled, SPANS_PER_WORKLOAD, "{while_down:?}");
-    let rt = runtime();
+    let rt = tests::server_runtime();
     let (_, rx) = rt.block_on(tests::otlp_http_receiver_on(&addr));
     let up = workload(&tracer); // back: this run's spans, then the spool
     shutdown(provider);
@@ -135,7 +127,7 @@ fn a_collector_down_for_part_of_a_run_gets_every_span_exactly_once_when_it_is_ba
 fn a_collector_killed_and_restarted_mid_run_gets_every_span_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let jsonl = dir.path().join("traces.jsonl");
-    let first = runtime();
+    let first = tests::server_runtime();
     let (endpoint, rx1) = first.block_on(tests::otlp_http_receiver());
     let addr = endpoint.trim_start_matches("http://").to_owned();
     let (tracer, provider, counters) = spooled_tracer(
@@ -149,7 +141,7 @@ fn a_collector_killed_and_restarted_mid_run_gets_every_span_exactly_once() {
     first.shutdown_timeout(Duration::from_secs(1)); // killed
     workload(&tracer);
     let _ = provider.force_flush();
-    let second = runtime();
+    let second = tests::server_runtime();
     let (_, rx2) = second.block_on(tests::otlp_http_receiver_on(&addr)); // restarted
     workload(&tracer);
     shutdown(provider);
@@ -176,7 +168,7 @@ fn spooled_spans_survive_a_restart_of_the_exporting_process() {
         "{first:?}"
     );
     // Second: a new exporter on the same spool, the collector back.
-    let rt = runtime();
+    let rt = tests::server_runtime();
     let (_, rx) = rt.block_on(tests::otlp_http_receiver_on(&addr));
     let (tracer, provider, counters) = spooled_tracer(&endpoint, SpoolConfig::new(&spool), &jsonl);
     workload(&tracer);
@@ -214,7 +206,7 @@ fn a_full_spool_evicts_the_oldest_spans_and_counts_them() {
     assert!(on_disk <= cap, "{on_disk} bytes on disk, cap {cap}");
     let full = counters.snapshot();
     assert!(full.evicted > 0, "{full:?}");
-    let rt = runtime();
+    let rt = tests::server_runtime();
     let (_, rx) = rt.block_on(tests::otlp_http_receiver_on(&addr));
     shutdown(provider); // the collector is back: what the spool kept goes now
     let got = received(&mut [rx]);

@@ -79,11 +79,7 @@ fn a_traced_loop_over_otlp_http_reads_back_from_phoenix() {
 fn a_traced_loop_over_otlp_grpc_reads_back_from_phoenix() {
     let Some(p) = phoenix() else { return };
     let project = project("grpc");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tests::server_runtime();
     let provider = {
         let _enter = rt.enter();
         let exporter =

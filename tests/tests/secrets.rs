@@ -292,11 +292,7 @@ fn a_known_secret_never_reaches_jsonl_otlp_or_logs_through_env_info_metadata_or_
         leaky_child(std::path::Path::new(&dir), &endpoint);
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tests::server_runtime();
     let (endpoint, mut rx) = rt.block_on(tests::otlp_http_receiver());
     let dir = tempfile::tempdir().unwrap();
     // The scenario runs in a child process so that everything it logs is captured here.
