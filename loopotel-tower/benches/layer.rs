@@ -2,7 +2,8 @@
 //! with no subscriber; `LoopTraceLayer` with tracing disabled, with LTF only, and with LTF +
 //! OpenTelemetry SDK (BatchSpanProcessor, discarding exporter); a hand-written layer over the
 //! bare SDK doing the same OpenTelemetry work (the baseline for the bridged layer); and a
-//! 1 000-item stream plain vs traced. Ratios are computed from this run's measurements.
+//! 1 000-item stream plain vs traced. Ratios are computed from this run's measurements; the
+//! two target ratios are also measured in interleaved rounds (`common::paired_ratio`).
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -258,8 +259,32 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The two target ratios, measured so that machine noise hits both sides alike.
+    let pass_through = PassThrough.layer(Echo);
+    let _ = PAIRED.set(Paired {
+        disabled: common::paired_ratio(
+            60,
+            100_000,
+            |n| time_calls(&ltf, &pass_through, n),
+            |n| time_calls(&disabled, &traced, n),
+        ),
+        bridged: common::paired_ratio(
+            60,
+            10_000,
+            |n| time_calls(&ltf, &otel_only, n),
+            |n| time_calls(&bridged, &traced, n),
+        ),
+    });
     let _ = provider.shutdown();
 }
+
+struct Paired {
+    disabled: common::PairedRatio,
+    bridged: common::PairedRatio,
+}
+
+static PAIRED: std::sync::OnceLock<Paired> = std::sync::OnceLock::new();
 
 fn report() {
     let (Some(bare), Some(pass)) = (mean_ns("layer/no_layer"), mean_ns("layer/pass_through"))
@@ -305,6 +330,16 @@ fn report() {
         println!(
             "\nLoopTraceLayer (LTF + OpenTelemetry) ÷ bare OpenTelemetry SDK span layer: {:.2}×",
             bridged / otel
+        );
+    }
+    if let Some(paired) = PAIRED.get() {
+        println!(
+            "\nPaired: LoopTraceLayer disabled ÷ pass-through layer {}",
+            paired.disabled
+        );
+        println!(
+            "Paired: LoopTraceLayer (LTF + OpenTelemetry) ÷ bare SDK span layer {}",
+            paired.bridged
         );
     }
     if let (Some(plain), Some(traced)) =

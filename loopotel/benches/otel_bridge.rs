@@ -1,6 +1,7 @@
 //! Cost of a recorded span with the OpenTelemetry bridge on, against a bare OpenTelemetry SDK
 //! span with the same attributes, measured in the same run (SDK + BatchSpanProcessor +
-//! discarding exporter). Prints a ratio table after the criterion output.
+//! discarding exporter). Prints a ratio table after the criterion output, and the target ratio
+//! measured in interleaved rounds ([`common::paired_ratio`]).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -45,6 +46,25 @@ fn time_loopotel_spans(tracer: &LoopTracer, iters: u64) -> Duration {
     total
 }
 
+/// Times `iters` bare SDK spans with the same name and five attributes.
+fn time_sdk_spans(tracer: &opentelemetry_sdk::trace::SdkTracer, iters: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..iters {
+        let mut s = tracer
+            .span_builder("execute_tool search")
+            .with_attributes([
+                KeyValue::new("gen_ai.operation.name", "execute_tool"),
+                KeyValue::new("gen_ai.tool.name", "search"),
+                KeyValue::new("gen_ai.tool.call.id", "call-1"),
+                KeyValue::new("loop.iteration", 1i64),
+                KeyValue::new("bench.i", i as i64),
+            ])
+            .start(tracer);
+        s.end();
+    }
+    start.elapsed()
+}
+
 fn benches(c: &mut Criterion) {
     let sdk = provider();
     let bare = sdk.tracer("bench");
@@ -57,21 +77,7 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("span");
     g.bench_function("sdk_bare_5_attributes", |b| {
-        let mut i = 0i64;
-        b.iter(|| {
-            i += 1;
-            let mut s = bare
-                .span_builder("execute_tool search")
-                .with_attributes([
-                    KeyValue::new("gen_ai.operation.name", "execute_tool"),
-                    KeyValue::new("gen_ai.tool.name", "search"),
-                    KeyValue::new("gen_ai.tool.call.id", "call-1"),
-                    KeyValue::new("loop.iteration", 1i64),
-                    KeyValue::new("bench.i", i),
-                ])
-                .start(&bare);
-            s.end();
-        })
+        b.iter_custom(|n| time_sdk_spans(&bare, n))
     });
     g.bench_function("loopotel_ltf_only", |b| {
         b.iter_custom(|n| time_loopotel_spans(&ltf_only, n))
@@ -83,7 +89,18 @@ fn benches(c: &mut Criterion) {
         b.iter_custom(|n| time_loopotel_spans(&disabled, n))
     });
     g.finish();
+
+    // The target ratio, measured so that machine noise hits both sides alike.
+    let paired = common::paired_ratio(
+        60,
+        10_000,
+        |n| time_sdk_spans(&bare, n),
+        |n| time_loopotel_spans(&bridged, n),
+    );
+    let _ = PAIRED.set(paired);
 }
+
+static PAIRED: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
 
 fn report() {
     let Some(bare) = mean_ns("span/sdk_bare_5_attributes") else {
@@ -110,6 +127,9 @@ fn report() {
         if let Some(ns) = mean_ns(id) {
             println!("| {label} | {ns:.0} ns | {:.2}× |", ns / bare);
         }
+    }
+    if let Some(paired) = PAIRED.get() {
+        println!("\nLTF + OpenTelemetry ÷ bare SDK span, paired: {paired}");
     }
 }
 

@@ -48,6 +48,62 @@ pub fn fmt_ns(ns: f64) -> String {
     }
 }
 
+/// The ratio `b ÷ a` measured in interleaved rounds: each round times `per_round` units of
+/// `a` and of `b` back to back (the order alternating), so both sides of every round see the
+/// same machine state — the same neighbours on the other core, the same exporter-thread phase.
+/// Sequential criterion groups can be seconds apart on a noisy machine; paired rounds are not.
+/// Returns the median and the quartiles of the per-round ratios.
+#[allow(dead_code)] // used by two of the benches
+pub fn paired_ratio(
+    rounds: usize,
+    per_round: u64,
+    mut a: impl FnMut(u64) -> std::time::Duration,
+    mut b: impl FnMut(u64) -> std::time::Duration,
+) -> PairedRatio {
+    // Warm both sides up first.
+    a(per_round);
+    b(per_round);
+    let mut ratios: Vec<f64> = (0..rounds)
+        .map(|round| {
+            let (ta, tb) = if round % 2 == 0 {
+                let ta = a(per_round);
+                (ta, b(per_round))
+            } else {
+                let tb = b(per_round);
+                (a(per_round), tb)
+            };
+            tb.as_secs_f64() / ta.as_secs_f64().max(f64::MIN_POSITIVE)
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    PairedRatio {
+        rounds,
+        median: at(0.5),
+        q1: at(0.25),
+        q3: at(0.75),
+    }
+}
+
+/// What [`paired_ratio`] measured.
+#[allow(dead_code)]
+pub struct PairedRatio {
+    pub rounds: usize,
+    pub median: f64,
+    pub q1: f64,
+    pub q3: f64,
+}
+
+impl std::fmt::Display for PairedRatio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2}× (median of {} interleaved rounds; quartiles {:.2}×–{:.2}×)",
+            self.median, self.rounds, self.q1, self.q3
+        )
+    }
+}
+
 /// Runs the criterion groups, writing where [`criterion_dir`] reads, then `report`.
 pub fn run(benches: fn(&mut criterion::Criterion), report: fn()) {
     let mut c = criterion::Criterion::default()

@@ -316,7 +316,7 @@ impl IterationData {
             self.cost,
         ));
         let record = match otel {
-            None => SpanSlot::Iteration(self),
+            None => SpanSlot::Iteration(Box::new(self)),
             Some(otel) => {
                 // The OpenTelemetry span ends now, so its attributes are built now (outside
                 // the lock), and the LTF view reuses them.
@@ -442,7 +442,9 @@ impl IterationData {
 #[derive(Clone, Debug)]
 pub(crate) enum SpanSlot {
     Span(LtfSpan),
-    Iteration(IterationData),
+    // Boxed: a run holds one iteration per many spans, and every slot is the size of the
+    // largest variant.
+    Iteration(Box<IterationData>),
 }
 
 impl SpanSlot {
@@ -537,7 +539,7 @@ impl Iteration {
         let slot = {
             let mut state = run.lock();
             state.last_iteration = state.last_iteration.max(number);
-            run.reserve(&mut state, SpanSlot::Iteration(data.clone()))
+            run.reserve(&mut state, SpanSlot::Iteration(Box::new(data.clone())))
         };
         if slot.is_none() {
             if let Some(o) = otel {
