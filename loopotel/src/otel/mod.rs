@@ -228,15 +228,16 @@ impl OtelBridge {
         }
     }
 
-    /// Starts a leaf span (held directly until its context is needed) and returns it with
-    /// the span id the LTF span takes.
+    /// Starts a leaf span into `slot` (held directly until its context is needed) and
+    /// returns the span id the LTF span takes.
     pub(crate) fn start_leaf(
         &self,
+        slot: &mut Option<LeafOtelSpan>,
         parent: &Context,
         name: &Text,
         kind: opentelemetry::trace::SpanKind,
         start: Timestamp,
-    ) -> (LeafOtelSpan, SpanId) {
+    ) -> SpanId {
         let mut builder = self
             .tracer
             .span_builder(text_to_cow(name))
@@ -246,13 +247,11 @@ impl OtelBridge {
         builder.attributes = Some(Vec::with_capacity(LEAF_ATTRIBUTES));
         let span = self.tracer.start(builder, parent);
         let id = span.span_id();
-        (
-            LeafOtelSpan::Detached {
-                span,
-                parent: parent.clone(),
-            },
-            id,
-        )
+        *slot = Some(LeafOtelSpan::Detached {
+            span,
+            parent: parent.clone(),
+        });
+        id
     }
 
     /// Starts the OpenTelemetry span and returns it with the ids the LTF span takes.

@@ -80,35 +80,39 @@ impl SpanGuard {
         // Both views get the same clean name (control characters become `_`).
         let name = crate::limits::clean_name(&name).unwrap_or(name);
         let start_time = Timestamp::now();
-        let (otel, span_id) = match (&run.config.otel, parent_otel) {
-            (Some(bridge), Some(parent_cx)) => {
-                let (leaf, id) = bridge.start_leaf(parent_cx, &name, kinds.otel, start_time);
-                (Some(leaf), id)
-            }
-            _ => (None, SpanId::random()),
-        };
         // No lock here: a child span joins the run's list when it ends (after its iteration,
-        // which took its place when it started).
-        Self {
-            inner: Some(Box::new(LiveSpan {
-                run: run.clone(),
-                otel,
-                usage,
-                span: LtfSpan {
-                    span_id,
-                    parent_span_id: Some(parent),
-                    name,
-                    kind: kinds.ltf,
-                    start_time,
-                    end_time: None,
-                    // Instrumented calls carry a handful of attributes: one allocation.
-                    attributes: Attributes::with_capacity(8),
-                    events: Vec::new(),
-                },
-                tokens: 0,
-                cost: None,
-            })),
-        }
+        // which took its place when it started). The box comes first and the OpenTelemetry
+        // span is written into it: the SDK span is large, and moving it costs.
+        let mut live = Box::new(LiveSpan {
+            run: run.clone(),
+            otel: None,
+            usage,
+            span: LtfSpan {
+                // Set below, from the OpenTelemetry span when there is one.
+                span_id: SpanId::from_bytes([0; 8]),
+                parent_span_id: Some(parent),
+                name,
+                kind: kinds.ltf,
+                start_time,
+                end_time: None,
+                // Instrumented calls carry a handful of attributes: one allocation.
+                attributes: Attributes::with_capacity(8),
+                events: Vec::new(),
+            },
+            tokens: 0,
+            cost: None,
+        });
+        live.span.span_id = match (&run.config.otel, parent_otel) {
+            (Some(bridge), Some(parent_cx)) => bridge.start_leaf(
+                &mut live.otel,
+                parent_cx,
+                &live.span.name,
+                kinds.otel,
+                start_time,
+            ),
+            _ => SpanId::random(),
+        };
+        Self { inner: Some(live) }
     }
 
     /// Whether this span records anything.
