@@ -3,7 +3,9 @@
 //! OpenTelemetry SDK (BatchSpanProcessor, discarding exporter); a hand-written layer over the
 //! bare SDK doing the same OpenTelemetry work (the baseline for the bridged layer); and a
 //! 1 000-item stream plain vs traced. Ratios are computed from this run's measurements; the
-//! two target ratios are also measured in interleaved rounds (`common::paired_ratio`).
+//! bridged layer's ratio is also measured in interleaved rounds (`common::paired_ratio`). (Not
+//! the disabled layer's: a second set of calls to the 18 ns services changes how they are
+//! compiled, by as much as the difference being measured.)
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -260,31 +262,17 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
-    // The two target ratios, measured so that machine noise hits both sides alike.
-    let pass_through = PassThrough.layer(Echo);
-    let _ = PAIRED.set(Paired {
-        disabled: common::paired_ratio(
-            60,
-            100_000,
-            |n| time_calls(&ltf, &pass_through, n),
-            |n| time_calls(&disabled, &traced, n),
-        ),
-        bridged: common::paired_ratio(
-            60,
-            10_000,
-            |n| time_calls(&ltf, &otel_only, n),
-            |n| time_calls(&bridged, &traced, n),
-        ),
-    });
+    // The bridged target ratio, measured so that machine noise hits both sides alike.
+    let _ = PAIRED.set(common::paired_ratio(
+        60,
+        10_000,
+        |n| time_calls(&ltf, &otel_only, n),
+        |n| time_calls(&bridged, &traced, n),
+    ));
     let _ = provider.shutdown();
 }
 
-struct Paired {
-    disabled: common::PairedRatio,
-    bridged: common::PairedRatio,
-}
-
-static PAIRED: std::sync::OnceLock<Paired> = std::sync::OnceLock::new();
+static PAIRED: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
 
 fn report() {
     let (Some(bare), Some(pass)) = (mean_ns("layer/no_layer"), mean_ns("layer/pass_through"))
@@ -333,14 +321,7 @@ fn report() {
         );
     }
     if let Some(paired) = PAIRED.get() {
-        println!(
-            "\nPaired: LoopTraceLayer disabled ÷ pass-through layer {}",
-            paired.disabled
-        );
-        println!(
-            "Paired: LoopTraceLayer (LTF + OpenTelemetry) ÷ bare SDK span layer {}",
-            paired.bridged
-        );
+        println!("LoopTraceLayer (LTF + OpenTelemetry) ÷ bare SDK span layer, paired: {paired}");
     }
     if let (Some(plain), Some(traced)) =
         (mean_ns("stream_1000/plain"), mean_ns("stream_1000/traced"))
