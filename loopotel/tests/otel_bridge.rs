@@ -270,3 +270,29 @@ fn spans_ended_by_a_panic_are_errors_in_both_views() {
         assert_same(ltf, o, doc);
     }
 }
+
+/// A provider shut down while the agent still runs (a graceful shutdown in progress, say)
+/// starts no OpenTelemetry spans; the LTF record still gets valid ids of its own.
+#[test]
+fn a_shut_down_provider_leaves_the_ltf_record_valid() {
+    let (provider, _exporter) = provider();
+    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    provider.shutdown().unwrap();
+    let run = tracer.run("after-shutdown").start();
+    {
+        let it = run.iteration(1);
+        let mut call = it.span("execute_tool search", SpanKind::Worker);
+        call.set_attribute("gen_ai.tool.name", "search");
+        drop(call);
+        let mut nested = it.span("chat model", SpanKind::Worker);
+        let _cx = nested.context();
+    }
+    let doc = run.finish(Outcome::Success, "done");
+    assert_eq!(doc.spans.len(), 4);
+    let ids: std::collections::HashSet<_> = doc.spans.iter().map(|s| s.span_id).collect();
+    assert_eq!(ids.len(), 4, "every span has its own id");
+    assert!(doc.spans.iter().all(|s| !s.span_id.is_zero()));
+    assert!(!doc.trace_id.is_zero());
+    let problems = validate_document(&doc);
+    assert!(problems.is_empty(), "{problems:?}");
+}

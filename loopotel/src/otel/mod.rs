@@ -178,7 +178,12 @@ impl BridgeSpan {
             BridgeSpan::Sdk(s) => s.span_context(),
             BridgeSpan::Boxed(s) => s.span_context(),
         };
-        SpanId::from_bytes(sc.span_id().to_bytes())
+        // An SDK that started nothing (shut down, suppressed) gives the all-zero id.
+        if sc.is_valid() {
+            SpanId::from_bytes(sc.span_id().to_bytes())
+        } else {
+            SpanId::random()
+        }
     }
 
     fn into_context(self, parent: &Context) -> Context {
@@ -254,7 +259,9 @@ impl OtelBridge {
         id
     }
 
-    /// Starts the OpenTelemetry span and returns it with the ids the LTF span takes.
+    /// Starts the OpenTelemetry span and returns it with the ids the LTF span takes — `None`
+    /// when the SDK started nothing (a provider shut down, telemetry suppressed): the LTF
+    /// span then keeps ids of its own.
     pub(crate) fn start(
         &self,
         parent: &Context,
@@ -262,7 +269,7 @@ impl OtelBridge {
         kind: opentelemetry::trace::SpanKind,
         start: Timestamp,
         initial: &Attributes,
-    ) -> (LiveOtelSpan, TraceId, SpanId) {
+    ) -> (LiveOtelSpan, Option<(TraceId, SpanId)>) {
         let builder = self
             .tracer
             .span_builder(text_to_cow(name))
@@ -271,13 +278,18 @@ impl OtelBridge {
             .with_attributes(to_otel_attributes(initial, 0));
         let cx = self.tracer.start(builder, parent).into_context(parent);
         let sc = cx.span().span_context().clone();
+        let ids = sc.is_valid().then(|| {
+            (
+                TraceId::from_bytes(sc.trace_id().to_bytes()),
+                SpanId::from_bytes(sc.span_id().to_bytes()),
+            )
+        });
         (
             LiveOtelSpan {
                 cx,
                 attrs_at_start: initial.len(),
             },
-            TraceId::from_bytes(sc.trace_id().to_bytes()),
-            SpanId::from_bytes(sc.span_id().to_bytes()),
+            ids,
         )
     }
 }

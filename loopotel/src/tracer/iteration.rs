@@ -473,14 +473,17 @@ impl SpanSlot {
 fn start_otel(run: &RunShared, start: Timestamp) -> (Option<LiveOtelSpan>, SpanId) {
     match (&run.config.otel, &run.otel) {
         (Some(bridge), Some(root)) => {
-            let (live, _, id) = bridge.start(
+            let (live, ids) = bridge.start(
                 &root.cx,
                 &Text::Static(sc::SPAN_ITERATION),
                 opentelemetry::trace::SpanKind::Internal,
                 start,
                 &Attributes::new(),
             );
-            (Some(live), id)
+            (
+                Some(live),
+                ids.map_or_else(SpanId::random, |(_, span)| span),
+            )
         }
         _ => (None, SpanId::random()),
     }

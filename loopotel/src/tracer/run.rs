@@ -149,15 +149,17 @@ impl RunBuilder {
                 if parent_sc.is_valid() {
                     parent_span = Some(SpanId::from_bytes(parent_sc.span_id().to_bytes()));
                 }
-                let (live, t, s) = bridge.start(
+                let (live, ids) = bridge.start(
                     &parent_cx,
                     &Text::Static(sc::SPAN_RUN),
                     opentelemetry::trace::SpanKind::Internal,
                     started_at,
                     &attributes,
                 );
-                trace_id = t;
-                root_span_id = s;
+                if let Some((t, s)) = ids {
+                    trace_id = t;
+                    root_span_id = s;
+                }
                 otel = Some(live);
             }
             if let Some(parent) = parent_span {
