@@ -296,3 +296,30 @@ fn a_shut_down_provider_leaves_the_ltf_record_valid() {
     let problems = validate_document(&doc);
     assert!(problems.is_empty(), "{problems:?}");
 }
+
+/// A provider whose spans are only their parent's context again (the API's no-op provider,
+/// a common way to switch OpenTelemetry off) gives no ids of its own: inside a propagated
+/// trace, every span would otherwise take the caller's span id. The LTF record keeps ids of
+/// its own, in the caller's trace.
+#[test]
+fn a_no_op_provider_inside_a_propagated_trace_leaves_the_ltf_record_valid() {
+    let provider = opentelemetry::trace::noop::NoopTracerProvider::new();
+    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    let tp: TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        .parse()
+        .unwrap();
+    let run = tracer.run("consumer-loop").continue_trace(tp).start();
+    {
+        let it = run.iteration(1);
+        drop(it.span("execute_tool search", SpanKind::Worker));
+        let mut nested = it.span("chat model", SpanKind::Worker);
+        let _cx = nested.context();
+    }
+    let doc = run.finish(Outcome::Success, "done");
+    assert_eq!(doc.trace_id, tp.trace_id);
+    let ids: std::collections::HashSet<_> = doc.spans.iter().map(|s| s.span_id).collect();
+    assert_eq!(ids.len(), 4, "every span has its own id");
+    assert!(!ids.contains(&tp.span_id), "no span takes the caller's id");
+    let problems = validate_document(&doc);
+    assert!(problems.is_empty(), "{problems:?}");
+}

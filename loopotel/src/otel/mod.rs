@@ -5,7 +5,10 @@
 //!
 //! - **same ids** — the OpenTelemetry span is started first and the LTF span takes its trace
 //!   and span ids (the SDK's `IdGenerator` picks them; a run started inside another span or
-//!   from a propagated `traceparent` joins that trace);
+//!   from a propagated `traceparent` joins that trace). A provider that starts no span of its
+//!   own — shut down, telemetry suppressed, or the API's no-op provider, whose spans carry
+//!   their parent's context — leaves the LTF span its own ids, so the LTF record stays
+//!   valid;
 //! - **same parentage** — root `loop.run` → `loop.iteration` → worker/evaluator spans, and
 //!   the context a run or iteration attaches carries its OpenTelemetry span, so any other
 //!   OpenTelemetry instrumentation inside nests under it;
@@ -24,7 +27,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{Span as _, Status, TraceContextExt, Tracer as _, TracerProvider};
+use opentelemetry::trace::{
+    Span as _, SpanContext, Status, TraceContextExt, Tracer as _, TracerProvider,
+};
 use opentelemetry::{Context, InstrumentationScope, KeyValue, StringValue, Value};
 
 use crate::attr::{AttrValue, Attributes, Text};
@@ -171,19 +176,28 @@ impl BridgeTracer {
     }
 }
 
+/// The ids of a span the provider started, if it started one of its own: an SDK that
+/// started nothing (shut down, telemetry suppressed) hands out the all-zero context, and the
+/// API's no-op provider hands out the parent's context again.
+fn own_ids(sc: &SpanContext, parent: &Context) -> Option<(TraceId, SpanId)> {
+    let started = sc.is_valid() && parent.span().span_context().span_id() != sc.span_id();
+    started.then(|| {
+        (
+            TraceId::from_bytes(sc.trace_id().to_bytes()),
+            SpanId::from_bytes(sc.span_id().to_bytes()),
+        )
+    })
+}
+
 impl BridgeSpan {
-    fn span_id(&self) -> SpanId {
+    /// The span id the LTF span takes (one of its own when the provider started nothing).
+    fn span_id(&self, parent: &Context) -> SpanId {
         let sc = match self {
             #[cfg(feature = "sdk")]
             BridgeSpan::Sdk(s) => s.span_context(),
             BridgeSpan::Boxed(s) => s.span_context(),
         };
-        // An SDK that started nothing (shut down, suppressed) gives the all-zero id.
-        if sc.is_valid() {
-            SpanId::from_bytes(sc.span_id().to_bytes())
-        } else {
-            SpanId::random()
-        }
+        own_ids(sc, parent).map_or_else(SpanId::random, |(_, span)| span)
     }
 
     fn into_context(self, parent: &Context) -> Context {
@@ -251,7 +265,7 @@ impl OtelBridge {
         // The SDK keeps this vector for the span: room for the attributes given at the end.
         builder.attributes = Some(Vec::with_capacity(LEAF_ATTRIBUTES));
         let span = self.tracer.start(builder, parent);
-        let id = span.span_id();
+        let id = span.span_id(parent);
         *slot = Some(LeafOtelSpan::Detached {
             span,
             parent: parent.clone(),
@@ -260,8 +274,8 @@ impl OtelBridge {
     }
 
     /// Starts the OpenTelemetry span and returns it with the ids the LTF span takes — `None`
-    /// when the SDK started nothing (a provider shut down, telemetry suppressed): the LTF
-    /// span then keeps ids of its own.
+    /// when the provider started no span of its own ([`own_ids`]): the LTF span then keeps
+    /// ids of its own.
     pub(crate) fn start(
         &self,
         parent: &Context,
@@ -277,13 +291,7 @@ impl OtelBridge {
             .with_start_time(start.to_system_time())
             .with_attributes(to_otel_attributes(initial, 0));
         let cx = self.tracer.start(builder, parent).into_context(parent);
-        let sc = cx.span().span_context().clone();
-        let ids = sc.is_valid().then(|| {
-            (
-                TraceId::from_bytes(sc.trace_id().to_bytes()),
-                SpanId::from_bytes(sc.span_id().to_bytes()),
-            )
-        });
+        let ids = own_ids(cx.span().span_context(), parent);
         (
             LiveOtelSpan {
                 cx,
