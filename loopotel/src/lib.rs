@@ -31,6 +31,7 @@
 //! ```
 
 pub mod attr;
+mod clock;
 pub mod context;
 pub mod ids;
 pub mod jsonl;
