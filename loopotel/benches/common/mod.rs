@@ -49,10 +49,11 @@ pub fn fmt_ns(ns: f64) -> String {
 }
 
 /// The ratio `b ÷ a` measured in interleaved rounds: each round times `per_round` units of
-/// `a` and of `b` back to back (the order alternating), so both sides of every round see the
-/// same machine state — the same neighbours on the other core, the same exporter-thread phase.
-/// Sequential criterion groups can be seconds apart on a noisy machine; paired rounds are not.
-/// Returns the median and the quartiles of the per-round ratios.
+/// `a` and of `b` back to back (the order alternating), so both sides of a round share the
+/// machine's state (sequential criterion groups can be seconds apart on a noisy machine).
+/// Not exact either: what one side leaves behind (an exporter thread still freeing, the
+/// allocator's state) carries over into the other side's batch. Returns the median and the
+/// quartiles of the per-round ratios.
 #[allow(dead_code)] // used by two of the benches
 pub fn paired_ratio(
     rounds: usize,
