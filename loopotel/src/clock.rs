@@ -14,7 +14,10 @@
 //!   reads;
 //! - within a thread time never runs backwards by the small amount a new anchor may correct
 //!   (under a millisecond); a real clock step (NTP setting the clock) passes through, as it
-//!   does for the system clock.
+//!   does for the system clock, and does not change the measured rate (a measurement more
+//!   than 1 % off the known rate is discarded);
+//! - after a machine resumes from a suspend during which the counter stood still, reads can
+//!   lag the wall clock for the rest of the thread's 50 ms window.
 //!
 //! Anywhere else, or with `LOOPOTEL_CLOCK=system` in the environment, every read is a
 //! wall-clock read.
@@ -139,14 +142,19 @@ mod tsc {
     fn reanchor(a: &mut Anchor, t: u64) -> i64 {
         let unix = super::system_now();
         let t = t.max(ticks());
-        let interval = unix - a.unix;
         let mut rate = f64::from_bits(RATE.load(Ordering::Relaxed));
-        if a.tsc != 0 && t > a.tsc && interval >= MIN_RATE_INTERVAL_NS {
-            rate = interval as f64 / (t - a.tsc) as f64;
-            RATE.store(rate.to_bits(), Ordering::Relaxed);
-        } else if a.tsc != 0 && rate == 0.0 {
-            // Still measuring: keep the first anchor until the interval is long enough.
-            return unix;
+        if a.tsc != 0 && t > a.tsc {
+            let interval = unix - a.unix;
+            if interval >= MIN_RATE_INTERVAL_NS {
+                let measured = interval as f64 / (t - a.tsc) as f64;
+                if plausible(measured, rate) {
+                    rate = measured;
+                    RATE.store(rate.to_bits(), Ordering::Relaxed);
+                }
+            } else if rate == 0.0 {
+                // Still measuring: keep the first anchor until the interval is long enough.
+                return unix;
+            }
         }
         let window = if rate > 0.0 {
             (WINDOW_NS / rate) as u64
@@ -160,6 +168,18 @@ mod tsc {
             last: a.last,
         };
         unix
+    }
+
+    /// A measured rate is taken only if it is a counter's (0.1–20 GHz) and, once a rate is
+    /// known, within 1 % of it: the counter's rate is constant, so anything else is an
+    /// interval the counter did not tick through (a suspended machine, a paused VM) or a
+    /// clock step.
+    pub(super) fn plausible(measured: f64, known: f64) -> bool {
+        if known > 0.0 {
+            (measured / known - 1.0).abs() < 0.01
+        } else {
+            (0.05..=10.0).contains(&measured)
+        }
     }
 }
 
@@ -197,6 +217,27 @@ mod tests {
         if tsc::usable() {
             assert!(tsc::in_use(), "the counter's rate was measured and is used");
         }
+    }
+
+    /// An interval the counter did not tick through (a suspend, a paused VM) or a clock step
+    /// never becomes the rate.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn implausible_rates_are_discarded() {
+        assert!(
+            tsc::plausible(0.333, 0.0),
+            "a 3 GHz counter, first measurement"
+        );
+        assert!(
+            !tsc::plausible(24_000.0, 0.0),
+            "an hour over 50 ms of ticks"
+        );
+        assert!(!tsc::plausible(0.0, 0.0));
+        assert!(
+            tsc::plausible(0.3331, 0.3333),
+            "within 1 % of the known rate"
+        );
+        assert!(!tsc::plausible(0.5, 0.3333));
     }
 
     #[test]
