@@ -286,7 +286,9 @@ impl IterationData {
         end_reason: Option<&'static str>,
         otel: Option<&LiveOtelSpan>,
     ) -> bool {
-        let end = *self.end.get_or_insert_with(Timestamp::now);
+        let start = self.start;
+        // Never before the start (a clock stepped back, or the iteration ended on another thread).
+        let end = *self.end.get_or_insert_with(|| Timestamp::now().max(start));
         self.end_reason = end_reason;
         if self.latency_ms.is_none() && self.measure_latency {
             self.latency_ms = Some(round2(
@@ -347,7 +349,7 @@ impl IterationData {
     /// Marks an iteration still open when its run finishes.
     pub(crate) fn close_at(&mut self, at: Timestamp) {
         if self.end.is_none() {
-            self.end = Some(at);
+            self.end = Some(at.max(self.start));
             self.end_reason = Some("run_finished");
         }
     }
@@ -452,7 +454,7 @@ impl SpanSlot {
         match self {
             SpanSlot::Span(s) => {
                 if s.end_time.is_none() {
-                    s.end_time = Some(at);
+                    s.end_time = Some(at.max(s.start_time));
                     s.attributes.set(sc::LOOP_END_REASON, "run_finished");
                 }
             }

@@ -322,7 +322,7 @@ impl RunShared {
         // Termination reasons often carry an error's text: the built-in patterns apply.
         let reason = crate::redact::scrub_secrets_cow(reason);
         let reason: &str = &reason;
-        let ended_at = Timestamp::now();
+        let ended_at = Timestamp::now().max(self.started_at);
         let mut state = self.lock();
         let iterations = state.iterations;
         let (spans, metadata) = if state.finished {

@@ -207,7 +207,8 @@ impl SpanGuard {
         let Some(mut s) = self.inner.take() else {
             return;
         };
-        s.span.end_time = Some(Timestamp::now());
+        // Never before the start (a clock stepped back, or a span ended on another thread).
+        s.span.end_time = Some(Timestamp::now().max(s.span.start_time));
         if let Some(reason) = end_reason {
             s.span.attributes.set("error.type", reason);
             s.span.attributes.set(sc::LOOP_END_REASON, reason);

@@ -93,4 +93,14 @@ mod tests {
             .collect();
         assert_eq!(starts, (0..1000).collect::<Vec<_>>());
     }
+
+    /// A span still open when its run ends never ends before it started, whatever the
+    /// clock did in between.
+    #[test]
+    fn closing_never_ends_a_span_before_its_start() {
+        let mut open = slot(2_000);
+        open.close_at(Timestamp::from_unix_nanos(1_000));
+        let SpanSlot::Span(s) = open else { panic!() };
+        assert_eq!(s.end_time, Some(Timestamp::from_unix_nanos(2_000)));
+    }
 }
