@@ -36,10 +36,7 @@ pub(crate) fn now_unix_nanos() -> i64 {
 
 /// A wall-clock read.
 pub(crate) fn system_now() -> i64 {
-    match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
-    }
+    crate::Timestamp::from(SystemTime::now()).unix_nanos()
 }
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
