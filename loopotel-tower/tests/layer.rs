@@ -617,3 +617,85 @@ fn the_response_future_is_the_size_of_the_inner_future() {
     let traced = tower::Layer::layer(&LoopTraceLayer::tool("echo"), Echo);
     assert_eq!(future_size(&traced), future_size(&Echo));
 }
+
+/// Each span's name and the attributes (key, value) it was created with.
+type CreationLog = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+/// A sampler that remembers the attributes each span was created with.
+#[derive(Clone, Debug, Default)]
+struct SeenAtCreation(CreationLog);
+
+impl opentelemetry_sdk::trace::ShouldSample for SeenAtCreation {
+    fn should_sample(
+        &self,
+        _: Option<&opentelemetry::Context>,
+        _: opentelemetry::trace::TraceId,
+        name: &str,
+        _: &opentelemetry::trace::SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        _: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push((
+                name.to_owned(),
+                attributes
+                    .iter()
+                    .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                    .collect(),
+            ));
+        }
+        opentelemetry_sdk::trace::SamplingResult {
+            decision: opentelemetry_sdk::trace::SamplingDecision::RecordAndSample,
+            attributes: Vec::new(),
+            trace_state: Default::default(),
+        }
+    }
+}
+
+/// The kind's attributes (and the attempt number) are on the OpenTelemetry span from its
+/// creation, so a sampler can decide on `gen_ai.operation.name` or the tool's name.
+#[tokio::test]
+async fn samplers_see_the_kinds_attributes_when_the_span_is_created() {
+    let seen = SeenAtCreation::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_sampler(seen.clone())
+        .build();
+    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    let mut tool = ServiceBuilder::new()
+        .layer(LoopTraceLayer::tool("search").per_attempt())
+        .service(service_fn(
+            |q: String| async move { Ok::<_, BoxError>(q.len()) },
+        ));
+    let run = tracer.run("sampled-tools").start();
+    let it = run.iteration(1);
+    let cx = it.context();
+    let n = async { tool.ready().await?.call("rust".to_owned()).await }
+        .with_context(cx)
+        .await;
+    assert_eq!(n.ok(), Some(4));
+    drop(it);
+    let doc = run.finish(Outcome::Success, "done");
+    let seen = seen.0.lock().expect("sampler log").clone();
+    let (_, at_creation) = seen
+        .iter()
+        .find(|(name, _)| name == "execute_tool search")
+        .expect("the tool span was sampled");
+    assert_eq!(
+        at_creation,
+        &[
+            (
+                "gen_ai.operation.name".to_owned(),
+                "execute_tool".to_owned()
+            ),
+            ("gen_ai.tool.name".to_owned(), "search".to_owned()),
+            ("loop.attempt".to_owned(), "1".to_owned()),
+        ]
+    );
+    let ltf = span(&doc, "execute_tool search");
+    assert_eq!(ltf.len(), 1);
+    assert_eq!(
+        attr(ltf[0], "gen_ai.tool.name").and_then(|v| v.as_str()),
+        Some("search")
+    );
+    let _ = provider.shutdown();
+}

@@ -37,6 +37,47 @@ impl Text {
     }
 }
 
+/// The most bytes [`Text::interned`] keeps for the life of the process.
+const INTERNED_BYTES: usize = 64 * 1024;
+
+/// Strings [`Text::interned`] made `'static`, and how many bytes they hold.
+static INTERNED: std::sync::Mutex<(Option<std::collections::HashSet<&'static str>>, usize)> =
+    std::sync::Mutex::new((None, 0));
+
+impl Text {
+    /// `s` as a [`Text::Static`], for names built once at setup time (a layer's span name,
+    /// `execute_tool search`): the OpenTelemetry bridge hands a static name to the SDK
+    /// without copying it for every span. Each distinct string is kept for the life of the
+    /// process, up to 64 KiB in all; beyond that (or if the table is poisoned) the text is
+    /// [`Text::Shared`], which works the same and costs the bridge a copy per span.
+    ///
+    /// ```
+    /// use loopotel::Text;
+    ///
+    /// let name = Text::interned(format!("execute_tool {}", "search"));
+    /// assert!(matches!(name, Text::Static(_)));
+    /// assert_eq!(name, "execute_tool search");
+    /// ```
+    pub fn interned(s: impl AsRef<str>) -> Text {
+        let s = s.as_ref();
+        let Ok(mut table) = INTERNED.lock() else {
+            return Text::from(s.to_owned());
+        };
+        let (set, bytes) = &mut *table;
+        let set = set.get_or_insert_with(Default::default);
+        if let Some(known) = set.get(s) {
+            return Text::Static(known);
+        }
+        if *bytes + s.len() > INTERNED_BYTES {
+            return Text::from(s.to_owned());
+        }
+        let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+        set.insert(leaked);
+        *bytes += s.len();
+        Text::Static(leaked)
+    }
+}
+
 impl PartialEq for Text {
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
@@ -284,6 +325,32 @@ impl Attributes {
         }
     }
 
+    /// Sets `key` to `value` and returns its position (an existing key keeps its place).
+    pub(crate) fn set_at(&mut self, key: impl Into<Key>, value: impl Into<AttrValue>) -> usize {
+        let key = key.into();
+        let value = value.into();
+        match self.0.iter().position(|(k, _)| *k == key) {
+            Some(i) => {
+                self.0[i].1 = value;
+                i
+            }
+            None => {
+                self.0.push((key, value));
+                self.0.len() - 1
+            }
+        }
+    }
+
+    /// Moves every attribute to the end of `dest`, leaving this list empty.
+    pub(crate) fn move_into(&mut self, dest: &mut Vec<(Key, AttrValue)>) {
+        dest.append(&mut self.0);
+    }
+
+    /// A list of these pairs, in this order.
+    pub(crate) fn from_pairs(pairs: Vec<(Key, AttrValue)>) -> Self {
+        Self(pairs)
+    }
+
     /// Appends without checking for an existing key. Only for keys known to be new.
     pub(crate) fn push_new(&mut self, key: &'static str, value: impl Into<AttrValue>) {
         self.0.push((Cow::Borrowed(key), value.into()));
@@ -382,6 +449,35 @@ impl<'de> Deserialize<'de> for Attributes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Interning gives one static string per distinct text, up to its budget; past it,
+    /// texts are shared ones (and what was interned stays interned).
+    #[test]
+    fn interned_texts_are_static_up_to_the_budget() {
+        let Text::Static(a) = Text::interned("execute_tool interned-test") else {
+            panic!("a short name is interned")
+        };
+        let Text::Static(b) = Text::interned(String::from("execute_tool interned-test")) else {
+            panic!("a known name is interned")
+        };
+        assert!(std::ptr::eq(a, b), "one copy per distinct string");
+        let mut n = 0;
+        while matches!(
+            Text::interned(format!("{n:04}{}", "x".repeat(1020))),
+            Text::Static(_)
+        ) {
+            n += 1;
+            assert!(n <= INTERNED_BYTES / 1024, "the budget is bounded");
+        }
+        // Less than 1 KiB of the budget is left.
+        let past = "y".repeat(1100);
+        assert!(matches!(Text::interned(&past), Text::Shared(_)));
+        assert_eq!(Text::interned(&past), past.as_str());
+        assert!(matches!(
+            Text::interned("execute_tool interned-test"),
+            Text::Static(_)
+        ));
+    }
 
     #[test]
     fn set_replaces_in_place_and_keeps_order() {

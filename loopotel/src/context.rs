@@ -30,7 +30,7 @@
 
 use std::sync::Arc;
 
-use crate::attr::Text;
+use crate::attr::{AttrValue, Key, Text};
 use crate::ids::SpanId;
 use crate::model::SpanKinds;
 use crate::tracer::iteration::IterationUsage;
@@ -102,6 +102,18 @@ impl LoopScope {
         }
     }
 
+    /// Whether spans started under this scope record anything (the run is enabled).
+    pub fn is_recording(&self) -> bool {
+        self.run.enabled()
+    }
+
+    /// Numbers an attempt under this scope's span: 1 for the first call, then 2, 3, …
+    pub fn next_attempt(&self) -> u64 {
+        self.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .saturating_add(1)
+    }
+
     /// The span new children attach to.
     pub fn parent_span_id(&self) -> SpanId {
         self.parent
@@ -109,6 +121,41 @@ impl LoopScope {
 
     /// Starts a child span of this scope.
     pub fn start_span(&self, name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
+        self.start_span_with_attributes(name, kind, std::iter::empty::<(Key, AttrValue)>())
+    }
+
+    /// Starts a child span of this scope with the attributes known at its start. The
+    /// OpenTelemetry span is created with them, so samplers and span processors see them
+    /// (the semantic conventions ask for sampling-relevant attributes at creation). Set
+    /// again later, the new value follows at the end; the OpenTelemetry SDK keeps every
+    /// value set, in order, as it does for any span.
+    ///
+    /// ```
+    /// use loopotel::{LoopTracer, Outcome, SpanKind};
+    /// use loopotel::context::LoopScope;
+    ///
+    /// let run = LoopTracer::new().run("scope-demo").start();
+    /// let it = run.iteration(1);
+    /// {
+    ///     let _inside = it.enter();
+    ///     let scope = LoopScope::current().expect("inside the iteration");
+    ///     let _span = scope.start_span_with_attributes(
+    ///         "execute_tool search",
+    ///         SpanKind::Worker,
+    ///         [("gen_ai.operation.name", "execute_tool"), ("gen_ai.tool.name", "search")],
+    ///     );
+    /// }
+    /// drop(it);
+    /// let doc = run.finish(Outcome::Success, "done");
+    /// let tool = doc.spans.iter().find(|s| s.name == "execute_tool search").unwrap();
+    /// assert_eq!(tool.attributes.get("gen_ai.tool.name").unwrap().as_str(), Some("search"));
+    /// ```
+    pub fn start_span_with_attributes<K: Into<Key>, V: Into<AttrValue>>(
+        &self,
+        name: impl Into<Text>,
+        kind: impl Into<SpanKinds>,
+        attributes: impl IntoIterator<Item = (K, V)>,
+    ) -> SpanGuard {
         SpanGuard::start(
             &self.run,
             self.parent,
@@ -116,6 +163,11 @@ impl LoopScope {
             self.usage.clone(),
             name.into(),
             kind.into(),
+            |list| {
+                for (k, v) in attributes {
+                    list.set(k, v);
+                }
+            },
         )
     }
 }
@@ -131,19 +183,15 @@ pub fn is_recording() -> bool {
 }
 
 fn scope_is_recording() -> bool {
-    opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().is_some_and(|s| s.run.enabled()))
+    opentelemetry::Context::map_current(|cx| {
+        cx.get::<LoopScope>().is_some_and(|s| s.is_recording())
+    })
 }
 
 /// Numbers an attempt under the current scope's span: 1 for the first call, then 2, 3, …
 /// (`None` outside any scope). Retry-aware instrumentation records it as `loop.attempt`.
 pub fn next_attempt() -> Option<u64> {
-    opentelemetry::Context::map_current(|cx| {
-        cx.get::<LoopScope>().map(|s| {
-            s.attempts
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                + 1
-        })
-    })
+    opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().map(LoopScope::next_attempt))
 }
 
 /// The run of the current context, if any.

@@ -166,7 +166,8 @@ impl AttributeLimits {
     }
 
     /// Applies the limits to a span that just ended (its name was cleaned at start).
-    pub(crate) fn apply(&self, span: &mut LtfSpan) {
+    /// Returns whether a span attribute was cut, cleaned or dropped.
+    pub(crate) fn apply(&self, span: &mut LtfSpan) -> bool {
         let mut truncated = self.clean_attributes(&mut span.attributes);
         for event in &mut span.events {
             if let Some(clean) = clean_name(&event.name) {
@@ -184,6 +185,7 @@ impl AttributeLimits {
         if truncated > 0 {
             span.attributes.set(TRUNCATED_ATTRIBUTES, truncated as u64);
         }
+        dropped > 0 || truncated > 0
     }
 
     /// Cleans keys and cuts long values; returns how many values were cut. Literal keys and

@@ -323,3 +323,156 @@ fn a_no_op_provider_inside_a_propagated_trace_leaves_the_ltf_record_valid() {
     let problems = validate_document(&doc);
     assert!(problems.is_empty(), "{problems:?}");
 }
+
+/// Each span's name and the attributes it was created with.
+type CreationLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<opentelemetry::KeyValue>)>>>;
+
+/// A sampler that remembers what it was shown when each span was created.
+#[derive(Clone, Debug, Default)]
+struct SeenAtCreation(CreationLog);
+
+impl opentelemetry_sdk::trace::ShouldSample for SeenAtCreation {
+    fn should_sample(
+        &self,
+        parent: Option<&opentelemetry::Context>,
+        _: opentelemetry::trace::TraceId,
+        name: &str,
+        _: &OtelKind,
+        attributes: &[opentelemetry::KeyValue],
+        _: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push((name.to_owned(), attributes.to_vec()));
+        }
+        opentelemetry_sdk::trace::SamplingResult {
+            decision: opentelemetry_sdk::trace::SamplingDecision::RecordAndSample,
+            attributes: Vec::new(),
+            trace_state: parent
+                .map(|cx| cx.span().span_context().trace_state().clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn otel_values(s: &SpanData, key: &str) -> Vec<Value> {
+    s.attributes
+        .iter()
+        .filter(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.clone())
+        .collect()
+}
+
+/// Attributes given when a span starts are on the OpenTelemetry span from its creation (a
+/// sampler sees them); set again later, the new value follows at the end (after the first,
+/// as the SDK appends every value set); cut by the attribute limits, the cut values follow.
+#[test]
+fn attributes_given_at_start_reach_the_sampler_and_later_changes_follow() {
+    use loopotel::AttributeLimits;
+    use loopotel::context::LoopScope;
+
+    let exporter = InMemorySpanExporter::default();
+    let seen = SeenAtCreation::default();
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(seen.clone())
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = LoopTracer::builder()
+        .tracer_provider(&provider)
+        .attribute_limits(AttributeLimits::default().max_value_len(16))
+        .build();
+    let run = tracer.run("start-attributes").start();
+    let it = run.iteration(1);
+    {
+        let _inside = it.enter();
+        let scope = LoopScope::current().expect("inside the iteration");
+        let mut chat = scope.start_span_with_attributes(
+            "chat model-a",
+            SpanKind::Worker,
+            [
+                ("gen_ai.operation.name", "chat"),
+                ("gen_ai.request.model", "model-a"),
+            ],
+        );
+        chat.set_attribute("gen_ai.request.model", "model-b");
+        chat.set_attribute("gen_ai.usage.output_tokens", 7);
+        drop(chat);
+        let mut tool = scope.start_span_with_attributes(
+            "execute_tool search",
+            SpanKind::Worker,
+            [("gen_ai.tool.name", "search")],
+        );
+        tool.set_attribute("app.hits", 3);
+        drop(tool);
+        let long = scope.start_span_with_attributes(
+            "execute_tool long",
+            SpanKind::Worker,
+            [("app.query", "x".repeat(40))],
+        );
+        drop(long);
+    }
+    drop(it);
+    let doc = run.finish(Outcome::Success, "done");
+    assert_eq!(validate_document(&doc), Vec::<String>::new());
+    let spans = exporter.get_finished_spans().expect("exported");
+    let otel = |name: &str| spans.iter().find(|s| s.name == name).expect(name);
+    let ltf = |name: &str| doc.spans.iter().find(|s| s.name == name).expect(name);
+
+    let seen = seen.0.lock().expect("sampler log").clone();
+    let at_creation = |name: &str| {
+        seen.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| {
+                a.iter()
+                    .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .expect(name)
+    };
+    assert_eq!(
+        at_creation("chat model-a"),
+        [
+            ("gen_ai.operation.name".to_owned(), "chat".to_owned()),
+            ("gen_ai.request.model".to_owned(), "model-a".to_owned()),
+        ]
+    );
+    assert_eq!(
+        at_creation("execute_tool search"),
+        [("gen_ai.tool.name".to_owned(), "search".to_owned())]
+    );
+
+    // Changed after the start: the last value is the LTF span's.
+    let chat = otel("chat model-a");
+    assert_eq!(
+        otel_values(chat, "gen_ai.request.model").last(),
+        Some(&Value::from("model-b"))
+    );
+    assert_eq!(
+        attr_str(ltf("chat model-a"), "gen_ai.request.model"),
+        "model-b"
+    );
+    assert_eq!(otel_values(chat, "gen_ai.operation.name").len(), 1);
+    assert_eq!(otel_values(chat, "gen_ai.usage.output_tokens").len(), 1);
+
+    // Unchanged: the two views are the same, every attribute once.
+    assert_same(
+        ltf("execute_tool search"),
+        otel("execute_tool search"),
+        &doc,
+    );
+
+    // Cut by the limits: the cut value is the last one.
+    let cut = attr_str(ltf("execute_tool long"), "app.query");
+    assert!(cut.len() < 40, "{cut}");
+    assert_eq!(
+        otel_values(otel("execute_tool long"), "app.query").last(),
+        Some(&Value::from(cut))
+    );
+}
+
+fn attr_str(s: &LtfSpan, key: &str) -> String {
+    s.attributes
+        .get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}

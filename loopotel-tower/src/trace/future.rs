@@ -1,16 +1,14 @@
 //! [`ResponseFuture`]: ends the call's span exactly once — on completion, on error, or when
 //! the caller drops it (timeout, `select!`, cancellation: `loop.end_reason = cancelled`).
 
+use loopotel::{Run, SpanGuard, Timestamp};
+use opentelemetry::Context;
+use pin_project_lite::pin_project;
 use std::any::Any;
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
-
-use loopotel::{Run, SpanGuard};
-use opentelemetry::Context;
-use pin_project_lite::pin_project;
 
 use super::callbacks::{ClassifyResponse, Failure, OnFailure, OnResponse, guarded};
 use super::end::{EndOnResponse, ResponseEnd};
@@ -20,7 +18,8 @@ pub(crate) struct CallState<OnRes, OnFail, C, K> {
     pub(crate) span: SpanGuard,
     pub(crate) standalone: Option<Run>,
     pub(crate) cx: Context,
-    pub(crate) started: Instant,
+    /// The span's start (the callbacks' latency counts from it).
+    pub(crate) started: Timestamp,
     pub(crate) on_response: OnRes,
     pub(crate) on_failure: OnFail,
     pub(crate) classifier: C,
@@ -79,7 +78,10 @@ impl<OnRes, OnFail, C, K> Drop for CallState<OnRes, OnFail, C, K> {
         if self.completed {
             return;
         }
-        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let ms = Timestamp::now()
+            .saturating_since(self.started)
+            .as_secs_f64()
+            * 1000.0;
         self.span.set_attribute("loop.elapsed_ms", ms);
         let reason = if self.inner_panicked.get() || std::thread::panicking() {
             // The inner service panicked; the panic itself goes on to the caller.
@@ -185,7 +187,7 @@ where
         let Some(mut state) = state_slot.take() else {
             return Poll::Ready(result.map(K::passthrough));
         };
-        let latency = state.started.elapsed();
+        let latency = Timestamp::now().saturating_since(state.started);
         let span = &mut state.span;
         let ok = match &result {
             Ok(response) => {

@@ -33,8 +33,10 @@ impl CallKind {
     /// The default span name.
     pub fn span_name(&self) -> Text {
         match self {
-            CallKind::Llm { model } => format!("chat {model}").into(),
-            CallKind::Tool { name } => format!("execute_tool {name}").into(),
+            // Interned: built once per layer, and a static name reaches the OpenTelemetry
+            // SDK without a copy per span.
+            CallKind::Llm { model } => Text::interned(format!("chat {model}")),
+            CallKind::Tool { name } => Text::interned(format!("execute_tool {name}")),
             CallKind::EnvStep => Text::Static(loopotel::semconv::SPAN_ENV_STEP),
             CallKind::Custom { name, .. } => name.clone(),
         }

@@ -1,10 +1,10 @@
 //! [`LoopTrace`]: the `tower::Service`.
 
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
 
-use loopotel::context::start_span;
-use loopotel::{Outcome, Run};
+use loopotel::context::LoopScope;
+use loopotel::{AttrValue, Outcome, Run, SpanGuard, Timestamp};
+use opentelemetry::Context;
 use tower::Service;
 
 use super::callbacks::{ClassifyResponse, MakeSpan, OnFailure, OnRequest, OnResponse, guarded};
@@ -83,28 +83,41 @@ impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, 
         M: MakeSpan<Req>,
         K: Clone,
     {
-        let started = Instant::now();
         let default = &self.layer.default_span;
         let make_span = &mut self.layer.make_span;
         let spec =
             guarded(|| make_span.make_span(&request, default)).unwrap_or_else(|| default.clone());
-        // Inside a run: a child of the current iteration. Outside: a run of its own.
-        let (mut span, standalone): (_, Option<Run>) = match &self.layer.standalone {
-            Some(tracer) if !in_run => {
-                let run = tracer.run("standalone-call").start();
-                let span = run.span(spec.name, spec.kinds);
-                (span, Some(run))
-            }
-            _ => (start_span(spec.name, spec.kinds), None),
+        // Inside a run: a child of the current iteration. Outside: a run of its own. One
+        // look at the context: the scope starts the span and numbers the attempt.
+        let standalone = match &self.layer.standalone {
+            Some(tracer) if !in_run => Some(tracer.run("standalone-call").start()),
+            _ => None,
         };
+        let current = match &standalone {
+            Some(run) => run.context(),
+            None => Context::current(),
+        };
+        let mut span = match current.get::<LoopScope>() {
+            Some(scope) => {
+                // The kind's attributes and the attempt go to the span at its start
+                // (samplers see them).
+                let attempt = self
+                    .layer
+                    .per_attempt
+                    .then(|| ("loop.attempt", AttrValue::from(scope.next_attempt())));
+                let kind = self
+                    .layer
+                    .default_attributes
+                    .iter()
+                    .map(|(k, v)| (*k, AttrValue::Str(v.clone())));
+                scope.start_span_with_attributes(spec.name, spec.kinds, kind.chain(attempt))
+            }
+            None => SpanGuard::noop(),
+        };
+        drop(current);
+        // The callbacks' latency counts from the span's start (no clock read of its own).
+        let started = span.start_time().unwrap_or_else(Timestamp::now);
         if span.is_recording() {
-            for (k, v) in self.layer.default_attributes.iter() {
-                span.set_attribute(*k, v.clone());
-            }
-            if self.layer.per_attempt {
-                let attempt = loopotel::context::next_attempt().unwrap_or(1);
-                span.set_attribute("loop.attempt", attempt);
-            }
             let on_request = &mut self.layer.on_request;
             guarded(|| on_request.on_request(&request, &mut span));
         }

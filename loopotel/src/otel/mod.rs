@@ -247,23 +247,34 @@ impl OtelBridge {
         }
     }
 
-    /// Starts a leaf span into `slot` (held directly until its context is needed) and
-    /// returns the span id the LTF span takes.
+    /// Starts the OpenTelemetry view of the LTF span `ltf`, which just started, into `slot`
+    /// (held directly until its context is needed), with its first `initial` attributes,
+    /// and returns the span id the LTF span takes.
     pub(crate) fn start_leaf(
         &self,
         slot: &mut Option<LeafOtelSpan>,
         parent: &Context,
-        name: &Text,
+        ltf: &LtfSpan,
         kind: opentelemetry::trace::SpanKind,
-        start: Timestamp,
+        initial: usize,
     ) -> SpanId {
         let mut builder = self
             .tracer
-            .span_builder(text_to_cow(name))
+            .span_builder(text_to_cow(&ltf.name))
             .with_kind(kind)
-            .with_start_time(start.to_system_time());
-        // The SDK keeps this vector for the span: room for the attributes given at the end.
-        builder.attributes = Some(Vec::with_capacity(LEAF_ATTRIBUTES));
+            .with_start_time(ltf.start_time.to_system_time());
+        // The SDK keeps this vector for the span. With attributes at start it is exactly
+        // their size (small vectors go back to the allocator without its lock when the
+        // exporter thread frees them); without, room for the ones given at the end.
+        builder.attributes = Some(if initial == 0 {
+            Vec::with_capacity(LEAF_ATTRIBUTES)
+        } else {
+            ltf.attributes
+                .iter_keys()
+                .take(initial)
+                .map(|(k, v)| KeyValue::new(k.clone(), to_otel_value(v)))
+                .collect()
+        });
         let span = self.tracer.start(builder, parent);
         let id = span.span_id(parent);
         *slot = Some(LeafOtelSpan::Detached {
@@ -311,7 +322,7 @@ impl LiveOtelSpan {
     /// Ends the OpenTelemetry span with the LTF span's final attributes, events, status and
     /// end time.
     pub(crate) fn end(&self, ltf: &LtfSpan) {
-        finish(&mut self.cx.span(), ltf, self.attrs_at_start);
+        finish(&mut self.cx.span(), ltf, self.attrs_at_start, 0);
     }
 }
 
@@ -357,19 +368,21 @@ impl LeafOtelSpan {
         }
     }
 
-    /// Ends the OpenTelemetry span with the LTF span's final state.
-    pub(crate) fn end(&mut self, ltf: &LtfSpan) {
+    /// Ends the OpenTelemetry span with the LTF span's final state: the attributes after
+    /// the first `initial` (given at start), and those of the first `initial` whose bit is
+    /// set in `changed`.
+    pub(crate) fn end(&mut self, ltf: &LtfSpan, initial: usize, changed: u64) {
         match self {
             #[cfg(feature = "sdk")]
             LeafOtelSpan::Detached {
                 span: BridgeSpan::Sdk(span),
                 ..
-            } => finish(span, ltf, 0),
+            } => finish(span, ltf, initial, changed),
             LeafOtelSpan::Detached {
                 span: BridgeSpan::Boxed(span),
                 ..
-            } => finish(span, ltf, 0),
-            LeafOtelSpan::Attached(live) => live.end(ltf),
+            } => finish(span, ltf, initial, changed),
+            LeafOtelSpan::Attached(live) => finish(&mut live.cx.span(), ltf, initial, changed),
             LeafOtelSpan::Moved => {}
         }
     }
@@ -422,10 +435,21 @@ finishable_span!(opentelemetry_sdk::trace::Span);
 const LEAF_ATTRIBUTES: usize = 8;
 
 /// Gives the OpenTelemetry span the LTF span's attributes (after the first `skip`, which it
-/// got at start), events, status and end time, and ends it.
-fn finish(span: &mut impl FinishableSpan, ltf: &LtfSpan, skip: usize) {
+/// got at start, except those whose bit is set in `changed`), events, status and end time,
+/// and ends it.
+fn finish(span: &mut impl FinishableSpan, ltf: &LtfSpan, skip: usize, changed: u64) {
     if span.recording() {
-        span.attributes(otel_attributes(&ltf.attributes, skip));
+        if changed == 0 {
+            span.attributes(otel_attributes(&ltf.attributes, skip));
+        } else {
+            span.attributes(
+                ltf.attributes
+                    .iter_keys()
+                    .enumerate()
+                    .filter(|(i, _)| *i >= skip || (*i < 64 && changed & (1 << i) != 0))
+                    .map(|(_, (k, v))| KeyValue::new(k.clone(), to_otel_value(v))),
+            );
+        }
         for e in &ltf.events {
             span.event(e);
         }

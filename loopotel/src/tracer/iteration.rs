@@ -447,6 +447,12 @@ pub(crate) enum SpanSlot {
     // Boxed: a run holds one iteration per many spans, and every slot is the size of the
     // largest variant.
     Iteration(Box<IterationData>),
+    /// An ended span whose `attributes` attributes wait in the store's attribute chunks
+    /// ([`super::store::SpanStore::push_ended`]); only ever inside the store.
+    Ended {
+        span: LtfSpan,
+        attributes: u32,
+    },
 }
 
 impl SpanSlot {
@@ -459,6 +465,7 @@ impl SpanSlot {
                 }
             }
             SpanSlot::Iteration(i) => i.close_at(at),
+            SpanSlot::Ended { .. } => {}
         }
     }
 
@@ -466,6 +473,8 @@ impl SpanSlot {
         match self {
             SpanSlot::Span(s) => s,
             SpanSlot::Iteration(i) => i.into_span(run),
+            // The store gives ended spans their attributes back before they get here.
+            SpanSlot::Ended { span, .. } => span,
         }
     }
 }
@@ -653,6 +662,7 @@ impl Iteration {
                 Some(i.usage.clone()),
                 name.into(),
                 kind.into(),
+                |_| {},
             ),
             None => SpanGuard::noop(),
         }

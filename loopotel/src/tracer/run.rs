@@ -298,6 +298,33 @@ impl RunShared {
         Some(state.spans.push(span))
     }
 
+    /// Keeps an ended child span, unless the run finished or is at its span cap (counted,
+    /// not kept).
+    ///
+    /// Without an OpenTelemetry bridge its attributes move into the store's attribute
+    /// chunks ([`SpanStore::push_ended`]: a quarter of the memory per span, and a fifth
+    /// off the cost of recording one). With the bridge the span keeps its own vector:
+    /// there the SDK's exporter thread frees every span's attribute vector into the
+    /// recording thread's allocator arena, and measured with glibc's allocator, recording
+    /// threads that recycle their vectors wait on that arena's lock more often — the
+    /// bridged span cost 1.4× the bare SDK span's instead of 1.2×.
+    pub(crate) fn keep_ended(&self, state: &mut RunState, span: LtfSpan) {
+        if state.finished {
+            self.config.count_late_record();
+            return;
+        }
+        if state.spans.len() >= self.config.max_spans_per_run {
+            state.dropped_spans += 1;
+            self.config.count_dropped_span();
+            return;
+        }
+        if self.config.otel.is_some() {
+            state.spans.push(SpanSlot::Span(span));
+        } else {
+            state.spans.push_ended(span);
+        }
+    }
+
     /// Writes a finished span into its reserved slot.
     #[inline]
     pub(crate) fn fill(&self, state: &mut RunState, slot: usize, span: SpanSlot) {
@@ -528,6 +555,7 @@ impl RunHandle {
             None,
             name.into(),
             kind.into(),
+            |_| {},
         )
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::iteration::{IterationUsage, SpanSlot};
+use super::iteration::IterationUsage;
 use super::run::RunShared;
 use crate::attr::{AttrValue, Attributes, Key, Text};
 use crate::context::LoopScope;
@@ -19,6 +19,27 @@ struct LiveSpan {
     span: LtfSpan,
     tokens: u64,
     cost: Option<f64>,
+    /// How many of the first attributes the OpenTelemetry span got when it started.
+    otel_initial: u8,
+    /// Which of those changed since (bit `i`: attribute `i`): sent again at the end.
+    otel_initial_changed: u64,
+}
+
+/// Room in a new span's attribute list: instrumented calls carry a handful (one allocation).
+const SPAN_ATTRIBUTES: usize = 8;
+
+/// The most attributes an OpenTelemetry span gets at its start (one bit each in
+/// `LiveSpan::otel_initial_changed`); the rest follow at its end.
+const OTEL_INITIAL_MAX: usize = 64;
+
+impl LiveSpan {
+    /// Sets an attribute, noting a change to one the OpenTelemetry span got at its start.
+    fn set(&mut self, key: impl Into<Key>, value: impl Into<AttrValue>) {
+        let i = self.span.attributes.set_at(key, value);
+        if i < usize::from(self.otel_initial) {
+            self.otel_initial_changed |= 1 << i;
+        }
+    }
 }
 
 /// An open child span of a run or iteration. Ends on [`SpanGuard::end`] or when dropped
@@ -73,10 +94,13 @@ impl SpanGuard {
         usage: Option<Arc<IterationUsage>>,
         name: Text,
         kinds: SpanKinds,
+        initial: impl FnOnce(&mut Attributes),
     ) -> Self {
         if !run.enabled() {
             return Self::noop();
         }
+        let mut attributes = Attributes::with_capacity(SPAN_ATTRIBUTES);
+        initial(&mut attributes);
         // Both views get the same clean name (control characters become `_`).
         let name = crate::limits::clean_name(&name).unwrap_or(name);
         let start_time = Timestamp::now();
@@ -95,21 +119,20 @@ impl SpanGuard {
                 kind: kinds.ltf,
                 start_time,
                 end_time: None,
-                // Instrumented calls carry a handful of attributes: one allocation.
-                attributes: Attributes::with_capacity(8),
+                attributes,
                 events: Vec::new(),
             },
             tokens: 0,
             cost: None,
+            otel_initial: 0,
+            otel_initial_changed: 0,
         });
         live.span.span_id = match (&run.config.otel, parent_otel) {
-            (Some(bridge), Some(parent_cx)) => bridge.start_leaf(
-                &mut live.otel,
-                parent_cx,
-                &live.span.name,
-                kinds.otel,
-                start_time,
-            ),
+            (Some(bridge), Some(parent_cx)) => {
+                let initial = live.span.attributes.len().min(OTEL_INITIAL_MAX);
+                live.otel_initial = initial as u8;
+                bridge.start_leaf(&mut live.otel, parent_cx, &live.span, kinds.otel, initial)
+            }
             _ => SpanId::random(),
         };
         Self { inner: Some(live) }
@@ -120,6 +143,11 @@ impl SpanGuard {
         self.inner.is_some()
     }
 
+    /// When the span started (`None` when not recording).
+    pub fn start_time(&self) -> Option<Timestamp> {
+        self.inner.as_ref().map(|s| s.span.start_time)
+    }
+
     /// The span id (`None` when not recording).
     pub fn span_id(&self) -> Option<SpanId> {
         self.inner.as_ref().map(|s| s.span.span_id)
@@ -128,7 +156,7 @@ impl SpanGuard {
     /// Sets an attribute.
     pub fn set_attribute(&mut self, key: impl Into<Key>, value: impl Into<AttrValue>) {
         if let Some(s) = &mut self.inner {
-            s.span.attributes.set(key, value);
+            s.set(key, value);
         }
     }
 
@@ -163,7 +191,7 @@ impl SpanGuard {
         if let Some(s) = &mut self.inner {
             let error_type = error_type.into();
             let message = crate::redact::scrub_text(message.into());
-            s.span.attributes.set("error.type", error_type.clone());
+            s.set("error.type", error_type.clone());
             let mut attrs = Attributes::with_capacity(2);
             attrs.set("exception.type", error_type);
             attrs.set("exception.message", message);
@@ -210,8 +238,8 @@ impl SpanGuard {
         // Never before the start (a clock stepped back, or a span ended on another thread).
         s.span.end_time = Some(Timestamp::now().max(s.span.start_time));
         if let Some(reason) = end_reason {
-            s.span.attributes.set("error.type", reason);
-            s.span.attributes.set(sc::LOOP_END_REASON, reason);
+            s.set("error.type", reason);
+            s.set(sc::LOOP_END_REASON, reason);
             let mut attrs = Attributes::with_capacity(2);
             attrs.set("exception.type", reason);
             attrs.set("exception.message", "a panic unwound through this span");
@@ -222,10 +250,11 @@ impl SpanGuard {
             });
         }
         if s.tokens > 0 {
-            s.span.attributes.set(sc::LOOP_TOKENS_DELTA, s.tokens);
+            let tokens = s.tokens;
+            s.set(sc::LOOP_TOKENS_DELTA, tokens);
         }
         if let Some(c) = s.cost {
-            s.span.attributes.set(sc::LOOP_COST_USD, c);
+            s.set(sc::LOOP_COST_USD, c);
         }
         match &s.usage {
             Some(usage) => {
@@ -237,16 +266,18 @@ impl SpanGuard {
             None if s.tokens > 0 || s.cost.is_some() => s.run.add_usage(s.tokens, s.cost),
             None => {}
         }
-        s.run.config.limits.apply(&mut s.span);
+        if s.run.config.limits.apply(&mut s.span) {
+            // Cut or dropped: the attributes the OpenTelemetry span got at start go again.
+            s.otel_initial_changed = u64::MAX;
+        }
         if let Some(o) = &mut s.otel {
-            o.end(&s.span);
+            o.end(&s.span, usize::from(s.otel_initial), s.otel_initial_changed);
         }
         if let Some(m) = &s.run.config.metrics {
             m.span_ended(&s.span);
         }
         let mut state = s.run.lock();
-        // Late (run finished) or over the cap: counted, not kept.
-        let _ = s.run.reserve(&mut state, SpanSlot::Span(s.span));
+        s.run.keep_ended(&mut state, s.span);
     }
 }
 

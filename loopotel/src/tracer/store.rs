@@ -4,16 +4,29 @@
 //! reallocations come back from the kernel as fresh pages to fault in. Chunks of
 //! [`CHUNK`] slots are never moved once allocated and are small enough for the allocator to
 //! recycle between runs, which keeps the cost of recording an iteration flat.
+//!
+//! An ended child span's attributes move into chunks of their own ([`SpanStore::push_ended`])
+//! and its emptied vector goes back to the allocator on the recording thread, whose cache
+//! hands it to the next span: no allocation kept per span, and the run holds only the
+//! attributes themselves rather than each span's spare capacity. The document's spans get
+//! their vectors back when the run finishes.
 
 use super::iteration::SpanSlot;
+use crate::attr::{AttrValue, Attributes, Key};
+use crate::model::LtfSpan;
 
 /// Slots per chunk.
 const CHUNK: usize = 256;
+
+/// Attributes per attribute chunk (a span with more keeps its own vector).
+const ATTRIBUTE_CHUNK: usize = 512;
 
 #[derive(Default)]
 pub(crate) struct SpanStore {
     chunks: Vec<Vec<SpanSlot>>,
     len: usize,
+    /// The attributes of [`SpanSlot::Ended`] slots, in slot order.
+    attributes: Vec<Vec<(Key, AttrValue)>>,
 }
 
 impl SpanStore {
@@ -38,6 +51,33 @@ impl SpanStore {
         self.len - 1
     }
 
+    /// Appends an ended span, its attributes moved into the attribute chunks, and returns
+    /// the slot's index.
+    pub(crate) fn push_ended(&mut self, mut span: LtfSpan) -> usize {
+        let n = span.attributes.len();
+        if n == 0 || n > ATTRIBUTE_CHUNK {
+            return self.push(SpanSlot::Span(span));
+        }
+        if self
+            .attributes
+            .last()
+            .is_none_or(|c| c.capacity() - c.len() < n)
+        {
+            self.attributes.push(Vec::with_capacity(ATTRIBUTE_CHUNK));
+        }
+        let Some(chunk) = self.attributes.last_mut() else {
+            return self.push(SpanSlot::Span(span));
+        };
+        span.attributes.move_into(chunk);
+        // The emptied vector goes back to the allocator on the recording thread, whose
+        // cache hands it to the next span.
+        span.attributes = Attributes::new();
+        self.push(SpanSlot::Ended {
+            span,
+            attributes: n as u32,
+        })
+    }
+
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut SpanSlot> {
         self.chunks
             .get_mut(index / CHUNK)
@@ -48,19 +88,36 @@ impl SpanStore {
         self.chunks.iter_mut().flatten()
     }
 
+    /// The slots in order, ended spans with their attributes back.
     pub(crate) fn into_iter(self) -> impl Iterator<Item = SpanSlot> {
-        self.chunks.into_iter().flatten()
+        // Ended slots took their attributes in slot order, each span's within one chunk.
+        let mut attributes = self.attributes.into_iter().flatten();
+        self.chunks
+            .into_iter()
+            .flatten()
+            .map(move |slot| match slot {
+                SpanSlot::Ended {
+                    mut span,
+                    attributes: n,
+                } => {
+                    let mut pairs = Vec::with_capacity(n as usize);
+                    pairs.extend(attributes.by_ref().take(n as usize));
+                    span.attributes = Attributes::from_pairs(pairs);
+                    SpanSlot::Span(span)
+                }
+                other => other,
+            })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LtfSpan, SpanKind};
-    use crate::{Attributes, SpanId, Text, Timestamp};
+    use crate::model::SpanKind;
+    use crate::{SpanId, Text, Timestamp};
 
-    fn slot(n: i64) -> SpanSlot {
-        SpanSlot::Span(LtfSpan {
+    fn span(n: i64) -> LtfSpan {
+        LtfSpan {
             span_id: SpanId::random(),
             parent_span_id: None,
             name: Text::Static("x"),
@@ -69,7 +126,56 @@ mod tests {
             end_time: None,
             attributes: Attributes::new(),
             events: Vec::new(),
-        })
+        }
+    }
+
+    fn slot(n: i64) -> SpanSlot {
+        SpanSlot::Span(span(n))
+    }
+
+    /// Ended spans get back exactly their own attributes, in order, whatever chunk they
+    /// landed in — spans of every size from none to more than a chunk holds.
+    #[test]
+    fn ended_spans_get_their_attributes_back() {
+        let mut store = SpanStore::default();
+        store.push(slot(-1));
+        let sizes: Vec<usize> = (0..3000)
+            .map(|n| match n % 97 {
+                0 => 0,
+                1 => ATTRIBUTE_CHUNK + 3,
+                2 => ATTRIBUTE_CHUNK,
+                m => m % 13,
+            })
+            .collect();
+        for (n, &size) in sizes.iter().enumerate() {
+            let mut s = span(n as i64);
+            s.end_time = Some(Timestamp::from_unix_nanos(n as i64 + 1));
+            for a in 0..size {
+                s.attributes.set(format!("k{a}"), format!("{n}/{a}"));
+            }
+            store.push_ended(s);
+            if n % 500 == 0 {
+                // Iterations filled in between stay where they are.
+                store.push(slot(n as i64));
+            }
+        }
+        let mut ended = 0;
+        for slot in store.into_iter() {
+            let SpanSlot::Span(s) = slot else {
+                panic!("an ended slot left the store")
+            };
+            if s.end_time.is_none() {
+                continue;
+            }
+            let n = (s.start_time.unix_nanos()) as usize;
+            assert_eq!(s.attributes.len(), sizes[n], "span {n}");
+            for (a, (k, v)) in s.attributes.iter_keys().enumerate() {
+                assert_eq!(k.as_ref(), format!("k{a}"));
+                assert_eq!(v.as_str(), Some(format!("{n}/{a}").as_str()));
+            }
+            ended += 1;
+        }
+        assert_eq!(ended, sizes.len());
     }
 
     #[test]
@@ -88,7 +194,7 @@ mod tests {
             .into_iter()
             .map(|s| match s {
                 SpanSlot::Span(s) => s.start_time.unix_nanos(),
-                SpanSlot::Iteration(_) => -1,
+                _ => -1,
             })
             .collect();
         assert_eq!(starts, (0..1000).collect::<Vec<_>>());
