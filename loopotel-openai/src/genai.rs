@@ -2,7 +2,7 @@
 //! errors (semantic conventions v1.41 names).
 
 use async_openai::error::OpenAIError;
-use loopotel::{SpanGuard, SpanKind};
+use loopotel::{AttrValue, SpanGuard, SpanKind};
 use opentelemetry::context::FutureExt as _;
 
 use crate::telemetry::{GenAiTelemetry, scrub_secrets};
@@ -48,26 +48,36 @@ pub(crate) fn start(
     operation: &'static str,
     model: &str,
 ) -> SpanGuard {
+    if !loopotel::context::is_recording() {
+        return SpanGuard::noop();
+    }
     let name = if model.is_empty() {
         operation.to_owned()
     } else {
         format!("{operation} {model}")
     };
-    let mut span = loopotel::start_span(name, SpanKind::Worker.client());
-    if span.is_recording() {
-        span.set_attribute("gen_ai.operation.name", operation);
-        span.set_attribute("gen_ai.provider.name", telemetry.provider.clone());
-        if !model.is_empty() {
-            span.set_attribute("gen_ai.request.model", model.to_owned());
-        }
-        if let Some(a) = &server.address {
-            span.set_attribute("server.address", a.clone());
-        }
-        if let Some(p) = server.port {
-            span.set_attribute("server.port", i64::from(p));
-        }
-    }
-    span
+    // The semantic conventions' sampling-relevant attributes, on the span from its creation.
+    let attributes = [
+        ("gen_ai.operation.name", AttrValue::from(operation)),
+        (
+            "gen_ai.provider.name",
+            AttrValue::from(telemetry.provider.clone()),
+        ),
+    ]
+    .into_iter()
+    .chain((!model.is_empty()).then(|| ("gen_ai.request.model", AttrValue::from(model.to_owned()))))
+    .chain(
+        server
+            .address
+            .iter()
+            .map(|a| ("server.address", AttrValue::from(a.clone()))),
+    )
+    .chain(
+        server
+            .port
+            .map(|p| ("server.port", AttrValue::from(i64::from(p)))),
+    );
+    loopotel::context::start_span_with_attributes(name, SpanKind::Worker.client(), attributes)
 }
 
 /// Sets `key` when the request gave a value.

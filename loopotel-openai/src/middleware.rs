@@ -30,7 +30,7 @@ use async_openai::error::OpenAIError;
 use async_openai::middleware::retry::{OpenAIRetry, OpenAIRetryLayer};
 use async_openai::middleware::{HttpRequestFactory, ReqwestService};
 use loopotel::propagation::{HeaderCarrier, inject};
-use loopotel::{SpanGuard, SpanKind};
+use loopotel::{AttrValue, SpanGuard, SpanKind};
 use opentelemetry::context::FutureExt as _;
 use tower::{Layer, Service, ServiceBuilder};
 
@@ -89,11 +89,18 @@ where
             return Box::pin(self.inner.call(request));
         }
         let attempt = loopotel::context::next_attempt().unwrap_or(1);
-        let mut span = loopotel::start_span("POST", SpanKind::Worker.client());
-        span.set_attribute("http.request.method", "POST");
-        if attempt > 1 {
-            span.set_attribute("http.request.resend_count", attempt as i64 - 1);
-        }
+        // Method and resend count on the span from its creation (sampling-relevant).
+        let resend = (attempt > 1).then(|| {
+            (
+                "http.request.resend_count",
+                AttrValue::from(attempt as i64 - 1),
+            )
+        });
+        let mut span = loopotel::context::start_span_with_attributes(
+            "POST",
+            SpanKind::Worker.client(),
+            std::iter::once(("http.request.method", AttrValue::from("POST"))).chain(resend),
+        );
         let cx = span.context();
         // Every build of the request (this attempt's) carries the attempt span's context.
         let inject_cx = cx.clone();

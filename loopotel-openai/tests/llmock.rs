@@ -577,7 +577,9 @@ async fn the_opentelemetry_view_is_a_client_span_and_genai_metrics() {
 
     let Some(base) = llmock() else { return };
     let spans_out = InMemorySpanExporter::default();
+    let seen = SeenAtCreation::default();
     let traces = SdkTracerProvider::builder()
+        .with_sampler(seen.clone())
         .with_simple_exporter(spans_out.clone())
         .build();
     let metrics_out = InMemoryMetricExporter::default();
@@ -610,6 +612,33 @@ async fn the_opentelemetry_view_is_a_client_span_and_genai_metrics() {
         span.span_context.span_id().to_string(),
         ltf.span_id.to_string()
     );
+    // The sampling-relevant attributes were there when the span was created, and the
+    // exported span has each of them once.
+    let created = seen
+        .0
+        .lock()
+        .expect("sampler log")
+        .iter()
+        .find(|(name, _)| name == "chat lt-otel")
+        .map(|(_, attributes)| attributes.clone())
+        .expect("the chat span was sampled");
+    let created_keys: Vec<&str> = created.iter().map(|(k, _)| k.as_str()).collect();
+    for key in [
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "server.address",
+        "server.port",
+    ] {
+        assert!(created_keys.contains(&key), "{key} not in {created_keys:?}");
+        let n = span
+            .attributes
+            .iter()
+            .filter(|kv| kv.key.as_str() == key)
+            .count();
+        assert_eq!(n, 1, "{key} exported {n} times");
+    }
+    assert!(created.contains(&("gen_ai.request.model".to_owned(), "lt-otel".to_owned())));
     let usage = reply.usage.expect("usage");
     assert!(
         span.attributes
@@ -634,5 +663,42 @@ async fn the_opentelemetry_view_is_a_client_span_and_genai_metrics() {
             names.iter().any(|n| n == want),
             "{want} missing from {names:?}"
         );
+    }
+}
+
+/// Each span's name and the attributes (key, value) it was created with.
+type CreationLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+/// A sampler that remembers the attributes each span was created with.
+#[derive(Clone, Debug, Default)]
+struct SeenAtCreation(CreationLog);
+
+impl opentelemetry_sdk::trace::ShouldSample for SeenAtCreation {
+    fn should_sample(
+        &self,
+        parent: Option<&opentelemetry::Context>,
+        _: opentelemetry::trace::TraceId,
+        name: &str,
+        _: &opentelemetry::trace::SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        _: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        use opentelemetry::trace::TraceContextExt as _;
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push((
+                name.to_owned(),
+                attributes
+                    .iter()
+                    .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                    .collect(),
+            ));
+        }
+        opentelemetry_sdk::trace::SamplingResult {
+            decision: opentelemetry_sdk::trace::SamplingDecision::RecordAndSample,
+            attributes: Vec::new(),
+            trace_state: parent
+                .map(|cx| cx.span().span_context().trace_state().clone())
+                .unwrap_or_default(),
+        }
     }
 }

@@ -699,3 +699,55 @@ async fn samplers_see_the_kinds_attributes_when_the_span_is_created() {
     );
     let _ = provider.shutdown();
 }
+
+/// What the caller's context carries (baggage, other instrumentation's values) reaches the
+/// inner service, together with the call's span — with and without an OpenTelemetry
+/// provider.
+#[tokio::test]
+async fn the_callers_context_values_reach_the_inner_service() {
+    use opentelemetry::baggage::BaggageExt as _;
+    use opentelemetry::trace::TraceContextExt as _;
+
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    for (tracer, bridged) in [
+        (LoopTracer::new(), false),
+        (
+            LoopTracer::builder().tracer_provider(&provider).build(),
+            true,
+        ),
+    ] {
+        let seen = Arc::new(Mutex::new(None));
+        let seen_inner = seen.clone();
+        let mut tool = ServiceBuilder::new()
+            .layer(LoopTraceLayer::tool("lookup"))
+            .service(service_fn(move |_: ()| {
+                let cx = opentelemetry::Context::current();
+                let tenant = cx.baggage().get("tenant").map(|v| v.to_string());
+                let span = cx.span().span_context().span_id();
+                if let Ok(mut seen) = seen_inner.lock() {
+                    *seen = Some((tenant, span));
+                }
+                async { Ok::<_, BoxError>(()) }
+            }));
+        let run = tracer.run("baggage-loop").start();
+        let it = run.iteration(1);
+        let cx = it
+            .context()
+            .with_baggage([opentelemetry::KeyValue::new("tenant", "acme")]);
+        async { tool.ready().await?.call(()).await }
+            .with_context(cx)
+            .await
+            .expect("the call");
+        drop(it);
+        let doc = run.finish(Outcome::Success, "done");
+        let (tenant, active) = seen.lock().expect("seen").clone().expect("called");
+        assert_eq!(tenant.as_deref(), Some("acme"), "bridged: {bridged}");
+        let call = span(&doc, "execute_tool lookup");
+        assert_eq!(call.len(), 1);
+        if bridged {
+            // The call's span is the active OpenTelemetry span inside the service.
+            assert_eq!(active.to_string(), call[0].span_id.to_string());
+        }
+    }
+    let _ = provider.shutdown();
+}

@@ -208,8 +208,37 @@ pub fn emit_iteration(record: IterationRecord) -> bool {
 /// Starts a span under the current scope. Without a current run the span records nothing
 /// (`is_recording() == false`); it never panics.
 pub fn start_span(name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
-    match LoopScope::current() {
-        Some(scope) => scope.start_span(name, kind),
+    start_span_with_attributes(name, kind, std::iter::empty::<(Key, AttrValue)>())
+}
+
+/// Starts a span under the current scope with the attributes known at its start (see
+/// [`LoopScope::start_span_with_attributes`]: samplers see them). Without a current run
+/// the span records nothing and `attributes` is not read.
+///
+/// ```
+/// use loopotel::{LoopTracer, Outcome, SpanKind, context};
+///
+/// let run = LoopTracer::new().run("attrs-at-start").start();
+/// {
+///     let _inside = run.enter();
+///     let _call = context::start_span_with_attributes(
+///         "chat gpt-4o",
+///         SpanKind::Worker.client(),
+///         [("gen_ai.operation.name", "chat"), ("gen_ai.request.model", "gpt-4o")],
+///     );
+/// }
+/// let doc = run.finish(Outcome::Success, "done");
+/// let chat = doc.spans.iter().find(|s| s.name == "chat gpt-4o").unwrap();
+/// assert_eq!(chat.attributes.get("gen_ai.request.model").unwrap().as_str(), Some("gpt-4o"));
+/// ```
+pub fn start_span_with_attributes<K: Into<Key>, V: Into<AttrValue>>(
+    name: impl Into<Text>,
+    kind: impl Into<SpanKinds>,
+    attributes: impl IntoIterator<Item = (K, V)>,
+) -> SpanGuard {
+    let current = opentelemetry::Context::current();
+    match current.get::<LoopScope>() {
+        Some(scope) => scope.start_span_with_attributes(name, kind, attributes),
         None => SpanGuard::noop(),
     }
 }

@@ -277,10 +277,7 @@ impl OtelBridge {
         });
         let span = self.tracer.start(builder, parent);
         let id = span.span_id(parent);
-        *slot = Some(LeafOtelSpan::Detached {
-            span,
-            parent: parent.clone(),
-        });
+        *slot = Some(LeafOtelSpan::Detached(span));
         id
     }
 
@@ -331,10 +328,7 @@ impl LiveOtelSpan {
 /// context (to parent nested work), when it moves into one.
 #[allow(clippy::large_enum_variant)] // held inside the LTF span's box
 pub(crate) enum LeafOtelSpan {
-    Detached {
-        span: BridgeSpan,
-        parent: Context,
-    },
+    Detached(BridgeSpan),
     Attached(LiveOtelSpan),
     /// Only while switching states.
     Moved,
@@ -343,7 +337,7 @@ pub(crate) enum LeafOtelSpan {
 impl std::fmt::Debug for LeafOtelSpan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            LeafOtelSpan::Detached { .. } => "LeafOtelSpan::Detached",
+            LeafOtelSpan::Detached(_) => "LeafOtelSpan::Detached",
             LeafOtelSpan::Attached(_) => "LeafOtelSpan::Attached",
             LeafOtelSpan::Moved => "LeafOtelSpan::Moved",
         })
@@ -351,14 +345,14 @@ impl std::fmt::Debug for LeafOtelSpan {
 }
 
 impl LeafOtelSpan {
-    /// A context holding this span as the active span.
+    /// The current context with this span as the active span: what the caller's context
+    /// carries (baggage, other instrumentation's values) stays in it.
     pub(crate) fn context(&mut self) -> Context {
-        if let LeafOtelSpan::Detached { .. } = self
-            && let LeafOtelSpan::Detached { span, parent } =
-                std::mem::replace(self, LeafOtelSpan::Moved)
+        if let LeafOtelSpan::Detached(_) = self
+            && let LeafOtelSpan::Detached(span) = std::mem::replace(self, LeafOtelSpan::Moved)
         {
             *self = LeafOtelSpan::Attached(LiveOtelSpan {
-                cx: span.into_context(&parent),
+                cx: span.into_context(&Context::current()),
                 attrs_at_start: 0,
             });
         }
@@ -374,14 +368,8 @@ impl LeafOtelSpan {
     pub(crate) fn end(&mut self, ltf: &LtfSpan, initial: usize, changed: u64) {
         match self {
             #[cfg(feature = "sdk")]
-            LeafOtelSpan::Detached {
-                span: BridgeSpan::Sdk(span),
-                ..
-            } => finish(span, ltf, initial, changed),
-            LeafOtelSpan::Detached {
-                span: BridgeSpan::Boxed(span),
-                ..
-            } => finish(span, ltf, initial, changed),
+            LeafOtelSpan::Detached(BridgeSpan::Sdk(span)) => finish(span, ltf, initial, changed),
+            LeafOtelSpan::Detached(BridgeSpan::Boxed(span)) => finish(span, ltf, initial, changed),
             LeafOtelSpan::Attached(live) => finish(&mut live.cx.span(), ltf, initial, changed),
             LeafOtelSpan::Moved => {}
         }
