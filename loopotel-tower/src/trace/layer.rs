@@ -19,6 +19,12 @@ use super::service::LoopTrace;
 /// Without a current run the call is recorded as a run of its own when the layer has a
 /// [`LoopTraceLayer::standalone`] tracer, and is not recorded otherwise — never a panic.
 ///
+/// The kind's attributes ([`CallKind::attributes`]) and, for a
+/// [`LoopTraceLayer::per_attempt`] layer, `loop.attempt` are on the OpenTelemetry span from
+/// its creation, so a sampler can decide on them. The call's context is the caller's with
+/// the call's span in it: baggage and other values the caller's context carries reach the
+/// inner service.
+///
 /// Customise it in the tower-http style: [`MakeSpan`](super::MakeSpan) (span name and kind
 /// from the request), [`OnRequest`](super::OnRequest), [`OnResponse`](super::OnResponse),
 /// [`OnFailure`](super::OnFailure), a [`ClassifyResponse`](super::ClassifyResponse), and, for
