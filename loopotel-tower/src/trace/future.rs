@@ -1,14 +1,15 @@
 //! [`ResponseFuture`]: ends the call's span exactly once — on completion, on error, or when
 //! the caller drops it (timeout, `select!`, cancellation: `loop.end_reason = cancelled`).
 
-use loopotel::{Run, SpanGuard, Timestamp};
-use opentelemetry::Context;
-use pin_project_lite::pin_project;
 use std::any::Any;
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
+
+use loopotel::{Run, SpanGuard, Timestamp};
+use opentelemetry::Context;
+use pin_project_lite::pin_project;
 
 use super::callbacks::{ClassifyResponse, Failure, OnFailure, OnResponse, guarded};
 use super::end::{EndOnResponse, ResponseEnd};
