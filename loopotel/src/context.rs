@@ -156,13 +156,77 @@ impl LoopScope {
         kind: impl Into<SpanKinds>,
         attributes: impl IntoIterator<Item = (K, V)>,
     ) -> SpanGuard {
+        self.start(self.otel.as_ref(), name.into(), kind.into(), attributes)
+    }
+
+    /// Starts a child span of this scope in `cx`, the context the scope was found in (as
+    /// [`start_span_with_attributes`] does with the current context). In the LTF view the
+    /// span is a child of the scope's span. In the OpenTelemetry view its parent is `cx`'s
+    /// active span when that span is in the scope's trace: a span another instrumentation
+    /// started inside the scope's span (an HTTP client span, a `tracing` span) stays
+    /// between them, as the OpenTelemetry SDK would place it.
+    ///
+    /// ```
+    /// use loopotel::{LoopTracer, Outcome, SpanKind};
+    /// use loopotel::context::LoopScope;
+    ///
+    /// let run = LoopTracer::new().run("scope-in-demo").start();
+    /// let it = run.iteration(1);
+    /// let cx = it.context();
+    /// if let Some(scope) = cx.get::<LoopScope>() {
+    ///     let _span = scope.start_span_in(&cx, "execute_tool search", SpanKind::Worker, [
+    ///         ("gen_ai.tool.name", "search"),
+    ///     ]);
+    /// }
+    /// drop(it);
+    /// let doc = run.finish(Outcome::Success, "done");
+    /// assert!(doc.spans.iter().any(|s| s.name == "execute_tool search"));
+    /// ```
+    pub fn start_span_in<K: Into<Key>, V: Into<AttrValue>>(
+        &self,
+        cx: &opentelemetry::Context,
+        name: impl Into<Text>,
+        kind: impl Into<SpanKinds>,
+        attributes: impl IntoIterator<Item = (K, V)>,
+    ) -> SpanGuard {
+        self.start(
+            self.otel_parent_in(cx),
+            name.into(),
+            kind.into(),
+            attributes,
+        )
+    }
+
+    /// The OpenTelemetry parent of a child started in `cx`: `cx` when its active span is in
+    /// this scope's trace (the scope's own span, or a span started inside it), else the
+    /// scope's own context.
+    fn otel_parent_in<'a>(
+        &'a self,
+        cx: &'a opentelemetry::Context,
+    ) -> Option<&'a opentelemetry::Context> {
+        use opentelemetry::trace::TraceContextExt as _;
+        let own = self.otel.as_ref()?;
+        let active = cx.span();
+        let active = active.span_context();
+        let in_trace =
+            active.is_valid() && active.trace_id() == own.span().span_context().trace_id();
+        Some(if in_trace { cx } else { own })
+    }
+
+    fn start<K: Into<Key>, V: Into<AttrValue>>(
+        &self,
+        otel_parent: Option<&opentelemetry::Context>,
+        name: Text,
+        kinds: SpanKinds,
+        attributes: impl IntoIterator<Item = (K, V)>,
+    ) -> SpanGuard {
         SpanGuard::start(
             &self.run,
             self.parent,
-            self.otel.as_ref(),
+            otel_parent,
             self.usage.clone(),
-            name.into(),
-            kind.into(),
+            name,
+            kinds,
             |list| {
                 for (k, v) in attributes {
                     list.set(k, v);
@@ -238,7 +302,7 @@ pub fn start_span_with_attributes<K: Into<Key>, V: Into<AttrValue>>(
 ) -> SpanGuard {
     let current = opentelemetry::Context::current();
     match current.get::<LoopScope>() {
-        Some(scope) => scope.start_span_with_attributes(name, kind, attributes),
+        Some(scope) => scope.start_span_in(&current, name, kind, attributes),
         None => SpanGuard::noop(),
     }
 }

@@ -221,6 +221,58 @@ fn a_run_inside_an_otel_span_joins_its_trace_and_other_instrumentation_nests_ins
     );
 }
 
+/// A span other instrumentation starts inside a loopotel span (an HTTP client span, a
+/// `tracing` span) stays between it and a loopotel span started inside it in the
+/// OpenTelemetry view; the LTF view, which holds loopotel spans only, links them directly.
+#[test]
+fn a_foreign_span_between_two_loopotel_spans_stays_in_the_otel_tree() {
+    let (provider, exporter) = provider();
+    let app = provider.tracer("app");
+    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    let run = tracer.run("foreign-between").start();
+    let it = run.iteration(1);
+    let (tool_id, foreign_id) = {
+        let _ic = it.enter();
+        let mut tool = start_span("execute_tool browse", SpanKind::Worker);
+        let _tc = tool.context().attach();
+        let foreign = app.start("http get");
+        let foreign_id = foreign.span_context().span_id();
+        let _fc = opentelemetry::Context::current_with_span(foreign).attach();
+        drop(start_span("chat summarize", SpanKind::Worker.client()));
+        // A scope used outside the context it was found in keeps its own parent.
+        let scope = loopotel::context::LoopScope::current().unwrap();
+        drop(_fc);
+        drop(scope.start_span_in(
+            &opentelemetry::Context::new(),
+            "chat detached",
+            SpanKind::Worker,
+            std::iter::empty::<(&str, &str)>(),
+        ));
+        (tool.span_id().unwrap(), foreign_id)
+    };
+    drop(it);
+    let doc = run.finish(Outcome::Success, "done");
+    let spans = exporter.get_finished_spans().unwrap();
+    let find = |name: &str| spans.iter().find(|s| s.name == name).unwrap();
+    let ltf = |name: &str| doc.spans.iter().find(|s| s.name == name).unwrap();
+    assert_eq!(
+        find("http get").parent_span_id.to_bytes(),
+        tool_id.to_bytes()
+    );
+    assert_eq!(find("chat summarize").parent_span_id, foreign_id);
+    assert_eq!(
+        find("chat summarize").span_context.trace_id().to_bytes(),
+        doc.trace_id.to_bytes()
+    );
+    assert_eq!(ltf("chat summarize").parent_span_id, Some(tool_id));
+    assert_eq!(
+        find("chat detached").parent_span_id.to_bytes(),
+        tool_id.to_bytes()
+    );
+    assert_eq!(ltf("chat detached").parent_span_id, Some(tool_id));
+    assert_eq!(validate_document(&doc), Vec::<String>::new());
+}
+
 #[test]
 fn continue_trace_joins_a_propagated_trace_with_the_bridge_too() {
     let (provider, exporter) = provider();

@@ -110,18 +110,23 @@ impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, 
                     .default_attributes
                     .iter()
                     .map(|(k, v)| (*k, AttrValue::Str(v.clone())));
-                scope.start_span_with_attributes(spec.name, spec.kinds, kind.chain(attempt))
+                scope.start_span_in(&current, spec.name, spec.kinds, kind.chain(attempt))
             }
             None => SpanGuard::noop(),
         };
-        drop(current);
         // The callbacks' latency counts from the span's start (no clock read of its own).
         let started = span.start_time().unwrap_or_else(Timestamp::now);
         if span.is_recording() {
             let on_request = &mut self.layer.on_request;
             guarded(|| on_request.on_request(&request, &mut span));
         }
-        let cx = span.context();
+        // The call's context is the caller's (its baggage and other values reach the
+        // service) with the call's span in it.
+        let cx = match &standalone {
+            Some(_) => span.context(),
+            None => span.context_on(&current),
+        };
+        drop(current);
         // Work the inner service does in `call` itself also sees the span.
         let inner = {
             let _guard = cx.clone().attach();

@@ -345,20 +345,21 @@ impl std::fmt::Debug for LeafOtelSpan {
 }
 
 impl LeafOtelSpan {
-    /// The current context with this span as the active span: what the caller's context
-    /// carries (baggage, other instrumentation's values) stays in it.
-    pub(crate) fn context(&mut self) -> Context {
+    /// `base` (the caller's context) with this span as the active span: what the caller's
+    /// context carries (baggage, other instrumentation's values) stays in it. Made once;
+    /// later calls return the same context.
+    pub(crate) fn context(&mut self, base: &Context) -> Context {
         if let LeafOtelSpan::Detached(_) = self
             && let LeafOtelSpan::Detached(span) = std::mem::replace(self, LeafOtelSpan::Moved)
         {
             *self = LeafOtelSpan::Attached(LiveOtelSpan {
-                cx: span.into_context(&Context::current()),
+                cx: span.into_context(base),
                 attrs_at_start: 0,
             });
         }
         match self {
             LeafOtelSpan::Attached(live) => live.cx.clone(),
-            _ => Context::current(),
+            _ => base.clone(),
         }
     }
 

@@ -209,20 +209,42 @@ impl SpanGuard {
     /// Takes `&mut self`: with a provider, the OpenTelemetry span moves into a context the
     /// first time one is asked for (leaf spans that never need one skip that cost).
     pub fn context(&mut self) -> opentelemetry::Context {
+        match &self.inner {
+            Some(_) => self.context_on(&opentelemetry::Context::current()),
+            None => opentelemetry::Context::current(),
+        }
+    }
+
+    /// [`Self::context`] built on `base` instead of the current context (for a caller that
+    /// already holds the current context). Once a context was made for the span, later
+    /// calls return that one.
+    ///
+    /// ```
+    /// use loopotel::{LoopTracer, Outcome, SpanKind};
+    ///
+    /// let run = LoopTracer::new().run("context-on").start();
+    /// let mut span = run.span("execute_tool search", SpanKind::Worker);
+    /// let caller = opentelemetry::Context::current().with_value(7u32);
+    /// let cx = span.context_on(&caller);
+    /// assert_eq!(cx.get::<u32>(), Some(&7)); // the caller's values stay in it
+    /// drop(span);
+    /// run.finish(Outcome::Success, "done");
+    /// ```
+    pub fn context_on(&mut self, base: &opentelemetry::Context) -> opentelemetry::Context {
         match &mut self.inner {
             Some(s) => {
-                let otel = s.otel.as_mut().map(LeafOtelSpan::context);
-                let base = otel.clone().unwrap_or_else(opentelemetry::Context::current);
+                let otel = s.otel.as_mut().map(|o| o.context(base));
+                let base = otel.as_ref().unwrap_or(base);
                 LoopScope {
                     run: s.run.clone(),
                     parent: s.span.span_id,
                     usage: s.usage.clone(),
-                    otel,
+                    otel: otel.clone(),
                     attempts: Default::default(),
                 }
-                .attach_to(&base)
+                .attach_to(base)
             }
-            None => opentelemetry::Context::current(),
+            None => base.clone(),
         }
     }
 
