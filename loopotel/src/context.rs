@@ -33,16 +33,16 @@ use std::sync::Arc;
 use crate::attr::{AttrValue, Key, Text};
 use crate::ids::SpanId;
 use crate::model::SpanKinds;
-use crate::tracer::iteration::IterationUsage;
+use crate::tracer::iteration::SpanOwner;
 use crate::tracer::run::RunShared;
 use crate::tracer::{IterationRecord, RunHandle, SpanGuard};
 
 /// The place in a loop run that new spans attach to: the run, the parent span, and the
 /// iteration whose usage roll-ups they feed (if any). Stored in `opentelemetry::Context`.
 pub struct LoopScope {
-    pub(crate) run: Arc<RunShared>,
+    /// The run, and the iteration whose usage roll-ups new spans feed (if any).
+    pub(crate) owner: SpanOwner,
     pub(crate) parent: SpanId,
-    pub(crate) usage: Option<Arc<IterationUsage>>,
     /// The parent's OpenTelemetry context (holding its live span), with a provider.
     pub(crate) otel: Option<opentelemetry::Context>,
     /// Attempts started under this scope's span (for per-attempt instrumentation).
@@ -52,9 +52,8 @@ pub struct LoopScope {
 impl Clone for LoopScope {
     fn clone(&self) -> Self {
         Self {
-            run: self.run.clone(),
+            owner: self.owner.clone(),
             parent: self.parent,
-            usage: self.usage.clone(),
             otel: self.otel.clone(),
             attempts: std::sync::atomic::AtomicU64::new(
                 self.attempts.load(std::sync::atomic::Ordering::Relaxed),
@@ -66,9 +65,9 @@ impl Clone for LoopScope {
 impl std::fmt::Debug for LoopScope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoopScope")
-            .field("trace_id", &self.run.trace_id)
+            .field("trace_id", &self.owner.run().trace_id)
             .field("parent", &self.parent)
-            .field("in_iteration", &self.usage.is_some())
+            .field("in_iteration", &self.owner.usage().is_some())
             .finish()
     }
 }
@@ -78,9 +77,8 @@ impl LoopScope {
         let parent = run.root_span_id;
         let otel = run.otel.as_ref().map(|o| o.cx.clone());
         Self {
-            run,
+            owner: SpanOwner::Run(run),
             parent,
-            usage: None,
             otel,
             attempts: Default::default(),
         }
@@ -98,13 +96,13 @@ impl LoopScope {
     /// The run this scope belongs to.
     pub fn run(&self) -> RunHandle {
         RunHandle {
-            shared: self.run.clone(),
+            shared: self.owner.run().clone(),
         }
     }
 
     /// Whether spans started under this scope record anything (the run is enabled).
     pub fn is_recording(&self) -> bool {
-        self.run.enabled()
+        self.owner.run().enabled()
     }
 
     /// Numbers an attempt under this scope's span: 1 for the first call, then 2, 3, …
@@ -220,11 +218,13 @@ impl LoopScope {
         kinds: SpanKinds,
         attributes: impl IntoIterator<Item = (K, V)>,
     ) -> SpanGuard {
+        if !self.is_recording() {
+            return SpanGuard::noop();
+        }
         SpanGuard::start(
-            &self.run,
+            self.owner.clone(),
             self.parent,
             otel_parent,
-            self.usage.clone(),
             name,
             kinds,
             |list| {

@@ -345,10 +345,10 @@ impl W3cPropagator {
             return Some((tp, (!state.is_empty()).then_some(state)));
         }
         cx.get::<LoopScope>()
-            .filter(|scope| scope.run.enabled())
+            .filter(|scope| scope.is_recording())
             .map(|scope| {
                 (
-                    TraceParent::new(scope.run.trace_id, scope.parent_span_id()),
+                    TraceParent::new(scope.owner.run().trace_id, scope.parent_span_id()),
                     None,
                 )
             })

@@ -97,16 +97,45 @@ impl IterationRecord {
 }
 
 /// Usage rolled up into an iteration by its child spans (they may live on other tasks).
-#[derive(Debug, Default)]
 pub(crate) struct IterationUsage {
+    /// The iteration's run (so that one reference to the usage reaches both).
+    run: Arc<RunShared>,
     tokens: AtomicU64,
     /// f64 bits of the summed cost; `u64::MAX` means "no cost recorded".
     cost_bits: AtomicU64,
 }
 
+/// What a span or a loop scope belongs to: its run, and the iteration whose usage its
+/// spans roll up into (if any). One reference count for both: spans and scopes are made
+/// per call.
+#[derive(Clone)]
+pub(crate) enum SpanOwner {
+    /// Directly under the run (no iteration).
+    Run(Arc<RunShared>),
+    /// Inside an iteration.
+    Iteration(Arc<IterationUsage>),
+}
+
+impl SpanOwner {
+    pub(crate) fn run(&self) -> &Arc<RunShared> {
+        match self {
+            SpanOwner::Run(run) => run,
+            SpanOwner::Iteration(usage) => &usage.run,
+        }
+    }
+
+    pub(crate) fn usage(&self) -> Option<&IterationUsage> {
+        match self {
+            SpanOwner::Run(_) => None,
+            SpanOwner::Iteration(usage) => Some(usage),
+        }
+    }
+}
+
 impl IterationUsage {
-    fn new() -> Self {
+    fn new(run: Arc<RunShared>) -> Self {
         Self {
+            run,
             tokens: AtomicU64::new(0),
             cost_bits: AtomicU64::new(u64::MAX),
         }
@@ -565,7 +594,7 @@ impl Iteration {
             inner: Some(LiveIteration {
                 run: run.clone(),
                 otel,
-                usage: Arc::new(IterationUsage::new()),
+                usage: Arc::new(IterationUsage::new(run.clone())),
                 slot,
                 data,
             }),
@@ -656,10 +685,9 @@ impl Iteration {
     pub fn span(&self, name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
         match &self.inner {
             Some(i) => SpanGuard::start(
-                &i.run,
+                SpanOwner::Iteration(i.usage.clone()),
                 i.data.span_id,
                 i.otel.as_ref().map(|o| &o.cx),
-                Some(i.usage.clone()),
                 name.into(),
                 kind.into(),
                 |_| {},
@@ -676,9 +704,8 @@ impl Iteration {
                 let otel = i.otel.as_ref().map(|o| o.cx.clone());
                 let base = otel.clone().unwrap_or_else(opentelemetry::Context::current);
                 LoopScope {
-                    run: i.run.clone(),
+                    owner: SpanOwner::Iteration(i.usage.clone()),
                     parent: i.data.span_id,
-                    usage: Some(i.usage.clone()),
                     otel,
                     attempts: Default::default(),
                 }

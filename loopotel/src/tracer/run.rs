@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use futures_util::FutureExt as _;
 use opentelemetry::context::FutureExt as _;
 
-use super::iteration::{Iteration, IterationData, IterationRecord, SpanSlot};
+use super::iteration::{Iteration, IterationData, IterationRecord, SpanOwner, SpanSlot};
 use super::span::SpanGuard;
 use super::store::SpanStore;
 use super::{LoopTracer, TracerConfig};
@@ -549,10 +549,9 @@ impl RunHandle {
     /// Starts a child span of the root (for work outside any iteration).
     pub fn span(&self, name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
         SpanGuard::start(
-            &self.shared,
+            SpanOwner::Run(self.shared.clone()),
             self.shared.root_span_id,
             self.shared.otel.as_ref().map(|o| &o.cx),
-            None,
             name.into(),
             kind.into(),
             |_| {},

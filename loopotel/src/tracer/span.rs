@@ -1,9 +1,6 @@
 //! Child spans: LLM calls, tool calls, environment steps and evaluations.
 
-use std::sync::Arc;
-
-use super::iteration::IterationUsage;
-use super::run::RunShared;
+use super::iteration::SpanOwner;
 use crate::attr::{AttrValue, Attributes, Key, Text};
 use crate::context::LoopScope;
 use crate::ids::SpanId;
@@ -13,9 +10,8 @@ use crate::semconv as sc;
 use crate::time::Timestamp;
 
 struct LiveSpan {
-    run: Arc<RunShared>,
+    owner: SpanOwner,
     otel: Option<LeafOtelSpan>,
-    usage: Option<Arc<IterationUsage>>,
     span: LtfSpan,
     tokens: u64,
     cost: Option<f64>,
@@ -88,15 +84,14 @@ impl SpanGuard {
     }
 
     pub(crate) fn start(
-        run: &Arc<RunShared>,
+        owner: SpanOwner,
         parent: SpanId,
         parent_otel: Option<&opentelemetry::Context>,
-        usage: Option<Arc<IterationUsage>>,
         name: Text,
         kinds: SpanKinds,
         initial: impl FnOnce(&mut Attributes),
     ) -> Self {
-        if !run.enabled() {
+        if !owner.run().enabled() {
             return Self::noop();
         }
         let mut attributes = Attributes::with_capacity(SPAN_ATTRIBUTES);
@@ -108,9 +103,8 @@ impl SpanGuard {
         // which took its place when it started). The box comes first and the OpenTelemetry
         // span is written into it: the SDK span is large, and moving it costs.
         let mut live = Box::new(LiveSpan {
-            run: run.clone(),
+            owner,
             otel: None,
-            usage,
             span: LtfSpan {
                 // Set below, from the OpenTelemetry span when there is one.
                 span_id: SpanId::from_bytes([0; 8]),
@@ -127,7 +121,7 @@ impl SpanGuard {
             otel_initial: 0,
             otel_initial_changed: 0,
         });
-        live.span.span_id = match (&run.config.otel, parent_otel) {
+        live.span.span_id = match (&live.owner.run().config.otel, parent_otel) {
             (Some(bridge), Some(parent_cx)) => {
                 let initial = live.span.attributes.len().min(OTEL_INITIAL_MAX);
                 live.otel_initial = initial as u8;
@@ -236,9 +230,8 @@ impl SpanGuard {
                 let otel = s.otel.as_mut().map(|o| o.context(base));
                 let base = otel.as_ref().unwrap_or(base);
                 LoopScope {
-                    run: s.run.clone(),
+                    owner: s.owner.clone(),
                     parent: s.span.span_id,
-                    usage: s.usage.clone(),
                     otel: otel.clone(),
                     attempts: Default::default(),
                 }
@@ -278,28 +271,30 @@ impl SpanGuard {
         if let Some(c) = s.cost {
             s.set(sc::LOOP_COST_USD, c);
         }
-        match &s.usage {
-            Some(usage) => {
-                usage.add_tokens(s.tokens);
-                if let Some(c) = s.cost {
-                    usage.add_cost(c);
+        if s.tokens > 0 || s.cost.is_some() {
+            match s.owner.usage() {
+                Some(usage) => {
+                    usage.add_tokens(s.tokens);
+                    if let Some(c) = s.cost {
+                        usage.add_cost(c);
+                    }
                 }
+                None => s.owner.run().add_usage(s.tokens, s.cost),
             }
-            None if s.tokens > 0 || s.cost.is_some() => s.run.add_usage(s.tokens, s.cost),
-            None => {}
         }
-        if s.run.config.limits.apply(&mut s.span) {
+        let run = s.owner.run();
+        if run.config.limits.apply(&mut s.span) {
             // Cut or dropped: the attributes the OpenTelemetry span got at start go again.
             s.otel_initial_changed = u64::MAX;
         }
         if let Some(o) = &mut s.otel {
             o.end(&s.span, usize::from(s.otel_initial), s.otel_initial_changed);
         }
-        if let Some(m) = &s.run.config.metrics {
+        if let Some(m) = &run.config.metrics {
             m.span_ended(&s.span);
         }
-        let mut state = s.run.lock();
-        s.run.keep_ended(&mut state, s.span);
+        let mut state = run.lock();
+        run.keep_ended(&mut state, s.span);
     }
 }
 
