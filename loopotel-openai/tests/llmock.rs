@@ -16,6 +16,10 @@ use loopotel_openai::{GenAiTelemetry, ModelPrice, PriceTable, TracedClient};
 use opentelemetry::context::FutureExt as _;
 use serde_json::{Value, json};
 
+#[path = "../../loopotel/tests/support/seen_at_creation.rs"]
+mod seen_at_creation;
+use seen_at_creation::SeenAtCreation;
+
 const API_KEY: &str = "sk-loopotel-test-SECRET-0123456789";
 
 /// The server, or `None` (SKIPPED) when it is not running and not required.
@@ -615,12 +619,7 @@ async fn the_opentelemetry_view_is_a_client_span_and_genai_metrics() {
     // The sampling-relevant attributes were there when the span was created, and the
     // exported span has each of them once.
     let created = seen
-        .0
-        .lock()
-        .expect("sampler log")
-        .iter()
-        .find(|(name, _)| name == "chat lt-otel")
-        .map(|(_, attributes)| attributes.clone())
+        .attributes_of("chat lt-otel")
         .expect("the chat span was sampled");
     let created_keys: Vec<&str> = created.iter().map(|(k, _)| k.as_str()).collect();
     for key in [
@@ -663,42 +662,5 @@ async fn the_opentelemetry_view_is_a_client_span_and_genai_metrics() {
             names.iter().any(|n| n == want),
             "{want} missing from {names:?}"
         );
-    }
-}
-
-/// Each span's name and the attributes (key, value) it was created with.
-type CreationLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>;
-
-/// A sampler that remembers the attributes each span was created with.
-#[derive(Clone, Debug, Default)]
-struct SeenAtCreation(CreationLog);
-
-impl opentelemetry_sdk::trace::ShouldSample for SeenAtCreation {
-    fn should_sample(
-        &self,
-        parent: Option<&opentelemetry::Context>,
-        _: opentelemetry::trace::TraceId,
-        name: &str,
-        _: &opentelemetry::trace::SpanKind,
-        attributes: &[opentelemetry::KeyValue],
-        _: &[opentelemetry::trace::Link],
-    ) -> opentelemetry_sdk::trace::SamplingResult {
-        use opentelemetry::trace::TraceContextExt as _;
-        if let Ok(mut seen) = self.0.lock() {
-            seen.push((
-                name.to_owned(),
-                attributes
-                    .iter()
-                    .map(|kv| (kv.key.to_string(), kv.value.to_string()))
-                    .collect(),
-            ));
-        }
-        opentelemetry_sdk::trace::SamplingResult {
-            decision: opentelemetry_sdk::trace::SamplingDecision::RecordAndSample,
-            attributes: Vec::new(),
-            trace_state: parent
-                .map(|cx| cx.span().span_context().trace_state().clone())
-                .unwrap_or_default(),
-        }
     }
 }

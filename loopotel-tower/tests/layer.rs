@@ -13,6 +13,10 @@ use opentelemetry::context::FutureExt as _;
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 
+#[path = "../../loopotel/tests/support/seen_at_creation.rs"]
+mod seen_at_creation;
+use seen_at_creation::SeenAtCreation;
+
 fn span<'a>(doc: &'a LtfDocument, name: &str) -> Vec<&'a LtfSpan> {
     doc.spans
         .iter()
@@ -618,40 +622,6 @@ fn the_response_future_is_the_size_of_the_inner_future() {
     assert_eq!(future_size(&traced), future_size(&Echo));
 }
 
-/// Each span's name and the attributes (key, value) it was created with.
-type CreationLog = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
-
-/// A sampler that remembers the attributes each span was created with.
-#[derive(Clone, Debug, Default)]
-struct SeenAtCreation(CreationLog);
-
-impl opentelemetry_sdk::trace::ShouldSample for SeenAtCreation {
-    fn should_sample(
-        &self,
-        _: Option<&opentelemetry::Context>,
-        _: opentelemetry::trace::TraceId,
-        name: &str,
-        _: &opentelemetry::trace::SpanKind,
-        attributes: &[opentelemetry::KeyValue],
-        _: &[opentelemetry::trace::Link],
-    ) -> opentelemetry_sdk::trace::SamplingResult {
-        if let Ok(mut seen) = self.0.lock() {
-            seen.push((
-                name.to_owned(),
-                attributes
-                    .iter()
-                    .map(|kv| (kv.key.to_string(), kv.value.to_string()))
-                    .collect(),
-            ));
-        }
-        opentelemetry_sdk::trace::SamplingResult {
-            decision: opentelemetry_sdk::trace::SamplingDecision::RecordAndSample,
-            attributes: Vec::new(),
-            trace_state: Default::default(),
-        }
-    }
-}
-
 /// The kind's attributes (and the attempt number) are on the OpenTelemetry span from its
 /// creation, so a sampler can decide on `gen_ai.operation.name` or the tool's name.
 #[tokio::test]
@@ -675,14 +645,12 @@ async fn samplers_see_the_kinds_attributes_when_the_span_is_created() {
     assert_eq!(n.ok(), Some(4));
     drop(it);
     let doc = run.finish(Outcome::Success, "done");
-    let seen = seen.0.lock().expect("sampler log").clone();
-    let (_, at_creation) = seen
-        .iter()
-        .find(|(name, _)| name == "execute_tool search")
+    let at_creation = seen
+        .attributes_of("execute_tool search")
         .expect("the tool span was sampled");
     assert_eq!(
         at_creation,
-        &[
+        [
             (
                 "gen_ai.operation.name".to_owned(),
                 "execute_tool".to_owned()

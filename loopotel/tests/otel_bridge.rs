@@ -13,6 +13,10 @@ use opentelemetry::trace::{
 };
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 
+#[path = "support/seen_at_creation.rs"]
+mod seen_at_creation;
+use seen_at_creation::SeenAtCreation;
+
 fn provider() -> (SdkTracerProvider, InMemorySpanExporter) {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
@@ -376,36 +380,6 @@ fn a_no_op_provider_inside_a_propagated_trace_leaves_the_ltf_record_valid() {
     assert!(problems.is_empty(), "{problems:?}");
 }
 
-/// Each span's name and the attributes it was created with.
-type CreationLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<opentelemetry::KeyValue>)>>>;
-
-/// A sampler that remembers what it was shown when each span was created.
-#[derive(Clone, Debug, Default)]
-struct SeenAtCreation(CreationLog);
-
-impl opentelemetry_sdk::trace::ShouldSample for SeenAtCreation {
-    fn should_sample(
-        &self,
-        parent: Option<&opentelemetry::Context>,
-        _: opentelemetry::trace::TraceId,
-        name: &str,
-        _: &OtelKind,
-        attributes: &[opentelemetry::KeyValue],
-        _: &[opentelemetry::trace::Link],
-    ) -> opentelemetry_sdk::trace::SamplingResult {
-        if let Ok(mut seen) = self.0.lock() {
-            seen.push((name.to_owned(), attributes.to_vec()));
-        }
-        opentelemetry_sdk::trace::SamplingResult {
-            decision: opentelemetry_sdk::trace::SamplingDecision::RecordAndSample,
-            attributes: Vec::new(),
-            trace_state: parent
-                .map(|cx| cx.span().span_context().trace_state().clone())
-                .unwrap_or_default(),
-        }
-    }
-}
-
 fn otel_values(s: &SpanData, key: &str) -> Vec<Value> {
     s.attributes
         .iter()
@@ -469,17 +443,7 @@ fn attributes_given_at_start_reach_the_sampler_and_later_changes_follow() {
     let otel = |name: &str| spans.iter().find(|s| s.name == name).expect(name);
     let ltf = |name: &str| doc.spans.iter().find(|s| s.name == name).expect(name);
 
-    let seen = seen.0.lock().expect("sampler log").clone();
-    let at_creation = |name: &str| {
-        seen.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, a)| {
-                a.iter()
-                    .map(|kv| (kv.key.to_string(), kv.value.to_string()))
-                    .collect::<Vec<_>>()
-            })
-            .expect(name)
-    };
+    let at_creation = |name: &str| seen.attributes_of(name).expect(name);
     assert_eq!(
         at_creation("chat model-a"),
         [
