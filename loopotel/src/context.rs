@@ -158,11 +158,11 @@ impl LoopScope {
     }
 
     /// Starts a child span of this scope in `cx`, the context the scope was found in (as
-    /// [`start_span_with_attributes`] does with the current context). In the LTF view the
-    /// span is a child of the scope's span. In the OpenTelemetry view its parent is `cx`'s
-    /// active span when that span is in the scope's trace: a span another instrumentation
-    /// started inside the scope's span (an HTTP client span, a `tracing` span) stays
-    /// between them, as the OpenTelemetry SDK would place it.
+    /// the free [`start_span_with_attributes`] does with the current context). In the LTF
+    /// view the span is a child of the scope's span. In the OpenTelemetry view its parent is
+    /// `cx`'s active span when that span is in the scope's trace: a span another
+    /// instrumentation started inside the scope's span (an HTTP client span, a `tracing`
+    /// span) stays between them, as the OpenTelemetry SDK would place it.
     ///
     /// ```
     /// use loopotel::{LoopTracer, Outcome, SpanKind};
@@ -270,7 +270,9 @@ pub fn emit_iteration(record: IterationRecord) -> bool {
 }
 
 /// Starts a span under the current scope. Without a current run the span records nothing
-/// (`is_recording() == false`); it never panics.
+/// (`is_recording() == false`); it never panics. With an OpenTelemetry provider, its
+/// OpenTelemetry parent is the current context's active span (see
+/// [`LoopScope::start_span_in`]).
 pub fn start_span(name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
     start_span_with_attributes(name, kind, std::iter::empty::<(Key, AttrValue)>())
 }
