@@ -59,12 +59,33 @@ pin_project! {
     #[project = CallProj]
     enum Call<F, OnRes, OnFail, C, K> {
         Passthrough { #[pin] inner: F },
-        Recorded { call: Pin<Box<RecordedCall<F, OnRes, OnFail, C, K>>> },
+        Recorded { call: RecordedBox<F, OnRes, OnFail, C, K> },
     }
 }
 
+/// A recorded call, in its own allocation. It is freed out of line, so the future's drop
+/// glue stays small enough to inline, and for a call that recorded nothing it compiles
+/// away. (Empty only while being dropped.)
+pub(crate) struct RecordedBox<F, OnRes, OnFail, C, K>(Option<PinnedCall<F, OnRes, OnFail, C, K>>);
+
+type PinnedCall<F, OnRes, OnFail, C, K> = Pin<Box<RecordedCall<F, OnRes, OnFail, C, K>>>;
+
+impl<F, OnRes, OnFail, C, K> Drop for RecordedBox<F, OnRes, OnFail, C, K> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            free_recorded(call);
+        }
+    }
+}
+
+#[inline(never)]
+fn free_recorded<T>(call: Pin<Box<T>>) {
+    drop(call);
+}
+
 pin_project! {
-    struct RecordedCall<F, OnRes, OnFail, C, K> {
+    pub(crate) struct RecordedCall<F, OnRes, OnFail, C, K> {
         #[pin]
         inner: F,
         // `None` once the span was ended by `poll`.
@@ -111,15 +132,25 @@ impl<F, OnRes, OnFail, C, K> ResponseFuture<F, OnRes, OnFail, C, K> {
         }
     }
 
-    pub(crate) fn new(inner: F, state: CallState<OnRes, OnFail, C, K>) -> Self {
+    /// A recorded call.
+    #[inline]
+    pub(crate) fn recorded(call: RecordedBox<F, OnRes, OnFail, C, K>) -> Self {
         Self {
-            call: Call::Recorded {
-                call: Box::pin(RecordedCall {
-                    inner,
-                    state: Some(state),
-                }),
-            },
+            call: Call::Recorded { call },
         }
+    }
+}
+
+impl<F, OnRes, OnFail, C, K> RecordedCall<F, OnRes, OnFail, C, K> {
+    /// Moves the inner future next to its state, in one allocation.
+    pub(crate) fn boxed(
+        inner: F,
+        state: CallState<OnRes, OnFail, C, K>,
+    ) -> RecordedBox<F, OnRes, OnFail, C, K> {
+        RecordedBox(Some(Box::pin(RecordedCall {
+            inner,
+            state: Some(state),
+        })))
     }
 }
 
@@ -149,10 +180,14 @@ where
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().call.project() {
             CallProj::Passthrough { inner } => K::poll_passthrough(inner, task),
-            CallProj::Recorded { call } => {
-                let call = call.as_mut().project();
-                finish_poll(call.inner, call.state, task)
-            }
+            CallProj::Recorded { call } => match call.0.as_mut() {
+                Some(call) => {
+                    let call = call.as_mut().project();
+                    finish_poll(call.inner, call.state, task)
+                }
+                // Empty only while being dropped: never polled.
+                None => Poll::Pending,
+            },
         }
     }
 }

@@ -9,7 +9,7 @@ use tower::Service;
 
 use super::callbacks::{ClassifyResponse, MakeSpan, OnFailure, OnRequest, OnResponse, guarded};
 use super::end::ResponseEnd;
-use super::future::{CallState, ResponseFuture};
+use super::future::{CallState, RecordedBox, RecordedCall, ResponseFuture};
 use super::layer::LoopTraceLayer;
 
 /// The service [`LoopTraceLayer`] produces.
@@ -64,16 +64,20 @@ where
             // Nothing to record: no span, no context, no clock read.
             return ResponseFuture::passthrough(self.inner.call(request));
         }
-        self.call_recorded(request, in_run)
+        // The recording path returns only its allocation, so each path builds the future
+        // in place (one returned whole through both paths was copied where they join: a
+        // disabled layer cost 1.66× a pass-through layer, and 1.3× without the copy).
+        ResponseFuture::recorded(self.call_recorded(request, in_run))
     }
 }
 
 impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, K> {
+    /// Starts the call's span, and calls the inner service inside the call's context.
     fn call_recorded<Req>(
         &mut self,
         request: Req,
         in_run: bool,
-    ) -> ResponseFuture<S::Future, OnRes, OnFail, C, K>
+    ) -> RecordedBox<S::Future, OnRes, OnFail, C, K>
     where
         S: Service<Req>,
         OnReq: OnRequest<Req>,
@@ -132,7 +136,7 @@ impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, 
             let _guard = cx.clone().attach();
             self.inner.call(request)
         };
-        ResponseFuture::new(
+        RecordedCall::boxed(
             inner,
             CallState {
                 span,
