@@ -85,7 +85,7 @@ fn free_recorded<T>(call: Pin<Box<T>>) {
 }
 
 pin_project! {
-    pub(crate) struct RecordedCall<F, OnRes, OnFail, C, K> {
+    struct RecordedCall<F, OnRes, OnFail, C, K> {
         #[pin]
         inner: F,
         // `None` once the span was ended by `poll`.
@@ -141,13 +141,10 @@ impl<F, OnRes, OnFail, C, K> ResponseFuture<F, OnRes, OnFail, C, K> {
     }
 }
 
-impl<F, OnRes, OnFail, C, K> RecordedCall<F, OnRes, OnFail, C, K> {
+impl<F, OnRes, OnFail, C, K> RecordedBox<F, OnRes, OnFail, C, K> {
     /// Moves the inner future next to its state, in one allocation.
-    pub(crate) fn boxed(
-        inner: F,
-        state: CallState<OnRes, OnFail, C, K>,
-    ) -> RecordedBox<F, OnRes, OnFail, C, K> {
-        RecordedBox(Some(Box::pin(RecordedCall {
+    pub(crate) fn new(inner: F, state: CallState<OnRes, OnFail, C, K>) -> Self {
+        Self(Some(Box::pin(RecordedCall {
             inner,
             state: Some(state),
         })))

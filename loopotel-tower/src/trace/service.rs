@@ -9,7 +9,7 @@ use tower::Service;
 
 use super::callbacks::{ClassifyResponse, MakeSpan, OnFailure, OnRequest, OnResponse, guarded};
 use super::end::ResponseEnd;
-use super::future::{CallState, RecordedBox, RecordedCall, ResponseFuture};
+use super::future::{CallState, RecordedBox, ResponseFuture};
 use super::layer::LoopTraceLayer;
 
 /// The service [`LoopTraceLayer`] produces.
@@ -136,7 +136,7 @@ impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, 
             let _guard = cx.clone().attach();
             self.inner.call(request)
         };
-        RecordedCall::boxed(
+        RecordedBox::new(
             inner,
             CallState {
                 span,
