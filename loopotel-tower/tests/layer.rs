@@ -225,55 +225,96 @@ impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for RetryTwice {
     }
 }
 
+/// One logical span and one span per attempt, numbered, under it: without a provider (the
+/// call's context carries its scope), with one (the logical span's OpenTelemetry span is the
+/// active span, found among the run's open spans), and with one that keeps a scope in every
+/// context.
 #[tokio::test]
 async fn retries_give_one_logical_span_and_one_span_per_attempt() {
-    let calls = Arc::new(AtomicU32::new(0));
-    let calls2 = calls.clone();
-    let flaky = service_fn(move |_: u8| {
-        let n = calls2.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n == 0 {
-                Err::<&str, BoxError>("429 Too Many Requests".into())
-            } else {
-                Ok("ok")
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracers = [
+        ("ltf", LoopTracer::new()),
+        (
+            "bridged",
+            LoopTracer::builder().tracer_provider(&provider).build(),
+        ),
+        (
+            "bridged, scope in every context",
+            LoopTracer::builder()
+                .tracer_provider(&provider)
+                .scope_through_foreign_spans(true)
+                .build(),
+        ),
+    ];
+    for (mode, tracer) in tracers {
+        exporter.reset();
+        let calls = Arc::new(AtomicU32::new(0));
+        let calls2 = calls.clone();
+        let flaky = service_fn(move |_: u8| {
+            let n = calls2.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Err::<&str, BoxError>("429 Too Many Requests".into())
+                } else {
+                    Ok("ok")
+                }
             }
-        }
-    });
-    let svc = ServiceBuilder::new()
-        .layer(LoopTraceLayer::llm("m"))
-        .retry(RetryTwice)
-        .layer(
-            LoopTraceLayer::custom("http attempt", loopotel::SpanKind::Worker.client())
-                .per_attempt(),
-        )
-        .service(flaky);
-    let (out, doc) = LoopTracer::new()
-        .run("retry-loop")
-        .scope(|run| async move {
-            let it = run.iteration(1);
-            svc.oneshot(7).with_context(it.context()).await.unwrap()
-        })
-        .await;
-    assert_eq!(out, "ok");
-    let logical = span(&doc, "chat m");
-    assert_eq!(logical.len(), 1);
-    assert!(attr(logical[0], "error.type").is_none());
-    let attempts = span(&doc, "http attempt");
-    assert_eq!(attempts.len(), 2);
-    let numbers: Vec<_> = attempts
-        .iter()
-        .map(|s| attr(s, "loop.attempt").and_then(|v| v.as_i64()))
-        .collect();
-    assert_eq!(numbers, [Some(1), Some(2)]);
-    assert!(
-        attempts
+        });
+        let svc = ServiceBuilder::new()
+            .layer(LoopTraceLayer::llm("m"))
+            .retry(RetryTwice)
+            .layer(
+                LoopTraceLayer::custom("http attempt", loopotel::SpanKind::Worker.client())
+                    .per_attempt(),
+            )
+            .service(flaky);
+        let (out, doc) = tracer
+            .run("retry-loop")
+            .scope(|run| async move {
+                let it = run.iteration(1);
+                svc.oneshot(7).with_context(it.context()).await.unwrap()
+            })
+            .await;
+        assert_eq!(out, "ok");
+        let logical = span(&doc, "chat m");
+        assert_eq!(logical.len(), 1, "{mode}");
+        assert!(attr(logical[0], "error.type").is_none());
+        let attempts = span(&doc, "http attempt");
+        assert_eq!(attempts.len(), 2, "{mode}");
+        let numbers: Vec<_> = attempts
             .iter()
-            .all(|a| a.parent_span_id == Some(logical[0].span_id))
-    );
-    assert_eq!(
-        attr(attempts[0], "error.type").and_then(|v| v.as_str()),
-        Some("error")
-    );
+            .map(|s| attr(s, "loop.attempt").and_then(|v| v.as_i64()))
+            .collect();
+        assert_eq!(numbers, [Some(1), Some(2)], "{mode}");
+        assert!(
+            attempts
+                .iter()
+                .all(|a| a.parent_span_id == Some(logical[0].span_id)),
+            "{mode}"
+        );
+        assert_eq!(
+            attr(attempts[0], "error.type").and_then(|v| v.as_str()),
+            Some("error")
+        );
+        if mode != "ltf" {
+            let otel = exporter.get_finished_spans().unwrap();
+            let otel_attempts: Vec<_> = otel.iter().filter(|s| s.name == "http attempt").collect();
+            assert_eq!(otel_attempts.len(), 2, "{mode}");
+            assert!(
+                otel_attempts
+                    .iter()
+                    .all(|a| a.parent_span_id.to_bytes() == logical[0].span_id.to_bytes()),
+                "{mode}"
+            );
+        }
+        assert!(
+            loopotel::validate::validate_document(&doc).is_empty(),
+            "{mode}"
+        );
+    }
 }
 
 #[tokio::test]

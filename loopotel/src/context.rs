@@ -11,6 +11,17 @@
 //! - Spawned tasks: `tokio::spawn(fut.with_context(Context::current()))` — `tokio::spawn`
 //!   does not carry the context by itself.
 //!
+//! With an OpenTelemetry provider, a span's context holds the span's OpenTelemetry span as
+//! the active span and no scope of its own: the run keeps a list of its open spans that
+//! code runs inside ([`crate::SpanGuard::context`]), and a span started in such a context
+//! finds its LTF parent (and the attempt count) from the active span's id. That spares each
+//! call a copy of the context's value map. One consequence: a span another
+//! instrumentation starts inside a loopotel span, with a loopotel span started inside *that*
+//! one, puts the inner loopotel span under the enclosing scope (the iteration, say) in the
+//! LTF view, since LTF has no record of the foreign span; the OpenTelemetry view keeps all
+//! three in their places. [`crate::LoopTracerBuilder::scope_through_foreign_spans`] keeps a
+//! scope in every span context instead (the LTF view then links the two loopotel spans).
+//!
 //! ```
 //! use loopotel::{LoopTracer, Outcome, IterationRecord, SpanKind, context};
 //!
@@ -29,6 +40,9 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use opentelemetry::trace::TraceContextExt as _;
 
 use crate::attr::{AttrValue, Key, Text};
 use crate::ids::SpanId;
@@ -46,7 +60,9 @@ pub struct LoopScope {
     /// The parent's OpenTelemetry context (holding its live span), with a provider.
     pub(crate) otel: Option<opentelemetry::Context>,
     /// Attempts started under this scope's span (for per-attempt instrumentation).
-    pub(crate) attempts: std::sync::atomic::AtomicU64,
+    pub(crate) attempts: AtomicU64,
+    /// The parent is one of the run's open spans ([`OpenSpans`]), which counts its attempts.
+    pub(crate) open_parent: bool,
 }
 
 impl Clone for LoopScope {
@@ -55,11 +71,99 @@ impl Clone for LoopScope {
             owner: self.owner.clone(),
             parent: self.parent,
             otel: self.otel.clone(),
-            attempts: std::sync::atomic::AtomicU64::new(
-                self.attempts.load(std::sync::atomic::Ordering::Relaxed),
-            ),
+            attempts: AtomicU64::new(self.attempts.load(Ordering::Relaxed)),
+            open_parent: self.open_parent,
         }
     }
+}
+
+/// The open spans of a run whose OpenTelemetry span is the active span of a context handed
+/// out ([`crate::SpanGuard::context`]), with the attempts numbered under each. A span joins
+/// when its first context is made and leaves when it ends.
+///
+/// Lock-free: a table of [`OPEN_SLOTS`] slots (allocated when the first span joins), where a
+/// span takes a free slot among [`OPEN_PROBES`] from its id's own. Span ids are random, so
+/// their bits place them. A span that finds no free slot keeps a scope in its context
+/// instead, as it does without a provider.
+#[derive(Default)]
+pub(crate) struct OpenSpans {
+    slots: std::sync::OnceLock<Box<[OpenSlot]>>,
+}
+
+/// Slots in a run's table of open spans: 4 KiB per run.
+const OPEN_SLOTS: usize = 256;
+
+/// Slots a span may take, from its id's own on.
+const OPEN_PROBES: usize = 8;
+
+#[derive(Default)]
+struct OpenSlot {
+    /// The span id's bits; 0 when free (a zero span id is invalid).
+    span: AtomicU64,
+    attempts: AtomicU64,
+}
+
+impl OpenSpans {
+    fn probe(span: u64) -> impl Iterator<Item = usize> {
+        let home = span as usize;
+        (0..OPEN_PROBES).map(move |i| home.wrapping_add(i) % OPEN_SLOTS)
+    }
+
+    /// Adds an open span; returns its slot (`None` when its slots are taken).
+    pub(crate) fn insert(&self, span: SpanId) -> Option<u16> {
+        let key = key(span);
+        if key == 0 {
+            return None;
+        }
+        let slots = self
+            .slots
+            .get_or_init(|| (0..OPEN_SLOTS).map(|_| OpenSlot::default()).collect());
+        for i in Self::probe(key) {
+            let slot = &slots[i];
+            let taken = slot.span.load(Ordering::Relaxed) == 0
+                && slot
+                    .span
+                    .compare_exchange(0, key, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok();
+            if taken {
+                // Before the span's context exists: no attempt under it can be numbered yet.
+                slot.attempts.store(0, Ordering::Relaxed);
+                return u16::try_from(i).ok();
+            }
+        }
+        None
+    }
+
+    /// Frees the slot of an ended span.
+    pub(crate) fn remove(&self, slot: u16) {
+        if let Some(slot) = self.slots.get().and_then(|s| s.get(usize::from(slot))) {
+            slot.span.store(0, Ordering::Release);
+        }
+    }
+
+    /// The slot of an open span.
+    fn find(&self, span: SpanId) -> Option<&OpenSlot> {
+        let key = key(span);
+        let slots = self.slots.get()?;
+        Self::probe(key)
+            .map(|i| &slots[i])
+            .find(|slot| slot.span.load(Ordering::Acquire) == key)
+    }
+
+    /// Numbers the next attempt under an open span (`None` once it ended).
+    fn next_attempt(&self, span: SpanId) -> Option<u64> {
+        let slot = self.find(span)?;
+        let n = slot
+            .attempts
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        // The span may have ended meanwhile, and its slot gone to another.
+        (slot.span.load(Ordering::Acquire) == key(span)).then_some(n)
+    }
+}
+
+fn key(span: SpanId) -> u64 {
+    u64::from_ne_bytes(span.to_bytes())
 }
 
 impl std::fmt::Debug for LoopScope {
@@ -81,6 +185,7 @@ impl LoopScope {
             parent,
             otel,
             attempts: Default::default(),
+            open_parent: false,
         }
     }
 
@@ -88,9 +193,42 @@ impl LoopScope {
         cx.with_value(self)
     }
 
-    /// The scope of the current context, if any.
+    /// The scope of the current context, if any: inside an open span of the scope's run
+    /// (with a provider, the active OpenTelemetry span), that span's scope.
     pub fn current() -> Option<LoopScope> {
-        opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().cloned())
+        opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().map(|s| s.resolved_in(cx)))
+    }
+
+    /// This scope as seen from `cx`, the context it was found in: when `cx`'s active span is
+    /// one of the run's open spans, a scope under that span.
+    pub fn resolved_in(&self, cx: &opentelemetry::Context) -> LoopScope {
+        match self.open_span_in(cx) {
+            Some(span) => LoopScope {
+                owner: self.owner.clone(),
+                parent: span,
+                otel: Some(cx.clone()),
+                attempts: AtomicU64::new(0),
+                open_parent: true,
+            },
+            None => self.clone(),
+        }
+    }
+
+    /// The open span of this scope's run that is `cx`'s active span, other than the scope's
+    /// own span (with a provider, a span's context holds no scope of its own).
+    fn open_span_in(&self, cx: &opentelemetry::Context) -> Option<SpanId> {
+        let run = self.owner.run();
+        run.config.otel.as_ref()?;
+        let active = cx.span();
+        let active = active.span_context();
+        let span = SpanId::from_bytes(active.span_id().to_bytes());
+        if span == self.parent
+            || !active.is_valid()
+            || active.trace_id().to_bytes() != run.trace_id.to_bytes()
+        {
+            return None;
+        }
+        run.open_spans.find(span).map(|_| span)
     }
 
     /// The run this scope belongs to.
@@ -107,9 +245,26 @@ impl LoopScope {
 
     /// Numbers an attempt under this scope's span: 1 for the first call, then 2, 3, …
     pub fn next_attempt(&self) -> u64 {
+        if self.open_parent
+            && let Some(n) = self.owner.run().open_spans.next_attempt(self.parent)
+        {
+            return n;
+        }
         self.attempts
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1)
+    }
+
+    /// Numbers an attempt under the span this scope resolves to in `cx` (see
+    /// [`Self::resolved_in`]), the context it was found in.
+    pub fn next_attempt_in(&self, cx: &opentelemetry::Context) -> u64 {
+        match self.open_span_in(cx) {
+            Some(span) => match self.owner.run().open_spans.next_attempt(span) {
+                Some(n) => n,
+                None => self.next_attempt(),
+            },
+            None => self.next_attempt(),
+        }
     }
 
     /// The span new children attach to.
@@ -154,12 +309,19 @@ impl LoopScope {
         kind: impl Into<SpanKinds>,
         attributes: impl IntoIterator<Item = (K, V)>,
     ) -> SpanGuard {
-        self.start(self.otel.as_ref(), name.into(), kind.into(), attributes)
+        self.start(
+            self.parent,
+            self.otel.as_ref(),
+            name.into(),
+            kind.into(),
+            attributes,
+        )
     }
 
     /// Starts a child span of this scope in `cx`, the context the scope was found in (as
     /// the free [`start_span_with_attributes`] does with the current context). In the LTF
-    /// view the span is a child of the scope's span. In the OpenTelemetry view its parent is
+    /// view the span is a child of the scope's span, or of the open span of the run that is
+    /// `cx`'s active span (see [`Self::resolved_in`]). In the OpenTelemetry view its parent is
     /// `cx`'s active span when that span is in the scope's trace: a span another
     /// instrumentation started inside the scope's span (an HTTP client span, a `tracing`
     /// span) stays between them, as the OpenTelemetry SDK would place it.
@@ -187,7 +349,9 @@ impl LoopScope {
         kind: impl Into<SpanKinds>,
         attributes: impl IntoIterator<Item = (K, V)>,
     ) -> SpanGuard {
+        let parent = self.open_span_in(cx).unwrap_or(self.parent);
         self.start(
+            parent,
             self.otel_parent_in(cx),
             name.into(),
             kind.into(),
@@ -202,7 +366,6 @@ impl LoopScope {
         &'a self,
         cx: &'a opentelemetry::Context,
     ) -> Option<&'a opentelemetry::Context> {
-        use opentelemetry::trace::TraceContextExt as _;
         let own = self.otel.as_ref()?;
         let active = cx.span();
         let active = active.span_context();
@@ -213,6 +376,7 @@ impl LoopScope {
 
     fn start<K: Into<Key>, V: Into<AttrValue>>(
         &self,
+        parent: SpanId,
         otel_parent: Option<&opentelemetry::Context>,
         name: Text,
         kinds: SpanKinds,
@@ -223,7 +387,7 @@ impl LoopScope {
         }
         SpanGuard::start(
             self.owner.clone(),
-            self.parent,
+            parent,
             otel_parent,
             name,
             kinds,
@@ -255,7 +419,7 @@ fn scope_is_recording() -> bool {
 /// Numbers an attempt under the current scope's span: 1 for the first call, then 2, 3, …
 /// (`None` outside any scope). Retry-aware instrumentation records it as `loop.attempt`.
 pub fn next_attempt() -> Option<u64> {
-    opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().map(LoopScope::next_attempt))
+    opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().map(|s| s.next_attempt_in(cx)))
 }
 
 /// The run of the current context, if any.

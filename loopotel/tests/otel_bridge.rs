@@ -227,54 +227,67 @@ fn a_run_inside_an_otel_span_joins_its_trace_and_other_instrumentation_nests_ins
 
 /// A span other instrumentation starts inside a loopotel span (an HTTP client span, a
 /// `tracing` span) stays between it and a loopotel span started inside it in the
-/// OpenTelemetry view; the LTF view, which holds loopotel spans only, links them directly.
+/// OpenTelemetry view. The LTF view holds loopotel spans only: by default the inner span goes
+/// under the enclosing iteration (the foreign span hides the outer loopotel span's id);
+/// `scope_through_foreign_spans(true)` links it to the outer loopotel span.
 #[test]
 fn a_foreign_span_between_two_loopotel_spans_stays_in_the_otel_tree() {
-    let (provider, exporter) = provider();
-    let app = provider.tracer("app");
-    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
-    let run = tracer.run("foreign-between").start();
-    let it = run.iteration(1);
-    let (tool_id, foreign_id) = {
-        let _ic = it.enter();
-        let mut tool = start_span("execute_tool browse", SpanKind::Worker);
-        let _tc = tool.context().attach();
-        let foreign = app.start("http get");
-        let foreign_id = foreign.span_context().span_id();
-        let _fc = opentelemetry::Context::current_with_span(foreign).attach();
-        drop(start_span("chat summarize", SpanKind::Worker.client()));
-        // A scope used outside the context it was found in keeps its own parent.
-        let scope = loopotel::context::LoopScope::current().unwrap();
-        drop(_fc);
-        drop(scope.start_span_in(
-            &opentelemetry::Context::new(),
-            "chat detached",
-            SpanKind::Worker,
-            std::iter::empty::<(&str, &str)>(),
-        ));
-        (tool.span_id().unwrap(), foreign_id)
-    };
-    drop(it);
-    let doc = run.finish(Outcome::Success, "done");
-    let spans = exporter.get_finished_spans().unwrap();
-    let find = |name: &str| spans.iter().find(|s| s.name == name).unwrap();
-    let ltf = |name: &str| doc.spans.iter().find(|s| s.name == name).unwrap();
-    assert_eq!(
-        find("http get").parent_span_id.to_bytes(),
-        tool_id.to_bytes()
-    );
-    assert_eq!(find("chat summarize").parent_span_id, foreign_id);
-    assert_eq!(
-        find("chat summarize").span_context.trace_id().to_bytes(),
-        doc.trace_id.to_bytes()
-    );
-    assert_eq!(ltf("chat summarize").parent_span_id, Some(tool_id));
-    assert_eq!(
-        find("chat detached").parent_span_id.to_bytes(),
-        tool_id.to_bytes()
-    );
-    assert_eq!(ltf("chat detached").parent_span_id, Some(tool_id));
-    assert_eq!(validate_document(&doc), Vec::<String>::new());
+    for keep in [false, true] {
+        let (provider, exporter) = provider();
+        let app = provider.tracer("app");
+        let tracer = LoopTracer::builder()
+            .tracer_provider(&provider)
+            .scope_through_foreign_spans(keep)
+            .build();
+        let run = tracer.run("foreign-between").start();
+        let it = run.iteration(1);
+        let (tool_id, foreign_id) = {
+            let _ic = it.enter();
+            let mut tool = start_span("execute_tool browse", SpanKind::Worker);
+            let _tc = tool.context().attach();
+            let foreign = app.start("http get");
+            let foreign_id = foreign.span_context().span_id();
+            let _fc = opentelemetry::Context::current_with_span(foreign).attach();
+            drop(start_span("chat summarize", SpanKind::Worker.client()));
+            // A scope used outside the context it was found in keeps its own parent.
+            let scope = loopotel::context::LoopScope::current().unwrap();
+            drop(_fc);
+            drop(scope.start_span_in(
+                &opentelemetry::Context::new(),
+                "chat detached",
+                SpanKind::Worker,
+                std::iter::empty::<(&str, &str)>(),
+            ));
+            (tool.span_id().unwrap(), foreign_id)
+        };
+        let iteration_id = it.span_id().unwrap();
+        drop(it);
+        let doc = run.finish(Outcome::Success, "done");
+        let spans = exporter.get_finished_spans().unwrap();
+        let find = |name: &str| spans.iter().find(|s| s.name == name).unwrap();
+        let ltf = |name: &str| doc.spans.iter().find(|s| s.name == name).unwrap();
+        assert_eq!(
+            find("http get").parent_span_id.to_bytes(),
+            tool_id.to_bytes()
+        );
+        assert_eq!(find("chat summarize").parent_span_id, foreign_id);
+        assert_eq!(
+            find("chat summarize").span_context.trace_id().to_bytes(),
+            doc.trace_id.to_bytes()
+        );
+        let ltf_parent = if keep { tool_id } else { iteration_id };
+        assert_eq!(
+            ltf("chat summarize").parent_span_id,
+            Some(ltf_parent),
+            "keep={keep}"
+        );
+        assert_eq!(
+            find("chat detached").parent_span_id.to_bytes(),
+            ltf_parent.to_bytes()
+        );
+        assert_eq!(ltf("chat detached").parent_span_id, Some(ltf_parent));
+        assert_eq!(validate_document(&doc), Vec::<String>::new());
+    }
 }
 
 #[test]
@@ -491,4 +504,52 @@ fn attr_str(s: &LtfSpan, key: &str) -> String {
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// With a provider a span's context holds its OpenTelemetry span and no loop scope of its
+/// own; the run's table of open spans (256 slots) says which span children go under. Many
+/// spans open at once — more than the table holds, so some keep a scope in their context
+/// instead — each get their children, in both views, and the attempts counted under them.
+#[test]
+fn many_open_span_contexts_each_parent_their_children() {
+    let (provider, exporter) = provider();
+    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    let run = tracer.run("many-open").start();
+    let it = run.iteration(1);
+    let _ic = it.enter();
+    let mut tools: Vec<_> = (0..600)
+        .map(|i| start_span(format!("execute_tool t{i}"), SpanKind::Worker))
+        .collect();
+    let contexts: Vec<_> = tools.iter_mut().map(|t| t.context()).collect();
+    for (i, cx) in contexts.iter().enumerate() {
+        let _c = cx.clone().attach();
+        assert_eq!(loopotel::context::next_attempt(), Some(1));
+        assert_eq!(loopotel::context::next_attempt(), Some(2));
+        drop(start_span(format!("chat c{i}"), SpanKind::Worker.client()));
+        let scope = loopotel::context::LoopScope::current().unwrap();
+        assert_eq!(Some(scope.parent_span_id()), tools[i].span_id());
+    }
+    let ids: Vec<_> = tools.iter().map(|t| t.span_id().unwrap()).collect();
+    drop(tools);
+    // A context kept after its span ended: children go under the iteration.
+    {
+        let _c = contexts[0].clone().attach();
+        drop(start_span("chat late", SpanKind::Worker.client()));
+    }
+    drop(contexts);
+    drop(_ic);
+    let iteration_id = it.span_id().unwrap();
+    drop(it);
+    let doc = run.finish(Outcome::Success, "done");
+    let otel = exporter.get_finished_spans().unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let name = format!("chat c{i}");
+        let ltf = doc.spans.iter().find(|s| s.name == name.as_str()).unwrap();
+        assert_eq!(ltf.parent_span_id, Some(*id), "{name}");
+        let span = otel.iter().find(|s| s.name == name).unwrap();
+        assert_eq!(span.parent_span_id.to_bytes(), id.to_bytes(), "{name}");
+    }
+    let late = doc.spans.iter().find(|s| s.name == "chat late").unwrap();
+    assert_eq!(late.parent_span_id, Some(iteration_id));
+    assert_eq!(validate_document(&doc), Vec::<String>::new());
 }

@@ -105,10 +105,12 @@ impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, 
             Some(scope) => {
                 // The kind's attributes and the attempt go to the span at its start
                 // (samplers see them).
-                let attempt = self
-                    .layer
-                    .per_attempt
-                    .then(|| ("loop.attempt", AttrValue::from(scope.next_attempt())));
+                let attempt = self.layer.per_attempt.then(|| {
+                    (
+                        "loop.attempt",
+                        AttrValue::from(scope.next_attempt_in(&current)),
+                    )
+                });
                 let kind = self
                     .layer
                     .default_attributes

@@ -124,6 +124,15 @@ impl SpanOwner {
         }
     }
 
+    /// Whether both are the same run or the same iteration.
+    pub(crate) fn same(&self, other: &SpanOwner) -> bool {
+        match (self, other) {
+            (SpanOwner::Run(a), SpanOwner::Run(b)) => Arc::ptr_eq(a, b),
+            (SpanOwner::Iteration(a), SpanOwner::Iteration(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     pub(crate) fn usage(&self) -> Option<&IterationUsage> {
         match self {
             SpanOwner::Run(_) => None,
@@ -708,6 +717,7 @@ impl Iteration {
                     parent: i.data.span_id,
                     otel,
                     attempts: Default::default(),
+                    open_parent: false,
                 }
                 .attach_to(&base)
             }

@@ -191,6 +191,7 @@ impl RunBuilder {
                 metadata: self.metadata,
                 ..RunState::default()
             }),
+            open_spans: Default::default(),
         });
         Run {
             handle: RunHandle { shared },
@@ -269,6 +270,7 @@ pub(crate) struct RunShared {
     pub(crate) goal_target: f64,
     pub(crate) started_at: Timestamp,
     pub(crate) state: Mutex<RunState>,
+    pub(crate) open_spans: crate::context::OpenSpans,
 }
 
 impl RunShared {
@@ -318,11 +320,7 @@ impl RunShared {
             self.config.count_dropped_span();
             return;
         }
-        if self.config.otel.is_some() {
-            state.spans.push(SpanSlot::Span(span));
-        } else {
-            state.spans.push_ended(span);
-        }
+        state.spans.push_ended(span);
     }
 
     /// Writes a finished span into its reserved slot.

@@ -19,6 +19,8 @@ struct LiveSpan {
     otel_initial: u8,
     /// Which of those changed since (bit `i`: attribute `i`): sent again at the end.
     otel_initial_changed: u64,
+    /// Its slot in the run's open spans ([`crate::context::OpenSpans`]), until it ends.
+    open: Option<u16>,
 }
 
 /// Room in a new span's attribute list: instrumented calls carry a handful (one allocation).
@@ -120,6 +122,7 @@ impl SpanGuard {
             cost: None,
             otel_initial: 0,
             otel_initial_changed: 0,
+            open: None,
         });
         live.span.span_id = match (&live.owner.run().config.otel, parent_otel) {
             (Some(bridge), Some(parent_cx)) => {
@@ -225,20 +228,52 @@ impl SpanGuard {
     /// run.finish(Outcome::Success, "done");
     /// ```
     pub fn context_on(&mut self, base: &opentelemetry::Context) -> opentelemetry::Context {
-        match &mut self.inner {
-            Some(s) => {
-                let otel = s.otel.as_mut().map(|o| o.context(base));
-                let base = otel.as_ref().unwrap_or(base);
-                LoopScope {
-                    owner: s.owner.clone(),
-                    parent: s.span.span_id,
-                    otel: otel.clone(),
-                    attempts: Default::default(),
-                }
-                .attach_to(base)
+        use opentelemetry::trace::TraceContextExt as _;
+        let Some(s) = &mut self.inner else {
+            return base.clone();
+        };
+        let Some(otel) = &mut s.otel else {
+            return LoopScope {
+                owner: s.owner.clone(),
+                parent: s.span.span_id,
+                otel: None,
+                attempts: Default::default(),
+                open_parent: false,
             }
-            None => base.clone(),
+            .attach_to(base);
+        };
+        let cx = otel.context(base);
+        // The OpenTelemetry span is the context's active span. Where `base` already holds
+        // this span's scope (its run or iteration), the active span's id says which span
+        // new children go under: the span joins the run's open spans, and the context needs
+        // no scope of its own (no copy of the context's value map).
+        let run = s.owner.run();
+        if !run.config.scope_in_every_context {
+            let active = cx.span();
+            let active = active.span_context();
+            let identified = active.span_id().to_bytes() == s.span.span_id.to_bytes()
+                && active.trace_id().to_bytes() == run.trace_id.to_bytes();
+            let in_scope = identified
+                && cx
+                    .get::<LoopScope>()
+                    .is_some_and(|scope| scope.owner.same(&s.owner));
+            if in_scope {
+                if s.open.is_none() {
+                    s.open = run.open_spans.insert(s.span.span_id);
+                }
+                if s.open.is_some() {
+                    return cx;
+                }
+            }
         }
+        LoopScope {
+            owner: s.owner.clone(),
+            parent: s.span.span_id,
+            otel: Some(cx.clone()),
+            attempts: Default::default(),
+            open_parent: false,
+        }
+        .attach_to(&cx)
     }
 
     /// Ends the span now.
@@ -292,6 +327,9 @@ impl SpanGuard {
         }
         if let Some(m) = &run.config.metrics {
             m.span_ended(&s.span);
+        }
+        if let Some(slot) = s.open {
+            run.open_spans.remove(slot);
         }
         let mut state = run.lock();
         run.keep_ended(&mut state, s.span);
