@@ -760,3 +760,77 @@ async fn the_callers_context_values_reach_the_inner_service() {
     }
     let _ = provider.shutdown();
 }
+
+/// Concurrent calls on a multi-threaded runtime, with a provider: each call's context holds
+/// only its OpenTelemetry span, and the loopotel span its service starts inside (on another
+/// worker thread, after an `.await`) still goes under that call in both views.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_bridged_calls_each_parent_their_nested_spans() {
+    use opentelemetry::context::FutureExt as _;
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    let svc = ServiceBuilder::new()
+        .layer(LoopTraceLayer::tool("agent"))
+        .service(service_fn(|i: u32| async move {
+            tokio::task::yield_now().await;
+            let cx = opentelemetry::Context::current();
+            // Spawned work carries the call's context explicitly.
+            let nested = tokio::spawn(
+                async move {
+                    tokio::task::yield_now().await;
+                    let span = loopotel::context::start_span(
+                        format!("chat c{i}"),
+                        loopotel::SpanKind::Worker.client(),
+                    );
+                    span.span_id()
+                }
+                .with_context(cx),
+            )
+            .await
+            .map_err(|e| BoxError::from(e.to_string()))?;
+            Ok::<_, BoxError>((i, nested))
+        }));
+    let run = tracer.run("parallel-tools").start();
+    let it = run.iteration(1);
+    let calls = (0..64u32).map(|i| {
+        let svc = svc.clone();
+        tokio::spawn(svc.oneshot(i).with_context(it.context()))
+    });
+    let mut nested = Vec::new();
+    for call in calls {
+        let (i, id) = call.await.unwrap().unwrap();
+        nested.push((i, id.unwrap()));
+    }
+    drop(it);
+    let doc = run.finish(Outcome::Success, "done");
+    let otel = exporter.get_finished_spans().unwrap();
+    let tools = span(&doc, "execute_tool agent");
+    assert_eq!(tools.len(), 64);
+    for (i, id) in nested {
+        let name = format!("chat c{i}");
+        let chat = doc.spans.iter().find(|s| s.name == name.as_str()).unwrap();
+        assert_eq!(chat.span_id, id);
+        let parent = chat.parent_span_id.expect("a parent");
+        assert!(tools.iter().any(|t| t.span_id == parent), "{name}");
+        let otel_chat = otel.iter().find(|s| s.name == name).unwrap();
+        assert_eq!(
+            otel_chat.parent_span_id.to_bytes(),
+            parent.to_bytes(),
+            "{name}"
+        );
+    }
+    // Each tool call parents exactly one nested span.
+    let mut parents: Vec<_> = doc
+        .spans
+        .iter()
+        .filter(|s| s.name.as_str().starts_with("chat c"))
+        .map(|s| s.parent_span_id)
+        .collect();
+    parents.sort();
+    parents.dedup();
+    assert_eq!(parents.len(), 64);
+    assert!(loopotel::validate::validate_document(&doc).is_empty());
+}
