@@ -427,7 +427,13 @@ const LEAF_ATTRIBUTES: usize = 8;
 /// got at start, except those whose bit is set in `changed`), events, status and end time,
 /// and ends it.
 fn finish(span: &mut impl FinishableSpan, ltf: &LtfSpan, skip: usize, changed: u64) {
-    if span.recording() {
+    // A span in a context takes its lock for each call: ask only when there is something to
+    // give it (a call whose attributes all went in at its start just ends).
+    let more = ltf.attributes.len() > skip
+        || changed != 0
+        || !ltf.events.is_empty()
+        || ltf.attributes.get("error.type").is_some();
+    if more && span.recording() {
         if changed == 0 {
             span.attributes(otel_attributes(&ltf.attributes, skip));
         } else {
