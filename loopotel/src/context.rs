@@ -201,6 +201,25 @@ impl LoopScope {
 
     /// This scope as seen from `cx`, the context it was found in: when `cx`'s active span is
     /// one of the run's open spans, a scope under that span.
+    ///
+    /// ```
+    /// use loopotel::{LoopTracer, Outcome, SpanKind};
+    /// use loopotel::context::LoopScope;
+    ///
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    /// let run = tracer.run("resolve").start();
+    /// let it = run.iteration(1);
+    /// let mut tool = it.span("execute_tool search", SpanKind::Worker);
+    /// // With a provider the tool's context holds its OpenTelemetry span and the
+    /// // iteration's scope; resolved there, the scope is the tool's.
+    /// let cx = tool.context_on(&it.context());
+    /// let found = cx.get::<LoopScope>().unwrap();
+    /// assert_eq!(Some(found.parent_span_id()), it.span_id());
+    /// assert_eq!(Some(found.resolved_in(&cx).parent_span_id()), tool.span_id());
+    /// drop((cx, tool, it));
+    /// run.finish(Outcome::Success, "done");
+    /// ```
     pub fn resolved_in(&self, cx: &opentelemetry::Context) -> LoopScope {
         match self.open_span_in(cx) {
             Some(span) => LoopScope {
