@@ -177,16 +177,25 @@ impl std::fmt::Debug for LoopScope {
 }
 
 impl LoopScope {
+    /// The scope of spans under `parent`, whose OpenTelemetry context is `otel`.
+    pub(crate) fn new(
+        owner: SpanOwner,
+        parent: SpanId,
+        otel: Option<opentelemetry::Context>,
+    ) -> Self {
+        Self {
+            owner,
+            parent,
+            otel,
+            attempts: AtomicU64::new(0),
+            open_parent: false,
+        }
+    }
+
     pub(crate) fn for_run(run: Arc<RunShared>) -> Self {
         let parent = run.root_span_id;
         let otel = run.otel.as_ref().map(|o| o.cx.clone());
-        Self {
-            owner: SpanOwner::Run(run),
-            parent,
-            otel,
-            attempts: Default::default(),
-            open_parent: false,
-        }
+        Self::new(SpanOwner::Run(run), parent, otel)
     }
 
     pub(crate) fn attach_to(self, cx: &opentelemetry::Context) -> opentelemetry::Context {
@@ -223,11 +232,8 @@ impl LoopScope {
     pub fn resolved_in(&self, cx: &opentelemetry::Context) -> LoopScope {
         match self.open_span_in(cx) {
             Some(span) => LoopScope {
-                owner: self.owner.clone(),
-                parent: span,
-                otel: Some(cx.clone()),
-                attempts: AtomicU64::new(0),
                 open_parent: true,
+                ..LoopScope::new(self.owner.clone(), span, Some(cx.clone()))
             },
             None => self.clone(),
         }

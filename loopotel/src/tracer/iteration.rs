@@ -712,14 +712,8 @@ impl Iteration {
             Some(i) => {
                 let otel = i.otel.as_ref().map(|o| o.cx.clone());
                 let base = otel.clone().unwrap_or_else(opentelemetry::Context::current);
-                LoopScope {
-                    owner: SpanOwner::Iteration(i.usage.clone()),
-                    parent: i.data.span_id,
-                    otel,
-                    attempts: Default::default(),
-                    open_parent: false,
-                }
-                .attach_to(&base)
+                LoopScope::new(SpanOwner::Iteration(i.usage.clone()), i.data.span_id, otel)
+                    .attach_to(&base)
             }
             None => opentelemetry::Context::current(),
         }

@@ -232,48 +232,36 @@ impl SpanGuard {
         let Some(s) = &mut self.inner else {
             return base.clone();
         };
-        let Some(otel) = &mut s.otel else {
-            return LoopScope {
-                owner: s.owner.clone(),
-                parent: s.span.span_id,
-                otel: None,
-                attempts: Default::default(),
-                open_parent: false,
+        let otel = match &mut s.otel {
+            Some(otel) => {
+                let cx = otel.context(base);
+                // The OpenTelemetry span is the context's active span. Where `base` already
+                // holds this span's scope (its run or iteration), the active span's id says
+                // which span new children go under: the span joins the run's open spans, and
+                // the context needs no scope of its own (no copy of the context's value map).
+                let run = s.owner.run();
+                if !run.config.scope_in_every_context {
+                    let active = cx.span();
+                    let active = active.span_context();
+                    let identified = active.span_id().to_bytes() == s.span.span_id.to_bytes()
+                        && active.trace_id().to_bytes() == run.trace_id.to_bytes();
+                    let in_scope = identified
+                        && cx
+                            .get::<LoopScope>()
+                            .is_some_and(|scope| scope.owner.same(&s.owner));
+                    if in_scope && s.open.is_none() {
+                        s.open = run.open_spans.insert(s.span.span_id);
+                    }
+                    if in_scope && s.open.is_some() {
+                        return cx;
+                    }
+                }
+                Some(cx)
             }
-            .attach_to(base);
+            None => None,
         };
-        let cx = otel.context(base);
-        // The OpenTelemetry span is the context's active span. Where `base` already holds
-        // this span's scope (its run or iteration), the active span's id says which span
-        // new children go under: the span joins the run's open spans, and the context needs
-        // no scope of its own (no copy of the context's value map).
-        let run = s.owner.run();
-        if !run.config.scope_in_every_context {
-            let active = cx.span();
-            let active = active.span_context();
-            let identified = active.span_id().to_bytes() == s.span.span_id.to_bytes()
-                && active.trace_id().to_bytes() == run.trace_id.to_bytes();
-            let in_scope = identified
-                && cx
-                    .get::<LoopScope>()
-                    .is_some_and(|scope| scope.owner.same(&s.owner));
-            if in_scope {
-                if s.open.is_none() {
-                    s.open = run.open_spans.insert(s.span.span_id);
-                }
-                if s.open.is_some() {
-                    return cx;
-                }
-            }
-        }
-        LoopScope {
-            owner: s.owner.clone(),
-            parent: s.span.span_id,
-            otel: Some(cx.clone()),
-            attempts: Default::default(),
-            open_parent: false,
-        }
-        .attach_to(&cx)
+        let base = otel.as_ref().unwrap_or(base);
+        LoopScope::new(s.owner.clone(), s.span.span_id, otel.clone()).attach_to(base)
     }
 
     /// Ends the span now.
