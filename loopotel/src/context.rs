@@ -283,13 +283,9 @@ impl LoopScope {
     /// Numbers an attempt under the span this scope resolves to in `cx` (see
     /// [`Self::resolved_in`]), the context it was found in.
     pub fn next_attempt_in(&self, cx: &opentelemetry::Context) -> u64 {
-        match self.open_span_in(cx) {
-            Some(span) => match self.owner.run().open_spans.next_attempt(span) {
-                Some(n) => n,
-                None => self.next_attempt(),
-            },
-            None => self.next_attempt(),
-        }
+        self.open_span_in(cx)
+            .and_then(|span| self.owner.run().open_spans.next_attempt(span))
+            .unwrap_or_else(|| self.next_attempt())
     }
 
     /// The span new children attach to.
