@@ -1,4 +1,6 @@
-//! The same trivial service through: no layer; a pass-through layer; tower-http `TraceLayer`
+//! The same trivial service through: no layer; a pass-through layer; the pass-through layer
+//! with a future that can run code when dropped (the floor for a layer that notices dropped
+//! calls, as `LoopTraceLayer` must to mark them cancelled); tower-http `TraceLayer`
 //! with no subscriber; `LoopTraceLayer` with tracing disabled, with LTF only, and with LTF +
 //! OpenTelemetry SDK (BatchSpanProcessor, discarding exporter); a hand-written layer over the
 //! bare SDK doing the same OpenTelemetry work (the baseline for the bridged layer); and a
@@ -82,6 +84,82 @@ impl<F: std::future::Future> std::future::Future for ForwardFuture<F> {
     type Output = F::Output;
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.project().inner.poll(cx)
+    }
+}
+
+/// The pass-through layer plus the least a layer needs to notice that the caller dropped
+/// the call (`LoopTraceLayer` ends the call's span then, marked cancelled): a future that
+/// can run code when dropped. Here that code never runs — the switch is off and every call
+/// is forwarded — but it is in the future's drop glue: the floor for a layer that can be
+/// switched on at run time and watches for dropped calls.
+#[derive(Clone, Copy)]
+struct DropAware {
+    watch: bool,
+}
+
+impl<S> Layer<S> for DropAware {
+    type Service = DropAwareService<S>;
+    fn layer(&self, inner: S) -> DropAwareService<S> {
+        DropAwareService {
+            inner,
+            watch: self.watch,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct DropAwareService<S> {
+    inner: S,
+    watch: bool,
+}
+
+impl<S: Service<R>, R> Service<R> for DropAwareService<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = DropAwareFuture<S::Future>;
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+    fn call(&mut self, req: R) -> Self::Future {
+        if self.watch {
+            drop(req);
+            return DropAwareFuture::Watched { hook: DropHook };
+        }
+        DropAwareFuture::Forward {
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = DropAwareProj]
+    enum DropAwareFuture<F> {
+        Forward { #[pin] inner: F },
+        Watched { hook: DropHook },
+    }
+}
+
+/// Runs code when dropped.
+struct DropHook;
+
+impl Drop for DropHook {
+    fn drop(&mut self) {
+        dropped_call();
+    }
+}
+
+#[inline(never)]
+fn dropped_call() {
+    black_box(());
+}
+
+impl<F: std::future::Future> std::future::Future for DropAwareFuture<F> {
+    type Output = F::Output;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.project() {
+            DropAwareProj::Forward { inner } => inner.poll(cx),
+            DropAwareProj::Watched { .. } => Poll::Pending,
+        }
     }
 }
 
@@ -217,6 +295,10 @@ fn benches(c: &mut Criterion) {
     g.bench_function("pass_through", |b| {
         b.iter_custom(|n| time_calls(&ltf, &PassThrough.layer(Echo), n))
     });
+    let drop_aware = DropAware { watch: false }.layer(Echo);
+    g.bench_function("pass_through_drop_aware", |b| {
+        b.iter_custom(|n| time_calls(&ltf, &drop_aware, n))
+    });
     let tower_http = tower_http::trace::TraceLayer::new_for_http().layer(Echo);
     g.bench_function("tower_http_trace_no_subscriber", |b| {
         b.iter_custom(|n| time_calls(&ltf, &tower_http, n))
@@ -285,6 +367,10 @@ fn report() {
     for (id, label) in [
         ("layer/no_layer", "no layer"),
         ("layer/pass_through", "pass-through layer"),
+        (
+            "layer/pass_through_drop_aware",
+            "pass-through layer whose future can run code when dropped",
+        ),
         (
             "layer/tower_http_trace_no_subscriber",
             "tower-http TraceLayer, no subscriber",

@@ -177,19 +177,39 @@ where
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().call.project() {
             CallProj::Passthrough { inner } => K::poll_passthrough(inner, task),
-            CallProj::Recorded { call } => match call.0.as_mut() {
-                Some(call) => {
-                    let call = call.as_mut().project();
-                    finish_poll(call.inner, call.state, task)
-                }
+            CallProj::Recorded { call } => {
+                let mut out = Poll::Pending;
                 // Empty only while being dropped: never polled.
-                None => Poll::Pending,
-            },
+                if let Some(call) = call.0.as_mut() {
+                    poll_recorded(call.as_mut(), task, &mut out);
+                }
+                out
+            }
         }
     }
 }
 
-/// The recording half of `poll`, out of line.
+/// The recording half of `poll`, out of line. Its output goes straight to `out`: returned,
+/// it would be copied where the two halves of `poll` join.
+#[inline(never)]
+fn poll_recorded<F, Res, E, OnRes, OnFail, C, K>(
+    call: Pin<&mut RecordedCall<F, OnRes, OnFail, C, K>>,
+    task: &mut TaskContext<'_>,
+    out: &mut Poll<Result<K::Response, E>>,
+) where
+    F: Future<Output = Result<Res, E>>,
+    E: std::fmt::Display + 'static,
+    OnRes: OnResponse<Res>,
+    OnFail: OnFailure<Res, E>,
+    C: ClassifyResponse<Res>,
+    K: ResponseEnd<Res>,
+{
+    let call = call.project();
+    *out = finish_poll(call.inner, call.state, task);
+}
+
+/// The recording half of `poll`.
+#[inline]
 fn finish_poll<F, Res, E, OnRes, OnFail, C, K>(
     inner: Pin<&mut F>,
     state_slot: &mut Option<CallState<OnRes, OnFail, C, K>>,
