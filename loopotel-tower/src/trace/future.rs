@@ -205,40 +205,23 @@ fn poll_recorded<F, Res, E, OnRes, OnFail, C, K>(
     K: ResponseEnd<Res>,
 {
     let call = call.project();
-    *out = finish_poll(call.inner, call.state, task);
-}
-
-/// The recording half of `poll`.
-#[inline]
-fn finish_poll<F, Res, E, OnRes, OnFail, C, K>(
-    inner: Pin<&mut F>,
-    state_slot: &mut Option<CallState<OnRes, OnFail, C, K>>,
-    task: &mut TaskContext<'_>,
-) -> Poll<Result<K::Response, E>>
-where
-    F: Future<Output = Result<Res, E>>,
-    E: std::fmt::Display + 'static,
-    OnRes: OnResponse<Res>,
-    OnFail: OnFailure<Res, E>,
-    C: ClassifyResponse<Res>,
-    K: ResponseEnd<Res>,
-{
-    {
+    let (inner, state_slot) = (call.inner, call.state);
+    *out = 'polled: {
         let result = {
             let Some(state) = state_slot.as_ref() else {
-                return K::poll_passthrough(inner, task);
+                break 'polled K::poll_passthrough(inner, task);
             };
             let _guard = state.cx.clone().attach();
             let detector = PanicDetector(&state.inner_panicked);
             let polled = inner.poll(task);
             std::mem::forget(detector);
             match polled {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => break 'polled Poll::Pending,
                 Poll::Ready(result) => result,
             }
         };
         let Some(mut state) = state_slot.take() else {
-            return Poll::Ready(result.map(K::passthrough));
+            break 'polled Poll::Ready(result.map(K::passthrough));
         };
         let latency = Timestamp::now().saturating_since(state.started);
         let span = &mut state.span;
