@@ -20,7 +20,7 @@ use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
 
 /// What one round trip shows: the client's run, and what the server's run said about itself.
 #[derive(Debug)]
-pub struct RoundTrip {
+pub(crate) struct RoundTrip {
     /// The client loop's document (its tool span is the server run's remote parent).
     pub client: LtfDocument,
     /// The server run's trace id, as the server reported it.
@@ -46,7 +46,7 @@ async fn handle(_request: Request<Incoming>) -> Result<Response<String>, Infalli
 
 /// Starts the server on 127.0.0.1 (an ephemeral port), makes one traced call from a loop
 /// run, and returns both sides' view. The server task ends with the runtime.
-pub async fn round_trip() -> Result<RoundTrip, BoxError> {
+pub(crate) async fn round_trip() -> Result<RoundTrip, BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = ServiceBuilder::new()

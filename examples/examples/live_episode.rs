@@ -17,7 +17,7 @@ use loopotel_openai::TracedClient;
 use loopotel_openai::async_openai::config::OpenAIConfig;
 
 /// Runs one live episode of `builtin/triage-v1` against `base_url` (`…/v1`).
-pub async fn run_live(
+pub(crate) async fn run_live(
     base_url: &str,
     api_key: &str,
     model: &str,

@@ -33,7 +33,7 @@ use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
 
 /// What the loop is told to do.
 #[derive(Debug, Clone)]
-pub struct AgentOptions {
+pub(crate) struct AgentOptions {
     /// OpenAI-compatible API base (`…/v1`).
     pub base_url: String,
     /// The API key (sent to the server only; never recorded).
@@ -48,7 +48,7 @@ pub struct AgentOptions {
 
 /// What happened: the answers, the LTF document, and the usage the server reported.
 #[derive(Debug)]
-pub struct AgentReport {
+pub(crate) struct AgentReport {
     /// The final answer per city.
     pub answers: Vec<String>,
     /// The run's document.
@@ -73,7 +73,10 @@ fn tools() -> serde_json::Value {
 }
 
 /// Runs the agent loop on `tracer` and returns what happened.
-pub async fn run_agent(tracer: &LoopTracer, opts: AgentOptions) -> Result<AgentReport, BoxError> {
+pub(crate) async fn run_agent(
+    tracer: &LoopTracer,
+    opts: AgentOptions,
+) -> Result<AgentReport, BoxError> {
     let config = OpenAIConfig::new()
         .with_api_base(opts.base_url.clone())
         .with_api_key(opts.api_key.clone());

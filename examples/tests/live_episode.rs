@@ -6,12 +6,7 @@ mod example;
 
 #[tokio::test]
 async fn a_live_episode_ends_and_counts_the_servers_tokens() {
-    let Ok(base) = std::env::var("LOOPOTEL_LLMOCK_URL") else {
-        assert!(
-            std::env::var("LOOPOTEL_REQUIRE_LLMOCK").as_deref() != Ok("1"),
-            "LOOPOTEL_REQUIRE_LLMOCK=1 but LOOPOTEL_LLMOCK_URL is not set"
-        );
-        eprintln!("SKIPPED: llmock not running (scripts/llmock.sh start)");
+    let Some(base) = loopotel_test_support::llmock() else {
         return;
     };
     let (result, doc) =

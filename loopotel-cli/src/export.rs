@@ -15,7 +15,7 @@ use loopotel::otel::replay::document_to_span_data;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 
-pub struct Options {
+pub(crate) struct Options {
     pub endpoint: String,
     pub protocol: Protocol,
     pub batch_size: usize,
@@ -64,7 +64,7 @@ fn send(
     result.map_err(|e| e.to_string())
 }
 
-pub fn run(opts: &Options) -> ExitCode {
+pub(crate) fn run(opts: &Options) -> ExitCode {
     let runtime = match opts.protocol {
         Protocol::Grpc => match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

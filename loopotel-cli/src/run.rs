@@ -1,6 +1,7 @@
 //! `loopotel run` (traced batches of episodes) and `loopotel list` (environments).
 
-use loopotel::otel::delivery::{DeliveryCounters, DeliveryStats, counted_batch_processor};
+use loopotel::otel::delivery::{DeliveryCounters, DeliveryStats};
+use loopotel::otel::pipeline::counted_batch_processor;
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use loopotel_gym::{EnvWorkerPolicy, EpisodeResult, run_traced_episode};
 
 /// Seeds, without materializing a long range.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seeds {
+pub(crate) enum Seeds {
     /// `start..end` (end exclusive).
     Range(i64, i64),
     /// An explicit list.
@@ -40,7 +41,7 @@ impl Seeds {
 }
 
 /// What `loopotel run` was asked.
-pub struct Options {
+pub(crate) struct Options {
     pub envs: Vec<String>,
     pub tasks: Option<Vec<String>>,
     pub seeds: Seeds,
@@ -53,7 +54,7 @@ pub struct Options {
 }
 
 /// `0..100` (exclusive), `0..=9`, `1,2,3` or `7`.
-pub fn parse_seeds(s: &str) -> Result<Seeds, String> {
+pub(crate) fn parse_seeds(s: &str) -> Result<Seeds, String> {
     let bad = |why: &str| format!("--seeds {s:?}: {why} (use 0..100, 0..=99, 1,2,3 or 7)");
     let range = |a: &str, b: &str, inclusive: bool| -> Result<Seeds, String> {
         let a: i64 = a
@@ -95,7 +96,7 @@ fn loopgym_dir(explicit: Option<PathBuf>) -> Option<LoopgymDir> {
 }
 
 /// `loopotel list`.
-pub fn list(dir: Option<PathBuf>, json: bool) -> ExitCode {
+pub(crate) fn list(dir: Option<PathBuf>, json: bool) -> ExitCode {
     let dir = loopgym_dir(dir);
     let envs = registry::list(dir.as_ref());
     if json {
@@ -169,7 +170,7 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 /// `loopotel run`.
-pub fn run(opts: Options) -> ExitCode {
+pub(crate) fn run(opts: Options) -> ExitCode {
     let dir = loopgym_dir(opts.loopgym_dir.clone());
     // Every env must exist before anything runs; the task list comes from each env. Specs
     // are parsed once: each episode starts from a clone of its env.

@@ -34,7 +34,7 @@
 //! # Ok::<(), loopotel_gym::EnvError>(())
 //! ```
 //!
-//! Python-compatible formatting ([`pyvalue`]) makes the strings match byte for byte: Python
+//! Python-compatible formatting makes the strings match byte for byte: Python
 //! `repr()` of strings and floats, `json.dumps` defaults, `%.2f`, code-point slicing. Known
 //! difference: YAML is read as YAML 1.2 (PyYAML reads 1.1: `yes`/`on` are booleans there).
 
@@ -42,8 +42,8 @@ pub mod env;
 pub mod episode;
 #[cfg(feature = "live")]
 pub mod live;
-pub mod pyhash;
-pub mod pyvalue;
+mod pyhash;
+mod pyvalue;
 pub mod registry;
 #[cfg(feature = "remote")]
 pub mod remote;
@@ -55,3 +55,4 @@ pub use episode::{
     EnvDescription, EnvWorkerPolicy, EpisodeEnv, EpisodeResult, Policy, run_traced_episode,
 };
 pub use loopotel;
+pub use pyvalue::PyValue;

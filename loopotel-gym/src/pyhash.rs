@@ -9,7 +9,7 @@
 /// `hash(s)` for a Python process started with `PYTHONHASHSEED=hash_seed`, for strings of
 /// code points below 256 (CPython hashes those as one byte per character); `None` for
 /// wider strings.
-pub fn str_hash(s: &str, hash_seed: u32) -> Option<i64> {
+pub(crate) fn str_hash(s: &str, hash_seed: u32) -> Option<i64> {
     let bytes: Option<Vec<u8>> = s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
     let bytes = bytes?;
     if bytes.is_empty() {

@@ -202,7 +202,7 @@ fn json_str(s: &str, out: &mut String) {
 }
 
 /// `repr(float)`: the shortest digits that round-trip, positional for exponents -4..16.
-pub fn float_repr(f: f64) -> String {
+pub(crate) fn float_repr(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
     }
@@ -266,7 +266,7 @@ fn printable(c: char) -> bool {
 }
 
 /// `repr(str)`: single quotes unless the text has `'` and no `"`; CPython's escapes.
-pub fn str_repr(s: &str) -> String {
+pub(crate) fn str_repr(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
@@ -302,7 +302,7 @@ pub fn str_repr(s: &str) -> String {
 }
 
 /// `float(text)` as CPython parses it (`None` where Python raises `ValueError`).
-pub fn parse_py_float(text: &str) -> Option<f64> {
+pub(crate) fn parse_py_float(text: &str) -> Option<f64> {
     let t = text.trim();
     let lower = t.to_ascii_lowercase();
     let unsigned = lower.trim_start_matches(['+', '-']);
@@ -377,7 +377,7 @@ pub fn parse_py_float(text: &str) -> Option<f64> {
 }
 
 /// The first `n` characters (Python `s[:n]`).
-pub fn prefix_chars(s: &str, n: usize) -> &str {
+pub(crate) fn prefix_chars(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -20,9 +20,8 @@ use loopotel_openai::async_openai::types::chat::CreateChatCompletionRequest;
 use opentelemetry::context::FutureExt as _;
 use serde_json::json;
 
-#[path = "../../loopotel/benches/common/mod.rs"]
-mod common;
 use common::mean_ns;
+use loopotel_test_support::bench as common;
 
 const CHUNKS: usize = 500;
 

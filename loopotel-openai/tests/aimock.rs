@@ -10,20 +10,7 @@ use loopotel_openai::middleware::traced_http_service;
 use opentelemetry::context::FutureExt as _;
 use serde_json::{Value, json};
 
-fn aimock() -> Option<String> {
-    match std::env::var("LOOPOTEL_AIMOCK_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("LOOPOTEL_REQUIRE_AIMOCK").as_deref() == Ok("1") => {
-            panic!(
-                "LOOPOTEL_REQUIRE_AIMOCK=1 but LOOPOTEL_AIMOCK_URL is not set (scripts/aimock.sh start)"
-            )
-        }
-        Err(_) => {
-            eprintln!("SKIPPED: aimock not running (scripts/aimock.sh start)");
-            None
-        }
-    }
-}
+use loopotel_test_support::aimock;
 
 #[tokio::test]
 async fn every_attempt_carries_the_traceparent_of_its_recorded_span() {

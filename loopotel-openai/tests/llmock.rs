@@ -16,27 +16,11 @@ use loopotel_openai::{GenAiTelemetry, ModelPrice, PriceTable, TracedClient};
 use opentelemetry::context::FutureExt as _;
 use serde_json::{Value, json};
 
-#[path = "../../loopotel/tests/support/seen_at_creation.rs"]
-mod seen_at_creation;
-use seen_at_creation::SeenAtCreation;
+use loopotel_test_support::sampler::SeenAtCreation;
 
 const API_KEY: &str = "sk-loopotel-test-SECRET-0123456789";
 
-/// The server, or `None` (SKIPPED) when it is not running and not required.
-fn llmock() -> Option<String> {
-    match std::env::var("LOOPOTEL_LLMOCK_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var("LOOPOTEL_REQUIRE_LLMOCK").as_deref() == Ok("1") => {
-            panic!(
-                "LOOPOTEL_REQUIRE_LLMOCK=1 but LOOPOTEL_LLMOCK_URL is not set (scripts/llmock.sh start)"
-            )
-        }
-        Err(_) => {
-            eprintln!("SKIPPED: llmock not running (scripts/llmock.sh start)");
-            None
-        }
-    }
-}
+use loopotel_test_support::llmock;
 
 /// Queues scripted behaviours (each matched to `model`).
 async fn scenario(base: &str, model: &str, behaviors: Value) {

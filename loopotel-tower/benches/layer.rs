@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
-#[path = "../../loopotel/benches/common/mod.rs"]
-mod common;
 use common::{Discard, mean_ns};
 use futures_util::StreamExt as _;
 use loopotel::stream::StreamTraceExt as _;
 use loopotel::{LoopTracer, Outcome, SpanKind};
+use loopotel_test_support::bench as common;
 use loopotel_tower::LoopTraceLayer;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tower::{Layer, Service};

@@ -13,4 +13,4 @@ pub mod trace;
 
 pub use loopotel;
 pub use loopotel::stream::{StreamTraceExt, TracedBody, TracedStream};
-pub use trace::{CallKind, LoopTrace, LoopTraceLayer};
+pub use trace::{CallKind, LoopTraceLayer, LoopTraceService};

@@ -8,14 +8,12 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 use loopotel::{LoopTracer, LtfDocument, LtfSpan, Outcome, SpanGuard};
 use loopotel_tower::LoopTraceLayer;
-use loopotel_tower::trace::{Failure, callback_panics};
+use loopotel_tower::trace::{Failure, FailureClass, ResponseClass, callback_panics};
 use opentelemetry::context::FutureExt as _;
 use tower::util::BoxCloneService;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 
-#[path = "../../loopotel/tests/support/seen_at_creation.rs"]
-mod seen_at_creation;
-use seen_at_creation::SeenAtCreation;
+use loopotel_test_support::sampler::SeenAtCreation;
 
 fn span<'a>(doc: &'a LtfDocument, name: &str) -> Vec<&'a LtfSpan> {
     doc.spans
@@ -48,11 +46,11 @@ async fn calls_become_children_of_the_current_iteration_with_rollups_and_classif
                         span.set_attribute("gen_ai.usage.output_tokens", reply.tokens);
                     },
                 )
-                .classify(|reply: &LlmReply| {
+                .classify_with(|reply: &LlmReply| {
                     if reply.refused {
-                        Err("refusal".to_owned())
+                        ResponseClass::Failure(FailureClass::new("refusal"))
                     } else {
-                        Ok(())
+                        ResponseClass::Success
                     }
                 }),
         )
@@ -364,7 +362,7 @@ async fn callback_panics_are_caught_and_inner_panics_are_not_swallowed() {
         }));
     // A panicking MakeSpan falls back to the default span; the call is unharmed.
     let panicky = ServiceBuilder::new()
-        .layer(LoopTraceLayer::tool("fallback").make_span(
+        .layer(LoopTraceLayer::tool("fallback").make_span_with(
             |_: &u8, _: &loopotel_tower::trace::SpanSpec| -> loopotel_tower::trace::SpanSpec {
                 panic!("user bug in make_span")
             },
@@ -478,7 +476,7 @@ async fn make_span_names_the_span_from_the_request() {
     use loopotel_tower::trace::SpanSpec;
 
     let llm = ServiceBuilder::new()
-        .layer(LoopTraceLayer::llm("default-model").make_span(
+        .layer(LoopTraceLayer::llm("default-model").make_span_with(
             |req: &(String, String), default: &SpanSpec| SpanSpec {
                 name: format!("chat {}", req.0).into(),
                 kinds: default.kinds.clone(),

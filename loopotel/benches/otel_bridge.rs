@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
-mod common;
 use common::{Discard, mean_ns};
 use loopotel::{LoopTracer, Outcome, SpanKind};
+use loopotel_test_support::bench as common;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::trace::SdkTracerProvider;

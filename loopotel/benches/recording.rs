@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 
-mod common;
 use common::{criterion_dir, fmt_ns, mean_ns};
 use loopotel::{IterationRecord, LoopTracer, Outcome};
+use loopotel_test_support::bench as common;
 
 fn record(n: u64) -> IterationRecord {
     IterationRecord::new(n, (n % 10) as f64 / 10.0)

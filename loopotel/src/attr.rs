@@ -1,7 +1,7 @@
 //! Span attributes: ordered key/value lists that serialize as JSON objects.
 //!
 //! Keys are `Cow<'static, str>` so the `loop.*` constants cost no allocation; string values
-//! are [`Text`], which shares one allocation between every span that carries the same loop
+//! are [`SharedStr`], which shares one allocation between every span that carries the same loop
 //! name, env id or worker id. Anything JSON can hold that OpenTelemetry cannot (null, objects,
 //! mixed arrays, integers above `i64::MAX`) is kept as [`AttrValue::Json`], so documents from
 //! other producers round-trip unchanged.
@@ -20,157 +20,157 @@ pub type Key = Cow<'static, str>;
 /// A cheaply clonable string: a `&'static str` or a shared `Arc<str>`. Compares, orders
 /// and hashes by content, whatever the variant.
 #[derive(Clone)]
-pub enum Text {
+pub enum SharedStr {
     /// A string literal.
     Static(&'static str),
     /// A shared heap string.
     Shared(Arc<str>),
 }
 
-impl Text {
+impl SharedStr {
     /// The string.
     pub fn as_str(&self) -> &str {
         match self {
-            Text::Static(s) => s,
-            Text::Shared(s) => s,
+            SharedStr::Static(s) => s,
+            SharedStr::Shared(s) => s,
         }
     }
 }
 
-/// The most bytes [`Text::interned`] keeps for the life of the process.
+/// The most bytes [`SharedStr::interned`] keeps for the life of the process.
 const INTERNED_BYTES: usize = 64 * 1024;
 
-/// Strings [`Text::interned`] made `'static`, and how many bytes they hold.
+/// Strings [`SharedStr::interned`] made `'static`, and how many bytes they hold.
 static INTERNED: std::sync::Mutex<(Option<std::collections::HashSet<&'static str>>, usize)> =
     std::sync::Mutex::new((None, 0));
 
-impl Text {
-    /// `s` as a [`Text::Static`], for names built once at setup time (a layer's span name,
+impl SharedStr {
+    /// `s` as a [`SharedStr::Static`], for names built once at setup time (a layer's span name,
     /// `execute_tool search`): the OpenTelemetry bridge hands a static name to the SDK
     /// without copying it for every span. Each distinct string is kept for the life of the
     /// process, up to 64 KiB in all; beyond that (or if the table is poisoned) the text is
-    /// [`Text::Shared`], which works the same and costs the bridge a copy per span.
+    /// [`SharedStr::Shared`], which works the same and costs the bridge a copy per span.
     ///
     /// ```
-    /// use loopotel::Text;
+    /// use loopotel::SharedStr;
     ///
-    /// let name = Text::interned(format!("execute_tool {}", "search"));
-    /// assert!(matches!(name, Text::Static(_)));
+    /// let name = SharedStr::interned(format!("execute_tool {}", "search"));
+    /// assert!(matches!(name, SharedStr::Static(_)));
     /// assert_eq!(name, "execute_tool search");
     /// ```
-    pub fn interned(s: impl AsRef<str>) -> Text {
+    pub fn interned(s: impl AsRef<str>) -> SharedStr {
         let s = s.as_ref();
         let Ok(mut table) = INTERNED.lock() else {
-            return Text::from(s.to_owned());
+            return SharedStr::from(s.to_owned());
         };
         let (set, bytes) = &mut *table;
         let set = set.get_or_insert_with(Default::default);
         if let Some(known) = set.get(s) {
-            return Text::Static(known);
+            return SharedStr::Static(known);
         }
         if *bytes + s.len() > INTERNED_BYTES {
-            return Text::from(s.to_owned());
+            return SharedStr::from(s.to_owned());
         }
         let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
         set.insert(leaked);
         *bytes += s.len();
-        Text::Static(leaked)
+        SharedStr::Static(leaked)
     }
 }
 
-impl PartialEq for Text {
+impl PartialEq for SharedStr {
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
     }
 }
 
-impl Eq for Text {}
+impl Eq for SharedStr {}
 
-impl PartialEq<str> for Text {
+impl PartialEq<str> for SharedStr {
     fn eq(&self, other: &str) -> bool {
         self.as_str() == other
     }
 }
 
-impl PartialEq<&str> for Text {
+impl PartialEq<&str> for SharedStr {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
     }
 }
 
-impl std::hash::Hash for Text {
+impl std::hash::Hash for SharedStr {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_str().hash(state)
     }
 }
 
-impl PartialOrd for Text {
+impl PartialOrd for SharedStr {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Text {
+impl Ord for SharedStr {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.as_str().cmp(other.as_str())
     }
 }
 
-impl std::ops::Deref for Text {
+impl std::ops::Deref for SharedStr {
     type Target = str;
     fn deref(&self) -> &str {
         self.as_str()
     }
 }
 
-impl fmt::Debug for Text {
+impl fmt::Debug for SharedStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
-impl fmt::Display for Text {
+impl fmt::Display for SharedStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl From<&'static str> for Text {
+impl From<&'static str> for SharedStr {
     fn from(s: &'static str) -> Self {
-        Text::Static(s)
+        SharedStr::Static(s)
     }
 }
 
-impl From<String> for Text {
+impl From<String> for SharedStr {
     fn from(s: String) -> Self {
-        Text::Shared(s.into())
+        SharedStr::Shared(s.into())
     }
 }
 
-impl From<Arc<str>> for Text {
+impl From<Arc<str>> for SharedStr {
     fn from(s: Arc<str>) -> Self {
-        Text::Shared(s)
+        SharedStr::Shared(s)
     }
 }
 
-impl From<Cow<'static, str>> for Text {
+impl From<Cow<'static, str>> for SharedStr {
     fn from(s: Cow<'static, str>) -> Self {
         match s {
-            Cow::Borrowed(s) => Text::Static(s),
+            Cow::Borrowed(s) => SharedStr::Static(s),
             Cow::Owned(s) => s.into(),
         }
     }
 }
 
-impl Serialize for Text {
+impl Serialize for SharedStr {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
     }
 }
 
-impl<'de> Deserialize<'de> for Text {
+impl<'de> Deserialize<'de> for SharedStr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Text::from)
+        String::deserialize(deserializer).map(SharedStr::from)
     }
 }
 
@@ -184,7 +184,7 @@ pub enum AttrValue {
     /// A float. Non-finite values serialize as JSON `null`.
     Float(f64),
     /// A string.
-    Str(Text),
+    Str(SharedStr),
     /// Any other JSON value (null, arrays, objects, integers above `i64::MAX`).
     Json(serde_json::Value),
 }
@@ -238,10 +238,10 @@ attr_from! {
     u32 => Int as i64,
     f64 => Float as f64,
     f32 => Float as f64,
-    &'static str => Str as Text,
-    String => Str as Text,
-    Arc<str> => Str as Text,
-    Text => Str as Text,
+    &'static str => Str as SharedStr,
+    String => Str as SharedStr,
+    Arc<str> => Str as SharedStr,
+    SharedStr => Str as SharedStr,
 }
 
 impl From<u64> for AttrValue {
@@ -454,28 +454,29 @@ mod tests {
     /// texts are shared ones (and what was interned stays interned).
     #[test]
     fn interned_texts_are_static_up_to_the_budget() {
-        let Text::Static(a) = Text::interned("execute_tool interned-test") else {
+        let SharedStr::Static(a) = SharedStr::interned("execute_tool interned-test") else {
             panic!("a short name is interned")
         };
-        let Text::Static(b) = Text::interned(String::from("execute_tool interned-test")) else {
+        let SharedStr::Static(b) = SharedStr::interned(String::from("execute_tool interned-test"))
+        else {
             panic!("a known name is interned")
         };
         assert!(std::ptr::eq(a, b), "one copy per distinct string");
         let mut n = 0;
         while matches!(
-            Text::interned(format!("{n:04}{}", "x".repeat(1020))),
-            Text::Static(_)
+            SharedStr::interned(format!("{n:04}{}", "x".repeat(1020))),
+            SharedStr::Static(_)
         ) {
             n += 1;
             assert!(n <= INTERNED_BYTES / 1024, "the budget is bounded");
         }
         // Less than 1 KiB of the budget is left.
         let past = "y".repeat(1100);
-        assert!(matches!(Text::interned(&past), Text::Shared(_)));
-        assert_eq!(Text::interned(&past), past.as_str());
+        assert!(matches!(SharedStr::interned(&past), SharedStr::Shared(_)));
+        assert_eq!(SharedStr::interned(&past), past.as_str());
         assert!(matches!(
-            Text::interned("execute_tool interned-test"),
-            Text::Static(_)
+            SharedStr::interned("execute_tool interned-test"),
+            SharedStr::Static(_)
         ));
     }
 

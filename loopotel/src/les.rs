@@ -13,10 +13,9 @@
 //! keeps a running compensated sum, O(1) per iteration while the target stays the same.
 //!
 //! ```
-//! use loopotel::les::{LesAccumulator, effectiveness, round4};
+//! use loopotel::les::{LesAccumulator, effectiveness};
 //!
 //! assert_eq!(effectiveness(0.4, 0.8), 0.5);
-//! assert_eq!(round4(0.03125), 0.0312); // ties go to even, like Python
 //!
 //! let mut les = LesAccumulator::default();
 //! let a = les.push(0.4, 0.8);
@@ -50,7 +49,7 @@ pub fn effectiveness(goal_score: f64, goal_target: f64) -> f64 {
 /// the integer `k` is chosen from the exact fraction, and `k / 10⁴` is one correctly rounded
 /// division — the same double Python parses from the decimal string. Larger values go
 /// through exact decimal formatting.
-pub fn round4(x: f64) -> f64 {
+pub(crate) fn round4(x: f64) -> f64 {
     if !x.is_finite() {
         return x;
     }

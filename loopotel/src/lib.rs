@@ -47,13 +47,13 @@ pub mod time;
 mod tracer;
 pub mod validate;
 
-pub use attr::{AttrValue, Attributes, Text};
-pub use context::{LoopScope, current_run, emit_iteration, start_span};
+pub use attr::{AttrValue, Attributes, SharedStr};
+pub use context::{current_run, emit_iteration, start_span};
 pub use ids::{IdError, SpanId, TraceId};
 pub use limits::AttributeLimits;
-pub use model::{LtfDocument, LtfEvent, LtfSpan, Outcome, SpanKind, SpanKinds};
+pub use model::{LtfDocument, LtfEvent, LtfSpan, Outcome, SpanKind, SpanKindPair};
 pub use time::Timestamp;
 pub use tracer::{
-    Iteration, IterationRecord, LoopTracer, LoopTracerBuilder, Run, RunBuilder, RunHandle,
-    SpanGuard, TraceSink, TracerStats,
+    Iteration, IterationRecord, LoopScope, LoopTracer, LoopTracerBuilder, Run, RunBuilder,
+    RunHandle, SpanGuard, TraceSink, TracerStats,
 };

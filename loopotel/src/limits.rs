@@ -46,7 +46,7 @@
 
 use std::borrow::Cow;
 
-use crate::attr::{AttrValue, Attributes, Text};
+use crate::attr::{AttrValue, Attributes, SharedStr};
 use crate::model::LtfSpan;
 use crate::semconv as sc;
 
@@ -200,9 +200,9 @@ impl AttributeLimits {
                 *k = replace_controls(k);
             }
             match value {
-                AttrValue::Str(Text::Shared(s)) => {
+                AttrValue::Str(SharedStr::Shared(s)) => {
                     if let Some(cut) = cut(s, self.max_value_len) {
-                        *value = AttrValue::Str(Text::from(cut.to_owned()));
+                        *value = AttrValue::Str(SharedStr::from(cut.to_owned()));
                         truncated += 1;
                     }
                 }
@@ -262,10 +262,10 @@ fn may_hold_control(s: &str) -> bool {
 
 /// `name` with control characters replaced, when it has any (span names are cleaned when
 /// the span starts, so both views carry the same name).
-pub(crate) fn clean_name(name: &Text) -> Option<Text> {
+pub(crate) fn clean_name(name: &SharedStr) -> Option<SharedStr> {
     let s = name.as_str();
     (may_hold_control(s) && s.chars().any(char::is_control))
-        .then(|| Text::from(replace_controls(s)))
+        .then(|| SharedStr::from(replace_controls(s)))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::attr::{Attributes, Text};
+use crate::attr::{Attributes, SharedStr};
 use crate::ids::{SpanId, TraceId};
 use crate::time::Timestamp;
 
@@ -91,14 +91,14 @@ impl SpanKind {
 /// An LTF span kind, and the OpenTelemetry span kind of its OpenTelemetry view (default
 /// `Internal`). `SpanKind::Worker.client()` marks an LLM or remote tool call.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpanKinds {
+pub struct SpanKindPair {
     /// The LTF kind.
     pub ltf: SpanKind,
     /// The OpenTelemetry kind.
     pub otel: opentelemetry::trace::SpanKind,
 }
 
-impl From<SpanKind> for SpanKinds {
+impl From<SpanKind> for SpanKindPair {
     fn from(ltf: SpanKind) -> Self {
         Self {
             ltf,
@@ -109,8 +109,8 @@ impl From<SpanKind> for SpanKinds {
 
 impl SpanKind {
     /// This kind, with OpenTelemetry kind `Client` (a call to a remote service).
-    pub fn client(self) -> SpanKinds {
-        SpanKinds {
+    pub fn client(self) -> SpanKindPair {
+        SpanKindPair {
             ltf: self,
             otel: opentelemetry::trace::SpanKind::Client,
         }
@@ -122,19 +122,19 @@ impl SpanKind {
 #[serde(deny_unknown_fields)]
 pub struct SpecPins {
     /// Always `lss@1.0.0`.
-    pub lss: Text,
+    pub lss: SharedStr,
     /// Always `les@1.0.0`.
-    pub les: Text,
+    pub les: SharedStr,
     /// Always `ltf@0.1.0`.
-    pub ltf: Text,
+    pub ltf: SharedStr,
 }
 
 impl Default for SpecPins {
     fn default() -> Self {
         Self {
-            lss: Text::Static("lss@1.0.0"),
-            les: Text::Static("les@1.0.0"),
-            ltf: Text::Static("ltf@0.1.0"),
+            lss: SharedStr::Static("lss@1.0.0"),
+            les: SharedStr::Static("les@1.0.0"),
+            ltf: SharedStr::Static("ltf@0.1.0"),
         }
     }
 }
@@ -144,7 +144,7 @@ impl Default for SpecPins {
 #[serde(deny_unknown_fields)]
 pub struct LtfEvent {
     /// Event name, e.g. `loop.iteration.start`.
-    pub name: Text,
+    pub name: SharedStr,
     /// When it happened.
     pub timestamp: Timestamp,
     /// Event attributes.
@@ -162,7 +162,7 @@ pub struct LtfSpan {
     #[serde(default)]
     pub parent_span_id: Option<SpanId>,
     /// Span name, e.g. `loop.run`, `loop.iteration`, `chat gpt-4o`.
-    pub name: Text,
+    pub name: SharedStr,
     /// LTF span kind.
     pub kind: SpanKind,
     /// Start time.
@@ -182,17 +182,17 @@ pub struct LtfSpan {
 #[serde(deny_unknown_fields)]
 pub struct LtfDocument {
     /// Always `ltf/0.1`.
-    pub schema_version: Text,
+    pub schema_version: SharedStr,
     /// The run's trace id (the OpenTelemetry trace id in `ltf-` form).
     pub trace_id: TraceId,
     /// The loop's name (3–64 characters).
-    pub loop_name: Text,
+    pub loop_name: SharedStr,
     /// The environment id, omitted when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env_id: Option<Text>,
+    pub env_id: Option<SharedStr>,
     /// The task id, omitted when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_id: Option<Text>,
+    pub task_id: Option<SharedStr>,
     /// When the run started.
     pub started_at: Timestamp,
     /// When the run ended.

@@ -59,7 +59,7 @@ pub fn scrub_json(value: &mut serde_json::Value) {
 }
 
 /// [`scrub_secrets`] for recorded text, keeping it as it is when clean.
-pub(crate) fn scrub_text(text: crate::attr::Text) -> crate::attr::Text {
+pub(crate) fn scrub_text(text: crate::attr::SharedStr) -> crate::attr::SharedStr {
     match scrub_secrets_cow(text.as_str()) {
         Cow::Borrowed(_) => text,
         Cow::Owned(clean) => clean.into(),

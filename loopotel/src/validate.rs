@@ -37,7 +37,7 @@ use crate::model::LtfDocument;
 use crate::time::Timestamp;
 
 /// The LTF 0.1 JSON Schema, as shipped by the Python reference.
-pub const LTF_SCHEMA: &str = include_str!("../../specs/ltf-0.1.schema.json");
+pub const LTF_SCHEMA: &str = include_str!("../schemas/ltf-0.1.schema.json");
 
 /// How much to check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

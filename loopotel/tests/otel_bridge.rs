@@ -13,9 +13,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 
-#[path = "support/seen_at_creation.rs"]
-mod seen_at_creation;
-use seen_at_creation::SeenAtCreation;
+use loopotel_test_support::sampler::SeenAtCreation;
 
 fn provider() -> (SdkTracerProvider, InMemorySpanExporter) {
     let exporter = InMemorySpanExporter::default();

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use loopotel::jsonl::{JsonlExporter, JsonlReader};
-use loopotel::les::{LesAccumulator, effectiveness, round4};
+use loopotel::les::{LesAccumulator, effectiveness};
 use loopotel::validate::{Mode, validate_value};
 use loopotel::{IterationRecord, LoopTracer, Outcome, SpanId, Timestamp, TraceId, TraceSink};
 use proptest::prelude::*;
@@ -27,7 +27,10 @@ fn reference_cumulative(scores: &[f64], target: f64) -> f64 {
     } else {
         sum
     };
-    round4(total / scores.len() as f64)
+    // Correct decimal rounding to 4 places, as the reference (Python `round`) does.
+    format!("{:.4}", total / scores.len() as f64)
+        .parse()
+        .unwrap_or(f64::NAN)
 }
 
 proptest! {

@@ -26,7 +26,8 @@ pub struct BranchEpisode {
 /// Parallel branches merged by an orchestrator loop (see the module docs).
 ///
 /// Branch seeds are `seed + hash(branch_id) % 997` with Python's string hash, so they depend
-/// on the reference process's `PYTHONHASHSEED` ([`crate::pyhash`]); `hash_seed` is that
+/// on the reference process's `PYTHONHASHSEED` (Python's SipHash string hash is reproduced
+/// here); `hash_seed` is that
 /// value (default 0: randomization off).
 #[derive(Debug, Clone)]
 pub struct ComposedSimEnv {

@@ -2,7 +2,7 @@
 
 mod composed;
 mod env;
-pub mod runtime;
+pub(crate) mod runtime;
 
 pub use composed::{BranchEpisode, ComposedSimEnv};
 pub use env::{SimEnv, goal_target, task_input};

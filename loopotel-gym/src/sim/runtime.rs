@@ -9,7 +9,7 @@ use crate::spec::{LssSpec, SpecError};
 /// The deterministic mock LLM: SHA-256 of `"{seed}:{role}:{prompt[:200]}"` picks the text
 /// and, for critics, the score; every call counts `max(50, len(prompt) // 4)` tokens.
 #[derive(Debug, Clone)]
-pub struct MockLlm {
+pub(crate) struct MockLlm {
     seed: String,
     /// Tokens counted so far.
     pub tokens_used: u64,
@@ -17,7 +17,7 @@ pub struct MockLlm {
 
 impl MockLlm {
     /// A mock LLM with this seed string.
-    pub fn new(seed: impl Into<String>) -> Self {
+    pub(crate) fn new(seed: impl Into<String>) -> Self {
         Self {
             seed: seed.into(),
             tokens_used: 0,
@@ -25,7 +25,7 @@ impl MockLlm {
     }
 
     /// The reply to `prompt` in `role`.
-    pub fn complete(&mut self, prompt: &str, role: &str) -> String {
+    pub(crate) fn complete(&mut self, prompt: &str, role: &str) -> String {
         let chars = prompt.chars().count() as u64;
         self.tokens_used += (chars / 4).max(50);
         let digest = Sha256::digest(format!(
@@ -90,7 +90,7 @@ pub struct HistoryRecord {
 
 /// The state carried across iterations.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LoopState {
+pub(crate) struct LoopState {
     /// Iterations done.
     pub iteration: u64,
     /// The latest output.
@@ -121,7 +121,7 @@ fn spec_float(spec: &LssSpec, field: &str, v: &PyValue) -> Result<f64, SpecError
 }
 
 /// `_get_max_iterations(spec)`.
-pub fn max_iterations(spec: &LssSpec) -> Result<i64, SpecError> {
+pub(crate) fn max_iterations(spec: &LssSpec) -> Result<i64, SpecError> {
     let ten = PyValue::Int(10);
     match spec.get("termination_conditions") {
         Some(term @ PyValue::Dict(_)) => {
@@ -166,7 +166,7 @@ pub fn max_iterations(spec: &LssSpec) -> Result<i64, SpecError> {
 }
 
 /// `_get_quality_threshold(spec)`.
-pub fn quality_threshold(spec: &LssSpec) -> Result<f64, SpecError> {
+pub(crate) fn quality_threshold(spec: &LssSpec) -> Result<f64, SpecError> {
     match spec.get("termination_conditions") {
         Some(term @ PyValue::Dict(_)) => {
             for (i, success) in items_of(term.get("success")).iter().enumerate() {
@@ -215,7 +215,7 @@ pub fn quality_threshold(spec: &LssSpec) -> Result<f64, SpecError> {
 }
 
 /// `_worker_ids(spec)`: each worker's `id`, else its `role`.
-pub fn worker_ids(spec: &LssSpec) -> Vec<String> {
+pub(crate) fn worker_ids(spec: &LssSpec) -> Vec<String> {
     items_of(spec.get("workers"))
         .iter()
         .filter_map(|w| {
@@ -229,7 +229,7 @@ pub fn worker_ids(spec: &LssSpec) -> Vec<String> {
 
 /// The reference's `LoopRuntime` over one spec.
 #[derive(Debug, Clone)]
-pub struct LoopRuntime {
+pub(crate) struct LoopRuntime {
     /// The mock LLM (its token count is the episode's).
     pub llm: MockLlm,
     /// From the spec.
@@ -245,7 +245,7 @@ pub struct LoopRuntime {
 
 impl LoopRuntime {
     /// Reads the spec's limits; a malformed limit is an error naming the field.
-    pub fn new(spec: &LssSpec, llm: MockLlm) -> Result<Self, SpecError> {
+    pub(crate) fn new(spec: &LssSpec, llm: MockLlm) -> Result<Self, SpecError> {
         Ok(Self {
             llm,
             max_iterations: max_iterations(spec)?,
@@ -260,7 +260,7 @@ impl LoopRuntime {
     }
 
     /// The critic's role and prompt for `output` (`_evaluate`'s request).
-    pub fn critic_request(&self, output: &str) -> (&'static str, String) {
+    pub(crate) fn critic_request(&self, output: &str) -> (&'static str, String) {
         let role = if self.worker_ids.iter().any(|w| w == "critic") {
             "critic"
         } else {
@@ -275,7 +275,7 @@ impl LoopRuntime {
 
     /// `_evaluate`'s score: the last number in `[0, 1]` the critic wrote (else `prior`), plus
     /// the iteration bonus, capped at 0.99.
-    pub fn score(&self, feedback: &str, prior: f64, iteration: u64) -> f64 {
+    pub(crate) fn score(&self, feedback: &str, prior: f64, iteration: u64) -> f64 {
         let mut score = prior;
         for token in feedback.split_whitespace() {
             if let Some(rest) = token.strip_prefix("score:")
@@ -294,7 +294,7 @@ impl LoopRuntime {
 
     /// The worker's role and prompt (`_act`'s request) at `iteration`, given the last
     /// feedback and output.
-    pub fn worker_request(
+    pub(crate) fn worker_request(
         &self,
         iteration: u64,
         last_feedback: &str,
@@ -314,29 +314,8 @@ impl LoopRuntime {
         (role, prompt)
     }
 
-    /// `_evaluate`: the critic's score and text.
-    pub fn evaluate(&mut self, state: &LoopState) -> (f64, String) {
-        let (role, prompt) = self.critic_request(&state.output);
-        let feedback = self.llm.complete(&prompt, role);
-        (
-            self.score(&feedback, state.quality_score, state.iteration),
-            feedback,
-        )
-    }
-
-    /// `_act`: the worker's output.
-    pub fn act(&mut self, state: &LoopState, user_input: &str) -> String {
-        let last = state
-            .history
-            .last()
-            .map(|h| h.feedback.as_str())
-            .unwrap_or_default();
-        let (role, prompt) = self.worker_request(state.iteration, last, &state.output, user_input);
-        self.llm.complete(&prompt, &role)
-    }
-
     /// `_check_termination`.
-    pub fn check_termination(&self, state: &mut LoopState) -> bool {
+    pub(crate) fn check_termination(&self, state: &mut LoopState) -> bool {
         if state.quality_score >= self.quality_threshold {
             state.terminated = true;
             state.termination_reason = format!(
@@ -352,25 +331,5 @@ impl LoopRuntime {
             return true;
         }
         false
-    }
-
-    /// `step_once`: one iteration (the iteration number goes up before the worker acts, as
-    /// in the reference, so the first prompt is the "revise" one).
-    pub fn step_once(&mut self, state: &mut LoopState, user_input: &str) {
-        if state.terminated {
-            return;
-        }
-        state.iteration += 1;
-        state.output = self.act(state, user_input);
-        let (score, feedback) = self.evaluate(state);
-        state.quality_score = score;
-        state.history.push(HistoryRecord {
-            iteration: state.iteration,
-            output: state.output.clone(),
-            quality_score: score,
-            feedback,
-            agent_override: false,
-        });
-        self.check_termination(state);
     }
 }

@@ -7,9 +7,7 @@ use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use loopotel::stream::{OnEos, StreamTraceExt as _, TracedBody, TracedStream};
-use loopotel::{Run, SpanGuard};
-
-use super::service::finish_standalone;
+use loopotel::{Outcome, Run, SpanGuard};
 
 /// Decides what the caller gets for a response, and when the call's span ends.
 pub trait ResponseEnd<Res> {
@@ -128,5 +126,17 @@ where
 
     fn passthrough(response: http::Response<B>) -> Self::Response {
         response.map(|body| TracedBody::new(body, SpanGuard::noop()))
+    }
+}
+
+/// Ends a standalone run with the call's outcome.
+pub(crate) fn finish_standalone(run: Option<Run>, ok: bool, reason: &str) {
+    if let Some(run) = run {
+        let outcome = if ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        run.finish(outcome, reason);
     }
 }

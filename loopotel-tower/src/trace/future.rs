@@ -11,20 +11,22 @@ use loopotel::{Run, SpanGuard, Timestamp};
 use opentelemetry::Context;
 use pin_project_lite::pin_project;
 
-use super::callbacks::{ClassifyResponse, Failure, OnFailure, OnResponse, guarded};
-use super::end::{EndOnResponse, ResponseEnd};
-use super::service::finish_standalone;
+use super::classify::{ClassifyResponse, ResponseClass};
+use super::end::{EndOnResponse, ResponseEnd, finish_standalone};
+use super::on_failure::{Failure, OnFailure};
+use super::on_response::OnResponse;
+use super::panics::guarded;
 
-pub(crate) struct CallState<OnRes, OnFail, C, K> {
+pub(crate) struct CallState<OnResponseT, OnFailureT, ClassifierT, ResponseEndT> {
     pub(crate) span: SpanGuard,
     pub(crate) standalone: Option<Run>,
     pub(crate) cx: Context,
     /// The span's start (the callbacks' latency counts from it).
     pub(crate) started: Timestamp,
-    pub(crate) on_response: OnRes,
-    pub(crate) on_failure: OnFail,
-    pub(crate) classifier: C,
-    pub(crate) end: K,
+    pub(crate) on_response: OnResponseT,
+    pub(crate) on_failure: OnFailureT,
+    pub(crate) classifier: ClassifierT,
+    pub(crate) end: ResponseEndT,
     /// Executors catch a panic and drop the future afterwards, when nothing is unwinding any
     /// more: the panic is noticed in `poll` itself.
     pub(crate) inner_panicked: Cell<bool>,
@@ -44,33 +46,38 @@ impl Drop for PanicDetector<'_> {
 }
 
 pin_project! {
-    /// The response future of [`super::LoopTrace`]. It has no `Drop` of its own: a call that
+    /// The response future of [`super::LoopTraceService`]. It has no `Drop` of its own: a call that
     /// records nothing is the inner future itself (where the inner future has a spare bit
     /// pattern, as most do, not even a byte larger); a recorded call moves the inner future
     /// next to its state in one allocation, and that state ends the span when dropped
     /// unfinished.
-    pub struct ResponseFuture<F, OnRes, OnFail, C, K = EndOnResponse> {
+    pub struct ResponseFuture<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT = EndOnResponse> {
         #[pin]
-        call: Call<F, OnRes, OnFail, C, K>,
+        call: Call<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>,
     }
 }
 
 pin_project! {
     #[project = CallProj]
-    enum Call<F, OnRes, OnFail, C, K> {
+    enum Call<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT> {
         Passthrough { #[pin] inner: F },
-        Recorded { call: RecordedBox<F, OnRes, OnFail, C, K> },
+        Recorded { call: RecordedBox<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT> },
     }
 }
 
 /// A recorded call, in its own allocation. It is freed out of line, so the future's drop
 /// glue stays small enough to inline, and for a call that recorded nothing it compiles
 /// away. (Empty only while being dropped.)
-pub(crate) struct RecordedBox<F, OnRes, OnFail, C, K>(Option<PinnedCall<F, OnRes, OnFail, C, K>>);
+pub(crate) struct RecordedBox<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>(
+    Option<PinnedCall<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>>,
+);
 
-type PinnedCall<F, OnRes, OnFail, C, K> = Pin<Box<RecordedCall<F, OnRes, OnFail, C, K>>>;
+type PinnedCall<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT> =
+    Pin<Box<RecordedCall<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>>>;
 
-impl<F, OnRes, OnFail, C, K> Drop for RecordedBox<F, OnRes, OnFail, C, K> {
+impl<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT> Drop
+    for RecordedBox<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>
+{
     #[inline]
     fn drop(&mut self) {
         if let Some(call) = self.0.take() {
@@ -85,15 +92,17 @@ fn free_recorded<T>(call: Pin<Box<T>>) {
 }
 
 pin_project! {
-    struct RecordedCall<F, OnRes, OnFail, C, K> {
+    struct RecordedCall<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT> {
         #[pin]
         inner: F,
         // `None` once the span was ended by `poll`.
-        state: Option<CallState<OnRes, OnFail, C, K>>,
+        state: Option<CallState<OnResponseT, OnFailureT, ClassifierT, ResponseEndT>>,
     }
 }
 
-impl<OnRes, OnFail, C, K> Drop for CallState<OnRes, OnFail, C, K> {
+impl<OnResponseT, OnFailureT, ClassifierT, ResponseEndT> Drop
+    for CallState<OnResponseT, OnFailureT, ClassifierT, ResponseEndT>
+{
     /// A call dropped before it completed (timeout, `select!`, cancellation), or whose
     /// service panicked: the span ends here with the reason and the elapsed time.
     fn drop(&mut self) {
@@ -123,7 +132,9 @@ impl<OnRes, OnFail, C, K> Drop for CallState<OnRes, OnFail, C, K> {
     }
 }
 
-impl<F, OnRes, OnFail, C, K> ResponseFuture<F, OnRes, OnFail, C, K> {
+impl<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>
+    ResponseFuture<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>
+{
     /// A call that records nothing: polls the inner future and nothing else.
     #[inline]
     pub(crate) fn passthrough(inner: F) -> Self {
@@ -134,16 +145,23 @@ impl<F, OnRes, OnFail, C, K> ResponseFuture<F, OnRes, OnFail, C, K> {
 
     /// A recorded call.
     #[inline]
-    pub(crate) fn recorded(call: RecordedBox<F, OnRes, OnFail, C, K>) -> Self {
+    pub(crate) fn recorded(
+        call: RecordedBox<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>,
+    ) -> Self {
         Self {
             call: Call::Recorded { call },
         }
     }
 }
 
-impl<F, OnRes, OnFail, C, K> RecordedBox<F, OnRes, OnFail, C, K> {
+impl<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>
+    RecordedBox<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>
+{
     /// Moves the inner future next to its state, in one allocation.
-    pub(crate) fn new(inner: F, state: CallState<OnRes, OnFail, C, K>) -> Self {
+    pub(crate) fn new(
+        inner: F,
+        state: CallState<OnResponseT, OnFailureT, ClassifierT, ResponseEndT>,
+    ) -> Self {
         Self(Some(Box::pin(RecordedCall {
             inner,
             state: Some(state),
@@ -162,21 +180,22 @@ fn error_type<E: 'static>(err: &E) -> String {
     loopotel::semconv::error_type_of::<E>()
 }
 
-impl<F, Res, E, OnRes, OnFail, C, K> Future for ResponseFuture<F, OnRes, OnFail, C, K>
+impl<F, Res, E, OnResponseT, OnFailureT, ClassifierT, ResponseEndT> Future
+    for ResponseFuture<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>
 where
     F: Future<Output = Result<Res, E>>,
     E: std::fmt::Display + 'static,
-    OnRes: OnResponse<Res>,
-    OnFail: OnFailure<Res, E>,
-    C: ClassifyResponse<Res>,
-    K: ResponseEnd<Res>,
+    OnResponseT: OnResponse<Res>,
+    OnFailureT: OnFailure<Res, E>,
+    ClassifierT: ClassifyResponse<Res>,
+    ResponseEndT: ResponseEnd<Res>,
 {
-    type Output = Result<K::Response, E>;
+    type Output = Result<ResponseEndT::Response, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match self.project().call.project() {
-            CallProj::Passthrough { inner } => K::poll_passthrough(inner, task),
+            CallProj::Passthrough { inner } => ResponseEndT::poll_passthrough(inner, task),
             CallProj::Recorded { call } => {
                 let mut out = Poll::Pending;
                 // Empty only while being dropped: never polled.
@@ -192,24 +211,24 @@ where
 /// The recording half of `poll`, out of line. Its output goes straight to `out`: returned,
 /// it would be copied where the two halves of `poll` join.
 #[inline(never)]
-fn poll_recorded<F, Res, E, OnRes, OnFail, C, K>(
-    call: Pin<&mut RecordedCall<F, OnRes, OnFail, C, K>>,
+fn poll_recorded<F, Res, E, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>(
+    call: Pin<&mut RecordedCall<F, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>>,
     task: &mut TaskContext<'_>,
-    out: &mut Poll<Result<K::Response, E>>,
+    out: &mut Poll<Result<ResponseEndT::Response, E>>,
 ) where
     F: Future<Output = Result<Res, E>>,
     E: std::fmt::Display + 'static,
-    OnRes: OnResponse<Res>,
-    OnFail: OnFailure<Res, E>,
-    C: ClassifyResponse<Res>,
-    K: ResponseEnd<Res>,
+    OnResponseT: OnResponse<Res>,
+    OnFailureT: OnFailure<Res, E>,
+    ClassifierT: ClassifyResponse<Res>,
+    ResponseEndT: ResponseEnd<Res>,
 {
     let call = call.project();
     let (inner, state_slot) = (call.inner, call.state);
     *out = 'polled: {
         let result = {
             let Some(state) = state_slot.as_ref() else {
-                break 'polled K::poll_passthrough(inner, task);
+                break 'polled ResponseEndT::poll_passthrough(inner, task);
             };
             let _guard = state.cx.clone().attach();
             let detector = PanicDetector(&state.inner_panicked);
@@ -221,25 +240,29 @@ fn poll_recorded<F, Res, E, OnRes, OnFail, C, K>(
             }
         };
         let Some(mut state) = state_slot.take() else {
-            break 'polled Poll::Ready(result.map(K::passthrough));
+            break 'polled Poll::Ready(result.map(ResponseEndT::passthrough));
         };
         let latency = Timestamp::now().saturating_since(state.started);
         let span = &mut state.span;
         let ok = match &result {
             Ok(response) => {
                 let classifier = &mut state.classifier;
-                match guarded(|| classifier.classify(response)).unwrap_or(Ok(())) {
-                    Ok(()) => {
+                let class = guarded(|| classifier.classify(response));
+                match class.unwrap_or(ResponseClass::Success) {
+                    ResponseClass::Success => {
                         let on_response = &mut state.on_response;
                         guarded(|| on_response.on_response(response, latency, span));
                         true
                     }
-                    Err(error_type) => {
-                        span.record_error(error_type.clone(), "response classified as a failure");
+                    ResponseClass::Failure(class) => {
+                        span.record_error(
+                            class.error_type.clone(),
+                            "response classified as a failure",
+                        );
                         let on_failure = &mut state.on_failure;
                         guarded(|| {
                             on_failure.on_failure(
-                                Failure::Response(response, &error_type),
+                                Failure::Response(response, &class),
                                 latency,
                                 span,
                             )

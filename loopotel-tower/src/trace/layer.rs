@@ -2,16 +2,17 @@
 
 use std::sync::Arc;
 
-use loopotel::{LoopTracer, SpanKinds, Text};
+use loopotel::{LoopTracer, SharedStr, SpanKindPair};
 use tower::Layer;
 
-use super::callbacks::{
-    DefaultClassifier, DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse,
-    SpanSpec,
-};
+use super::classify::DefaultClassifier;
 use super::end::{EndOnBodyEnd, EndOnResponse, EndOnStreamEnd};
 use super::kind::CallKind;
-use super::service::LoopTrace;
+use super::make_span::{DefaultMakeSpan, SpanSpec};
+use super::on_failure::DefaultOnFailure;
+use super::on_request::DefaultOnRequest;
+use super::on_response::DefaultOnResponse;
+use super::service::LoopTraceService;
 
 /// Records every call of the wrapped service as a span of the current loop run (the
 /// iteration found in the OpenTelemetry context), LTF and OpenTelemetry from one recording.
@@ -32,24 +33,24 @@ use super::service::LoopTrace;
 /// [`LoopTraceLayer::end_on_stream_end`] / [`LoopTraceLayer::end_on_body_end`].
 #[derive(Clone, Debug)]
 pub struct LoopTraceLayer<
-    OnReq = DefaultOnRequest,
-    OnRes = DefaultOnResponse,
-    OnFail = DefaultOnFailure,
-    C = DefaultClassifier,
-    M = DefaultMakeSpan,
-    K = EndOnResponse,
+    OnRequestT = DefaultOnRequest,
+    OnResponseT = DefaultOnResponse,
+    OnFailureT = DefaultOnFailure,
+    ClassifierT = DefaultClassifier,
+    MakeSpanT = DefaultMakeSpan,
+    ResponseEndT = EndOnResponse,
 > {
     pub(crate) kind: CallKind,
     /// The kind's span name and kinds, built once.
     pub(crate) default_span: SpanSpec,
     /// The kind's attributes, built once.
-    pub(crate) default_attributes: Arc<[(&'static str, Text)]>,
-    pub(crate) make_span: M,
-    pub(crate) on_request: OnReq,
-    pub(crate) on_response: OnRes,
-    pub(crate) on_failure: OnFail,
-    pub(crate) classifier: C,
-    pub(crate) end: K,
+    pub(crate) default_attributes: Arc<[(&'static str, SharedStr)]>,
+    pub(crate) make_span: MakeSpanT,
+    pub(crate) on_request: OnRequestT,
+    pub(crate) on_response: OnResponseT,
+    pub(crate) on_failure: OnFailureT,
+    pub(crate) classifier: ClassifierT,
+    pub(crate) end: ResponseEndT,
     pub(crate) standalone: Option<LoopTracer>,
     pub(crate) per_attempt: bool,
 }
@@ -76,14 +77,14 @@ impl LoopTraceLayer {
     }
 
     /// An LLM call to `model` (`chat {model}`, OpenTelemetry kind `Client`).
-    pub fn llm(model: impl Into<Text>) -> Self {
+    pub fn llm(model: impl Into<SharedStr>) -> Self {
         Self::new(CallKind::Llm {
             model: model.into(),
         })
     }
 
     /// A tool invocation (`execute_tool {name}`).
-    pub fn tool(name: impl Into<Text>) -> Self {
+    pub fn tool(name: impl Into<SharedStr>) -> Self {
         Self::new(CallKind::Tool { name: name.into() })
     }
 
@@ -93,7 +94,7 @@ impl LoopTraceLayer {
     }
 
     /// Any other call.
-    pub fn custom(name: impl Into<Text>, kind: impl Into<SpanKinds>) -> Self {
+    pub fn custom(name: impl Into<SharedStr>, kind: impl Into<SpanKindPair>) -> Self {
         Self::new(CallKind::Custom {
             name: name.into(),
             kind: kind.into(),
@@ -101,7 +102,9 @@ impl LoopTraceLayer {
     }
 }
 
-impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K> {
+impl<OnRequestT, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT>
+    LoopTraceLayer<OnRequestT, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT>
+{
     /// Records calls made outside any run as runs of their own on `tracer`.
     pub fn standalone(mut self, tracer: LoopTracer) -> Self {
         self.standalone = Some(tracer);
@@ -117,27 +120,42 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
     }
 
     /// Replaces how the span is named (and its kind chosen) from the request.
-    pub fn make_span<T>(self, make_span: T) -> LoopTraceLayer<OnReq, OnRes, OnFail, C, T, K> {
+    pub fn make_span_with<T>(
+        self,
+        make_span: T,
+    ) -> LoopTraceLayer<OnRequestT, OnResponseT, OnFailureT, ClassifierT, T, ResponseEndT> {
         self.with_callbacks(|(req, res, fail, c, _, k)| (req, res, fail, c, make_span, k))
     }
 
     /// Replaces the request callback.
-    pub fn on_request<T>(self, on_request: T) -> LoopTraceLayer<T, OnRes, OnFail, C, M, K> {
+    pub fn on_request<T>(
+        self,
+        on_request: T,
+    ) -> LoopTraceLayer<T, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT> {
         self.with_callbacks(|(_, res, fail, c, m, k)| (on_request, res, fail, c, m, k))
     }
 
     /// Replaces the response callback.
-    pub fn on_response<T>(self, on_response: T) -> LoopTraceLayer<OnReq, T, OnFail, C, M, K> {
+    pub fn on_response<T>(
+        self,
+        on_response: T,
+    ) -> LoopTraceLayer<OnRequestT, T, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT> {
         self.with_callbacks(|(req, _, fail, c, m, k)| (req, on_response, fail, c, m, k))
     }
 
     /// Replaces the failure callback.
-    pub fn on_failure<T>(self, on_failure: T) -> LoopTraceLayer<OnReq, OnRes, T, C, M, K> {
+    pub fn on_failure<T>(
+        self,
+        on_failure: T,
+    ) -> LoopTraceLayer<OnRequestT, OnResponseT, T, ClassifierT, MakeSpanT, ResponseEndT> {
         self.with_callbacks(|(req, res, _, c, m, k)| (req, res, on_failure, c, m, k))
     }
 
     /// Replaces the response classifier (which decides failures from `Ok` responses).
-    pub fn classify<T>(self, classifier: T) -> LoopTraceLayer<OnReq, OnRes, OnFail, T, M, K> {
+    pub fn classify_with<T>(
+        self,
+        classifier: T,
+    ) -> LoopTraceLayer<OnRequestT, OnResponseT, OnFailureT, T, MakeSpanT, ResponseEndT> {
         self.with_callbacks(|(req, res, fail, _, m, k)| (req, res, fail, classifier, m, k))
     }
 
@@ -149,7 +167,14 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
     pub fn end_on_stream_end<E>(
         self,
         on_eos: E,
-    ) -> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, EndOnStreamEnd<E>> {
+    ) -> LoopTraceLayer<
+        OnRequestT,
+        OnResponseT,
+        OnFailureT,
+        ClassifierT,
+        MakeSpanT,
+        EndOnStreamEnd<E>,
+    > {
         self.with_callbacks(|(req, res, fail, c, m, _)| {
             (req, res, fail, c, m, EndOnStreamEnd(on_eos))
         })
@@ -160,7 +185,8 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
     pub fn end_on_body_end<E>(
         self,
         on_eos: E,
-    ) -> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, EndOnBodyEnd<E>> {
+    ) -> LoopTraceLayer<OnRequestT, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, EndOnBodyEnd<E>>
+    {
         self.with_callbacks(|(req, res, fail, c, m, _)| {
             (req, res, fail, c, m, EndOnBodyEnd(on_eos))
         })
@@ -168,10 +194,27 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
 
     /// The one place a layer is rebuilt with other callbacks (each builder method swaps one):
     /// `(on_request, on_response, on_failure, classifier, make_span, end)`.
-    fn with_callbacks<OnReq2, OnRes2, OnFail2, C2, M2, K2>(
+    fn with_callbacks<OnRequest2, OnResponse2, OnFailure2, Classifier2, MakeSpan2, ResponseEnd2>(
         self,
-        swap: impl FnOnce((OnReq, OnRes, OnFail, C, M, K)) -> (OnReq2, OnRes2, OnFail2, C2, M2, K2),
-    ) -> LoopTraceLayer<OnReq2, OnRes2, OnFail2, C2, M2, K2> {
+        swap: impl FnOnce(
+            (
+                OnRequestT,
+                OnResponseT,
+                OnFailureT,
+                ClassifierT,
+                MakeSpanT,
+                ResponseEndT,
+            ),
+        ) -> (
+            OnRequest2,
+            OnResponse2,
+            OnFailure2,
+            Classifier2,
+            MakeSpan2,
+            ResponseEnd2,
+        ),
+    ) -> LoopTraceLayer<OnRequest2, OnResponse2, OnFailure2, Classifier2, MakeSpan2, ResponseEnd2>
+    {
         let (on_request, on_response, on_failure, classifier, make_span, end) = swap((
             self.on_request,
             self.on_response,
@@ -196,13 +239,29 @@ impl<OnReq, OnRes, OnFail, C, M, K> LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K
     }
 }
 
-impl<S, OnReq: Clone, OnRes: Clone, OnFail: Clone, C: Clone, M: Clone, K: Clone> Layer<S>
-    for LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K>
+impl<
+    S,
+    OnRequestT: Clone,
+    OnResponseT: Clone,
+    OnFailureT: Clone,
+    ClassifierT: Clone,
+    MakeSpanT: Clone,
+    ResponseEndT: Clone,
+> Layer<S>
+    for LoopTraceLayer<OnRequestT, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT>
 {
-    type Service = LoopTrace<S, OnReq, OnRes, OnFail, C, M, K>;
+    type Service = LoopTraceService<
+        S,
+        OnRequestT,
+        OnResponseT,
+        OnFailureT,
+        ClassifierT,
+        MakeSpanT,
+        ResponseEndT,
+    >;
 
     fn layer(&self, inner: S) -> Self::Service {
-        LoopTrace {
+        LoopTraceService {
             inner,
             layer: self.clone(),
         }

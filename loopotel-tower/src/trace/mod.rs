@@ -20,21 +20,33 @@
 //! # });
 //! ```
 
-mod callbacks;
+//!
+//! Customisation follows tower-http: one trait per callback, each with a `Default*` type,
+//! and closures accepted wherever a trait is — [`MakeSpan`], [`OnRequest`],
+//! [`OnResponse`], [`OnFailure`], [`ClassifyResponse`], and [`ResponseEnd`] for when the
+//! span ends. Callbacks run inside `catch_unwind` ([`callback_panics`]).
+
+mod classify;
 mod end;
 mod future;
 mod kind;
 mod layer;
+mod make_span;
+mod on_failure;
+mod on_request;
+mod on_response;
+mod panics;
 mod service;
 
-pub use callbacks::{
-    ClassifyResponse, DefaultClassifier, DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest,
-    DefaultOnResponse, Failure, MakeSpan, OnFailure, OnRequest, OnResponse, SpanSpec,
-    callback_panics,
-};
+pub use classify::{ClassifyResponse, DefaultClassifier, FailureClass, ResponseClass};
 pub use end::{EndOnBodyEnd, EndOnResponse, EndOnStreamEnd, ResponseEnd};
 pub use future::ResponseFuture;
 pub use kind::CallKind;
 pub use layer::LoopTraceLayer;
 pub use loopotel::stream::{DefaultOnEos, OnEos, StreamEnd};
-pub use service::LoopTrace;
+pub use make_span::{DefaultMakeSpan, MakeSpan, SpanSpec};
+pub use on_failure::{DefaultOnFailure, Failure, OnFailure};
+pub use on_request::{DefaultOnRequest, OnRequest};
+pub use on_response::{DefaultOnResponse, OnResponse};
+pub use panics::callback_panics;
+pub use service::LoopTraceService;

@@ -1,25 +1,41 @@
-//! [`LoopTrace`]: the `tower::Service`.
+//! [`LoopTraceService`]: the `tower::Service`.
 
 use std::task::{Context as TaskContext, Poll};
 
 use loopotel::context::LoopScope;
-use loopotel::{AttrValue, Outcome, Run, SpanGuard, Timestamp};
+use loopotel::{AttrValue, SpanGuard, Timestamp};
 use opentelemetry::Context;
 use tower::Service;
 
-use super::callbacks::{ClassifyResponse, MakeSpan, OnFailure, OnRequest, OnResponse, guarded};
+use super::classify::ClassifyResponse;
 use super::end::ResponseEnd;
 use super::future::{CallState, RecordedBox, ResponseFuture};
 use super::layer::LoopTraceLayer;
+use super::make_span::MakeSpan;
+use super::on_failure::OnFailure;
+use super::on_request::OnRequest;
+use super::on_response::OnResponse;
+use super::panics::guarded;
 
 /// The service [`LoopTraceLayer`] produces.
 #[derive(Clone, Debug)]
-pub struct LoopTrace<S, OnReq, OnRes, OnFail, C, M, K> {
+pub struct LoopTraceService<
+    S,
+    OnRequestT,
+    OnResponseT,
+    OnFailureT,
+    ClassifierT,
+    MakeSpanT,
+    ResponseEndT,
+> {
     pub(crate) inner: S,
-    pub(crate) layer: LoopTraceLayer<OnReq, OnRes, OnFail, C, M, K>,
+    pub(crate) layer:
+        LoopTraceLayer<OnRequestT, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT>,
 }
 
-impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, K> {
+impl<S, OnRequestT, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT>
+    LoopTraceService<S, OnRequestT, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT>
+{
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -36,21 +52,29 @@ impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, 
     }
 }
 
-impl<S, Req, OnReq, OnRes, OnFail, C, M, K> Service<Req>
-    for LoopTrace<S, OnReq, OnRes, OnFail, C, M, K>
+impl<S, Req, OnRequestT, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT> Service<Req>
+    for LoopTraceService<
+        S,
+        OnRequestT,
+        OnResponseT,
+        OnFailureT,
+        ClassifierT,
+        MakeSpanT,
+        ResponseEndT,
+    >
 where
     S: Service<Req>,
     S::Error: std::fmt::Display + 'static,
-    OnReq: OnRequest<Req>,
-    OnRes: OnResponse<S::Response> + Clone,
-    OnFail: OnFailure<S::Response, S::Error> + Clone,
-    C: ClassifyResponse<S::Response> + Clone,
-    M: MakeSpan<Req>,
-    K: ResponseEnd<S::Response> + Clone,
+    OnRequestT: OnRequest<Req>,
+    OnResponseT: OnResponse<S::Response> + Clone,
+    OnFailureT: OnFailure<S::Response, S::Error> + Clone,
+    ClassifierT: ClassifyResponse<S::Response> + Clone,
+    MakeSpanT: MakeSpan<Req>,
+    ResponseEndT: ResponseEnd<S::Response> + Clone,
 {
-    type Response = K::Response;
+    type Response = ResponseEndT::Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, OnRes, OnFail, C, K>;
+    type Future = ResponseFuture<S::Future, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
@@ -71,21 +95,23 @@ where
     }
 }
 
-impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, K> {
+impl<S, OnRequestT, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT>
+    LoopTraceService<S, OnRequestT, OnResponseT, OnFailureT, ClassifierT, MakeSpanT, ResponseEndT>
+{
     /// Starts the call's span, and calls the inner service inside the call's context.
     fn call_recorded<Req>(
         &mut self,
         request: Req,
         in_run: bool,
-    ) -> RecordedBox<S::Future, OnRes, OnFail, C, K>
+    ) -> RecordedBox<S::Future, OnResponseT, OnFailureT, ClassifierT, ResponseEndT>
     where
         S: Service<Req>,
-        OnReq: OnRequest<Req>,
-        OnRes: Clone,
-        OnFail: Clone,
-        C: Clone,
-        M: MakeSpan<Req>,
-        K: Clone,
+        OnRequestT: OnRequest<Req>,
+        OnResponseT: Clone,
+        OnFailureT: Clone,
+        ClassifierT: Clone,
+        MakeSpanT: MakeSpan<Req>,
+        ResponseEndT: Clone,
     {
         let default = &self.layer.default_span;
         let make_span = &mut self.layer.make_span;
@@ -153,17 +179,5 @@ impl<S, OnReq, OnRes, OnFail, C, M, K> LoopTrace<S, OnReq, OnRes, OnFail, C, M, 
                 completed: false,
             },
         )
-    }
-}
-
-/// Ends a standalone run with the call's outcome.
-pub(crate) fn finish_standalone(run: Option<Run>, ok: bool, reason: &str) {
-    if let Some(run) = run {
-        let outcome = if ok {
-            Outcome::Success
-        } else {
-            Outcome::Failure
-        };
-        run.finish(outcome, reason);
     }
 }

@@ -11,7 +11,7 @@
 //! - `pending` — ended but not yet handed to the exporter: queued, or dropped by a full
 //!   queue. After a flush or shutdown nothing is queued, so what is left was dropped
 //!   ([`DeliveryStats::dropped`]);
-//! - with a disk spool ([`super::spool`], through [`counted_batch_processor`]): `spooled` —
+//! - with a disk spool ([`super::spool`], through [`super::pipeline::counted_batch_processor`]): `spooled` —
 //!   kept on disk while the collector was away — then `resent` once it is back, or
 //!   `evicted` by the spool's size cap.
 //!
@@ -46,7 +46,7 @@ use opentelemetry::metrics::{Counter, MeterProvider};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -182,29 +182,6 @@ impl DeliveryCounters {
             );
         }
     }
-}
-
-/// The span pipeline loopotel's own set-ups use ([`crate::otel::init::init`], `loopotel
-/// run --otlp`): `exporter` behind the SDK's `BatchSpanProcessor`, every ended span counted
-/// into `counters`, and — when `spool` is given — batches the collector does not take
-/// spooled to disk and re-sent later ([`super::spool`]). Fails only when the spool directory
-/// cannot be created or read.
-pub fn counted_batch_processor<E: SpanExporter + 'static>(
-    exporter: E,
-    spool: Option<super::spool::SpoolConfig>,
-    counters: &DeliveryCounters,
-) -> std::io::Result<CountingSpanProcessor<BatchSpanProcessor>> {
-    let batch = match spool {
-        Some(config) => BatchSpanProcessor::builder(super::spool::SpoolingSpanExporter::new(
-            exporter,
-            config,
-            counters.clone(),
-        )?)
-        .build(),
-        None => BatchSpanProcessor::builder(CountingSpanExporter::new(exporter, counters.clone()))
-            .build(),
-    };
-    Ok(CountingSpanProcessor::new(batch, counters.clone()))
 }
 
 /// A [`SpanExporter`] that counts the spans its inner exporter accepted or rejected.

@@ -30,7 +30,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
-use super::delivery::{DeliveryCounters, DeliveryStats, counted_batch_processor};
+use super::delivery::{DeliveryCounters, DeliveryStats};
+use super::pipeline::counted_batch_processor;
 use crate::tracer::{LoopTracer, LoopTracerBuilder};
 
 /// Why [`init`] could not build the providers.

@@ -11,27 +11,27 @@ use std::sync::Mutex;
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider};
 use opentelemetry::{InstrumentationScope, KeyValue};
 
-use crate::attr::{AttrValue, Text};
+use crate::attr::{AttrValue, SharedStr};
 use crate::model::{LtfSpan, Outcome};
 use crate::semconv as sc;
 use crate::time::Timestamp;
 
 /// Most distinct `loop.termination_reason` values a tracer reports before using `other`.
-pub const MAX_REASONS: usize = 64;
+pub(crate) const MAX_REASONS: usize = 64;
 
 /// GenAI semconv advice for `gen_ai.client.operation.duration` (seconds).
-pub const DURATION_BUCKETS_S: [f64; 14] = [
+pub(crate) const DURATION_BUCKETS_S: [f64; 14] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ];
 /// GenAI semconv advice for `gen_ai.client.token.usage` (tokens).
-pub const TOKEN_BUCKETS: [f64; 14] = [
+pub(crate) const TOKEN_BUCKETS: [f64; 14] = [
     1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
     16777216.0, 67108864.0,
 ];
 /// Buckets for scores in [0, 1] (goal score, cumulative LES).
-pub const SCORE_BUCKETS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+pub(crate) const SCORE_BUCKETS: [f64; 10] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 /// Buckets for iterations per run.
-pub const ITERATION_BUCKETS: [f64; 12] = [
+pub(crate) const ITERATION_BUCKETS: [f64; 12] = [
     1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0, 89.0, 144.0, 233.0,
 ];
 
@@ -210,7 +210,7 @@ impl LoopMetrics {
 
     pub(crate) fn run_finished(
         &self,
-        loop_name: &Text,
+        loop_name: &SharedStr,
         outcome: Outcome,
         reason: &str,
         iterations: u64,
@@ -236,7 +236,7 @@ impl LoopMetrics {
 
     pub(crate) fn iteration_ended(
         &self,
-        loop_name: &Text,
+        loop_name: &SharedStr,
         goal_score: Option<f64>,
         les: Option<f64>,
         tokens: u64,

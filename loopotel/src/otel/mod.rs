@@ -32,7 +32,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue, StringValue, Value};
 
-use crate::attr::{AttrValue, Attributes, Text};
+use crate::attr::{AttrValue, Attributes, SharedStr};
 use crate::ids::{SpanId, TraceId};
 use crate::model::{LtfEvent, LtfSpan};
 use crate::time::Timestamp;
@@ -44,6 +44,8 @@ pub mod init;
 pub(crate) mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+#[cfg(feature = "sdk")]
+pub mod pipeline;
 #[cfg(feature = "sdk")]
 pub mod replay;
 #[cfg(feature = "sdk")]
@@ -61,8 +63,8 @@ pub fn to_otel_value(v: &AttrValue) -> Value {
         AttrValue::Bool(b) => Value::Bool(*b),
         AttrValue::Int(i) => Value::I64(*i),
         AttrValue::Float(f) => Value::F64(*f),
-        AttrValue::Str(Text::Static(s)) => Value::String(StringValue::from(*s)),
-        AttrValue::Str(Text::Shared(s)) => Value::String(StringValue::from(s.clone())),
+        AttrValue::Str(SharedStr::Static(s)) => Value::String(StringValue::from(*s)),
+        AttrValue::Str(SharedStr::Shared(s)) => Value::String(StringValue::from(s.clone())),
         AttrValue::Json(j) => match j {
             serde_json::Value::String(s) => Value::String(s.clone().into()),
             other => Value::String(other.to_string().into()),
@@ -71,7 +73,7 @@ pub fn to_otel_value(v: &AttrValue) -> Value {
 }
 
 /// Converts LTF attributes to OpenTelemetry key-values, skipping the first `skip`.
-pub fn to_otel_attributes(attrs: &Attributes, skip: usize) -> Vec<KeyValue> {
+pub(crate) fn to_otel_attributes(attrs: &Attributes, skip: usize) -> Vec<KeyValue> {
     otel_attributes(attrs, skip).collect()
 }
 
@@ -82,16 +84,16 @@ fn otel_attributes(attrs: &Attributes, skip: usize) -> impl Iterator<Item = KeyV
         .map(|(k, v)| KeyValue::new(k.clone(), to_otel_value(v)))
 }
 
-fn text_to_cow(t: &Text) -> Cow<'static, str> {
+fn text_to_cow(t: &SharedStr) -> Cow<'static, str> {
     match t {
-        Text::Static(s) => Cow::Borrowed(s),
-        Text::Shared(s) => Cow::Owned(s.to_string()),
+        SharedStr::Static(s) => Cow::Borrowed(s),
+        SharedStr::Shared(s) => Cow::Owned(s.to_string()),
     }
 }
 
 /// The OpenTelemetry status of an LTF span: `Error` when it has `error.type` (described by
 /// its last `exception.message`, else the error type), `Unset` otherwise.
-pub fn status_of(span: &LtfSpan) -> Status {
+pub(crate) fn status_of(span: &LtfSpan) -> Status {
     let Some(error) = span.attributes.get("error.type") else {
         return Status::Unset;
     };
@@ -106,16 +108,6 @@ pub fn status_of(span: &LtfSpan) -> Status {
         .unwrap_or("error")
         .to_owned();
     Status::error(description)
-}
-
-/// Converts an LTF event.
-pub fn to_otel_event(e: &LtfEvent) -> opentelemetry::trace::Event {
-    opentelemetry::trace::Event::new(
-        text_to_cow(&e.name),
-        e.timestamp.to_system_time(),
-        to_otel_attributes(&e.attributes, 0),
-        0,
-    )
 }
 
 /// What the OpenTelemetry root carries of the document besides the LTF root's attributes:
@@ -287,7 +279,7 @@ impl OtelBridge {
     pub(crate) fn start(
         &self,
         parent: &Context,
-        name: &Text,
+        name: &SharedStr,
         kind: opentelemetry::trace::SpanKind,
         start: Timestamp,
         initial: &Attributes,

@@ -45,7 +45,7 @@ impl fmt::Display for Protocol {
 
 /// The URL an OTLP/HTTP trace exporter posts to: `endpoint` as given when it has a path,
 /// else `endpoint/v1/traces` (the spec's rule for the base endpoint).
-pub fn http_traces_url(endpoint: &str) -> String {
+pub(crate) fn http_traces_url(endpoint: &str) -> String {
     let trimmed = endpoint.trim_end_matches('/');
     let after_scheme = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest);
     if after_scheme.contains('/') {

@@ -32,10 +32,10 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use super::{SCOPE_NAME, root_document_attributes, status_of, to_otel_attributes, to_otel_event};
-use crate::attr::{AttrValue, Text};
+use super::{SCOPE_NAME, root_document_attributes, status_of, text_to_cow, to_otel_attributes};
+use crate::attr::{AttrValue, SharedStr};
 use crate::ids::SpanId;
-use crate::model::{LtfDocument, LtfSpan};
+use crate::model::{LtfDocument, LtfEvent, LtfSpan};
 use crate::semconv as sc;
 
 fn otel_trace_id(doc: &LtfDocument) -> opentelemetry::trace::TraceId {
@@ -102,8 +102,8 @@ pub fn document_to_span_data(doc: &LtfDocument) -> Vec<SpanData> {
                 parent_span_is_remote,
                 span_kind: kind_of(span),
                 name: match &span.name {
-                    Text::Static(s) => Cow::Borrowed(*s),
-                    Text::Shared(s) => Cow::Owned(s.to_string()),
+                    SharedStr::Static(s) => Cow::Borrowed(*s),
+                    SharedStr::Shared(s) => Cow::Owned(s.to_string()),
                 },
                 start_time: span.start_time.to_system_time(),
                 end_time: span.end_time.unwrap_or(span.start_time).to_system_time(),
@@ -116,4 +116,14 @@ pub fn document_to_span_data(doc: &LtfDocument) -> Vec<SpanData> {
             }
         })
         .collect()
+}
+
+/// Converts an LTF event.
+fn to_otel_event(e: &LtfEvent) -> opentelemetry::trace::Event {
+    opentelemetry::trace::Event::new(
+        text_to_cow(&e.name),
+        e.timestamp.to_system_time(),
+        to_otel_attributes(&e.attributes, 0),
+        0,
+    )
 }

@@ -2,16 +2,16 @@
 //! (the reference's one-call `emit_iteration`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::LoopScope;
+use super::owner::{IterationUsage, SpanOwner};
 use super::run::RunShared;
 use super::span::SpanGuard;
-use crate::attr::{AttrValue, Attributes, Key, Text};
-use crate::context::LoopScope;
+use crate::attr::{AttrValue, Attributes, Key, SharedStr};
 use crate::ids::SpanId;
 use crate::les::{LesPoint, round4};
-use crate::model::{LtfEvent, LtfSpan, SpanKind, SpanKinds};
+use crate::model::{LtfEvent, LtfSpan, SpanKind, SpanKindPair};
 use crate::otel::LiveOtelSpan;
 use crate::semconv as sc;
 use crate::time::Timestamp;
@@ -44,9 +44,9 @@ pub struct IterationRecord {
     /// Latency in milliseconds.
     pub latency_ms: Option<f64>,
     /// The worker's id.
-    pub worker_id: Option<Text>,
+    pub worker_id: Option<SharedStr>,
     /// The evaluator's id.
-    pub evaluator_id: Option<Text>,
+    pub evaluator_id: Option<SharedStr>,
 }
 
 impl IterationRecord {
@@ -84,96 +84,15 @@ impl IterationRecord {
     }
 
     /// Sets the worker id.
-    pub fn worker(mut self, id: impl Into<Text>) -> Self {
+    pub fn worker(mut self, id: impl Into<SharedStr>) -> Self {
         self.worker_id = Some(id.into());
         self
     }
 
     /// Sets the evaluator id.
-    pub fn evaluator(mut self, id: impl Into<Text>) -> Self {
+    pub fn evaluator(mut self, id: impl Into<SharedStr>) -> Self {
         self.evaluator_id = Some(id.into());
         self
-    }
-}
-
-/// Usage rolled up into an iteration by its child spans (they may live on other tasks).
-pub(crate) struct IterationUsage {
-    /// The iteration's run (so that one reference to the usage reaches both).
-    run: Arc<RunShared>,
-    tokens: AtomicU64,
-    /// f64 bits of the summed cost; `u64::MAX` means "no cost recorded".
-    cost_bits: AtomicU64,
-}
-
-/// What a span or a loop scope belongs to: its run, and the iteration whose usage its
-/// spans roll up into (if any). One reference count for both: spans and scopes are made
-/// per call.
-#[derive(Clone)]
-pub(crate) enum SpanOwner {
-    /// Directly under the run (no iteration).
-    Run(Arc<RunShared>),
-    /// Inside an iteration.
-    Iteration(Arc<IterationUsage>),
-}
-
-impl SpanOwner {
-    pub(crate) fn run(&self) -> &Arc<RunShared> {
-        match self {
-            SpanOwner::Run(run) => run,
-            SpanOwner::Iteration(usage) => &usage.run,
-        }
-    }
-
-    /// Whether both are the same run or the same iteration.
-    pub(crate) fn same(&self, other: &SpanOwner) -> bool {
-        match (self, other) {
-            (SpanOwner::Run(a), SpanOwner::Run(b)) => Arc::ptr_eq(a, b),
-            (SpanOwner::Iteration(a), SpanOwner::Iteration(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
-    pub(crate) fn usage(&self) -> Option<&IterationUsage> {
-        match self {
-            SpanOwner::Run(_) => None,
-            SpanOwner::Iteration(usage) => Some(usage),
-        }
-    }
-}
-
-impl IterationUsage {
-    fn new(run: Arc<RunShared>) -> Self {
-        Self {
-            run,
-            tokens: AtomicU64::new(0),
-            cost_bits: AtomicU64::new(u64::MAX),
-        }
-    }
-
-    pub(crate) fn add_tokens(&self, n: u64) {
-        self.tokens.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn add_cost(&self, usd: f64) {
-        let _ = self
-            .cost_bits
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                let current = if bits == u64::MAX {
-                    0.0
-                } else {
-                    f64::from_bits(bits)
-                };
-                Some((current + usd).to_bits())
-            });
-    }
-
-    fn tokens(&self) -> u64 {
-        self.tokens.load(Ordering::Relaxed)
-    }
-
-    fn cost(&self) -> Option<f64> {
-        let bits = self.cost_bits.load(Ordering::Relaxed);
-        (bits != u64::MAX).then(|| f64::from_bits(bits))
     }
 }
 
@@ -195,9 +114,9 @@ pub(crate) struct IterationData {
     /// one-shot records, which have no duration of their own, do not — as the reference).
     measure_latency: bool,
     /// The worker id, and when `loop.worker.complete` happened (no event for an empty id).
-    worker: Option<(Text, Option<Timestamp>)>,
+    worker: Option<(SharedStr, Option<Timestamp>)>,
     /// The evaluator id, and when `loop.evaluator.complete` happened with which score.
-    evaluator: Option<(Text, Option<(Timestamp, f64)>)>,
+    evaluator: Option<(SharedStr, Option<(Timestamp, f64)>)>,
     les: Option<LesPoint>,
     end_reason: Option<&'static str>,
     /// User attributes and events: rare, so boxed to keep the record small to move.
@@ -212,7 +131,7 @@ struct IterationExtras {
 
 fn event(name: &'static str, timestamp: Timestamp, attributes: Attributes) -> LtfEvent {
     LtfEvent {
-        name: Text::Static(name),
+        name: SharedStr::Static(name),
         timestamp,
         attributes,
     }
@@ -224,7 +143,7 @@ fn one_attr(key: &'static str, value: impl Into<AttrValue>) -> Attributes {
     a
 }
 
-fn worker_event(id: &Text, at: Timestamp) -> LtfEvent {
+fn worker_event(id: &SharedStr, at: Timestamp) -> LtfEvent {
     event(
         sc::EVENT_WORKER_COMPLETE,
         at,
@@ -232,7 +151,7 @@ fn worker_event(id: &Text, at: Timestamp) -> LtfEvent {
     )
 }
 
-fn evaluator_event(id: &Text, at: Timestamp, score: f64) -> LtfEvent {
+fn evaluator_event(id: &SharedStr, at: Timestamp, score: f64) -> LtfEvent {
     let mut attrs = Attributes::with_capacity(2);
     attrs.push_new(sc::LOOP_EVALUATOR_ID, id.clone());
     attrs.push_new(sc::LOOP_GOAL_SCORE, score);
@@ -296,7 +215,7 @@ impl IterationData {
         self.extras.get_or_insert_with(Box::default)
     }
 
-    fn worker_complete(&mut self, id: Text, at: Timestamp) {
+    fn worker_complete(&mut self, id: SharedStr, at: Timestamp) {
         // A second worker in the same iteration: keep the earlier one's event.
         if let Some((prev, Some(prev_at))) = self.worker.take() {
             self.extras().events.push(worker_event(&prev, prev_at));
@@ -304,7 +223,7 @@ impl IterationData {
         self.worker = Some((id, Some(at)));
     }
 
-    fn evaluator_complete(&mut self, id: Text, score: f64, at: Timestamp) {
+    fn evaluator_complete(&mut self, id: SharedStr, score: f64, at: Timestamp) {
         if let Some((prev, Some((prev_at, prev_score)))) = self.evaluator.take() {
             self.extras()
                 .events
@@ -466,7 +385,7 @@ impl IterationData {
         let mut span = LtfSpan {
             span_id: self.span_id,
             parent_span_id: Some(run.root_span_id),
-            name: Text::Static(sc::SPAN_ITERATION),
+            name: SharedStr::Static(sc::SPAN_ITERATION),
             kind: SpanKind::Iteration,
             start_time: self.start,
             end_time: self.end,
@@ -524,7 +443,7 @@ fn start_otel(run: &RunShared, start: Timestamp) -> (Option<LiveOtelSpan>, SpanI
         (Some(bridge), Some(root)) => {
             let (live, ids) = bridge.start(
                 &root.cx,
-                &Text::Static(sc::SPAN_ITERATION),
+                &SharedStr::Static(sc::SPAN_ITERATION),
                 opentelemetry::trace::SpanKind::Internal,
                 start,
                 &Attributes::new(),
@@ -621,7 +540,7 @@ impl Iteration {
     }
 
     /// Records `loop.worker.complete` now and sets `loop.worker.id`.
-    pub fn worker_complete(&mut self, worker_id: impl Into<Text>) {
+    pub fn worker_complete(&mut self, worker_id: impl Into<SharedStr>) {
         if let Some(i) = &mut self.inner {
             i.data.worker_complete(worker_id.into(), Timestamp::now());
         }
@@ -629,7 +548,7 @@ impl Iteration {
 
     /// Records `loop.evaluator.complete` now with the goal score, and sets
     /// `loop.evaluator.id` and `loop.goal_score`.
-    pub fn evaluator_complete(&mut self, evaluator_id: impl Into<Text>, goal_score: f64) {
+    pub fn evaluator_complete(&mut self, evaluator_id: impl Into<SharedStr>, goal_score: f64) {
         if let Some(i) = &mut self.inner {
             i.data
                 .evaluator_complete(evaluator_id.into(), goal_score, Timestamp::now());
@@ -679,7 +598,7 @@ impl Iteration {
     }
 
     /// Adds an event now.
-    pub fn add_event(&mut self, name: impl Into<Text>, attributes: Attributes) {
+    pub fn add_event(&mut self, name: impl Into<SharedStr>, attributes: Attributes) {
         if let Some(i) = &mut self.inner {
             i.data.extras().events.push(LtfEvent {
                 name: name.into(),
@@ -691,7 +610,7 @@ impl Iteration {
 
     /// Starts a child span (an LLM call, tool call or env step: `SpanKind::Worker`; an
     /// evaluation: `SpanKind::Evaluator`).
-    pub fn span(&self, name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
+    pub fn span(&self, name: impl Into<SharedStr>, kind: impl Into<SpanKindPair>) -> SpanGuard {
         match &self.inner {
             Some(i) => SpanGuard::start(
                 SpanOwner::Iteration(i.usage.clone()),

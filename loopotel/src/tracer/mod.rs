@@ -23,7 +23,9 @@
 //! ```
 
 pub(crate) mod iteration;
+mod owner;
 pub(crate) mod run;
+mod scope;
 pub(crate) mod span;
 mod store;
 
@@ -34,6 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use iteration::{Iteration, IterationRecord};
 pub use run::{Run, RunBuilder, RunHandle};
+pub use scope::LoopScope;
+pub(crate) use scope::{OpenSpans, current_is_recording};
 pub use span::SpanGuard;
 
 use crate::les::DEFAULT_GOAL_TARGET;
@@ -172,7 +176,7 @@ impl LoopTracer {
     }
 
     /// Starts describing a run named `loop_name`; finish with [`RunBuilder::start`].
-    pub fn run(&self, loop_name: impl Into<crate::Text>) -> RunBuilder {
+    pub fn run(&self, loop_name: impl Into<crate::SharedStr>) -> RunBuilder {
         RunBuilder::new(self.clone(), loop_name.into())
     }
 

@@ -8,15 +8,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use futures_util::FutureExt as _;
 use opentelemetry::context::FutureExt as _;
 
-use super::iteration::{Iteration, IterationData, IterationRecord, SpanOwner, SpanSlot};
+use super::LoopScope;
+use super::iteration::{Iteration, IterationData, IterationRecord, SpanSlot};
+use super::owner::SpanOwner;
 use super::span::SpanGuard;
 use super::store::SpanStore;
 use super::{LoopTracer, TracerConfig};
-use crate::attr::{AttrValue, Attributes, Key, Text};
-use crate::context::LoopScope;
+use crate::attr::{AttrValue, Attributes, Key, SharedStr};
 use crate::ids::{SpanId, TraceId};
 use crate::les::LesAccumulator;
-use crate::model::{LtfDocument, LtfSpan, Outcome, SCHEMA_VERSION, SpanKind, SpanKinds, SpecPins};
+use crate::model::{
+    LtfDocument, LtfSpan, Outcome, SCHEMA_VERSION, SpanKind, SpanKindPair, SpecPins,
+};
 use crate::otel::LiveOtelSpan;
 use crate::semconv as sc;
 use crate::time::Timestamp;
@@ -32,9 +35,9 @@ pub(crate) static LIVE_RUNS: std::sync::atomic::AtomicUsize =
 #[must_use = "a run starts only with .start() or .scope()"]
 pub struct RunBuilder {
     tracer: LoopTracer,
-    loop_name: Text,
-    env_id: Option<Text>,
-    task_id: Option<Text>,
+    loop_name: SharedStr,
+    env_id: Option<SharedStr>,
+    task_id: Option<SharedStr>,
     goal_target: Option<f64>,
     trace_id: Option<TraceId>,
     remote_parent: Option<crate::propagation::TraceParent>,
@@ -42,7 +45,7 @@ pub struct RunBuilder {
 }
 
 impl RunBuilder {
-    pub(super) fn new(tracer: LoopTracer, loop_name: Text) -> Self {
+    pub(super) fn new(tracer: LoopTracer, loop_name: SharedStr) -> Self {
         Self {
             tracer,
             loop_name,
@@ -56,13 +59,13 @@ impl RunBuilder {
     }
 
     /// The environment id (`loop.env_id`). Empty strings count as absent.
-    pub fn env_id(mut self, env_id: impl Into<Text>) -> Self {
+    pub fn env_id(mut self, env_id: impl Into<SharedStr>) -> Self {
         self.env_id = Some(env_id.into()).filter(|s| !s.is_empty());
         self
     }
 
     /// The task id (`loop.task_id`). Empty strings count as absent.
-    pub fn task_id(mut self, task_id: impl Into<Text>) -> Self {
+    pub fn task_id(mut self, task_id: impl Into<SharedStr>) -> Self {
         self.task_id = Some(task_id.into()).filter(|s| !s.is_empty());
         self
     }
@@ -151,7 +154,7 @@ impl RunBuilder {
                 }
                 let (live, ids) = bridge.start(
                     &parent_cx,
-                    &Text::Static(sc::SPAN_RUN),
+                    &SharedStr::Static(sc::SPAN_RUN),
                     opentelemetry::trace::SpanKind::Internal,
                     started_at,
                     &attributes,
@@ -168,7 +171,7 @@ impl RunBuilder {
             spans.push(SpanSlot::Span(LtfSpan {
                 span_id: root_span_id,
                 parent_span_id: None,
-                name: Text::Static(sc::SPAN_RUN),
+                name: SharedStr::Static(sc::SPAN_RUN),
                 kind: SpanKind::Loop,
                 start_time: started_at,
                 end_time: None,
@@ -264,13 +267,13 @@ pub(crate) struct RunShared {
     pub(crate) root_span_id: SpanId,
     /// The root's OpenTelemetry span, when the tracer has a provider.
     pub(crate) otel: Option<LiveOtelSpan>,
-    pub(crate) loop_name: Text,
-    pub(crate) env_id: Option<Text>,
-    pub(crate) task_id: Option<Text>,
+    pub(crate) loop_name: SharedStr,
+    pub(crate) env_id: Option<SharedStr>,
+    pub(crate) task_id: Option<SharedStr>,
     pub(crate) goal_target: f64,
     pub(crate) started_at: Timestamp,
     pub(crate) state: Mutex<RunState>,
-    pub(crate) open_spans: crate::context::OpenSpans,
+    pub(crate) open_spans: super::OpenSpans,
 }
 
 impl RunShared {
@@ -391,7 +394,7 @@ impl RunShared {
             otel.end(root);
         }
         LtfDocument {
-            schema_version: Text::Static(SCHEMA_VERSION),
+            schema_version: SharedStr::Static(SCHEMA_VERSION),
             trace_id: self.trace_id,
             loop_name: self.loop_name.clone(),
             env_id: self.env_id.clone(),
@@ -465,7 +468,7 @@ impl RunShared {
         LtfSpan {
             span_id: self.root_span_id,
             parent_span_id: None,
-            name: Text::Static(sc::SPAN_RUN),
+            name: SharedStr::Static(sc::SPAN_RUN),
             kind: SpanKind::Loop,
             start_time: self.started_at,
             end_time: Some(ended_at),
@@ -545,7 +548,7 @@ impl RunHandle {
     }
 
     /// Starts a child span of the root (for work outside any iteration).
-    pub fn span(&self, name: impl Into<Text>, kind: impl Into<SpanKinds>) -> SpanGuard {
+    pub fn span(&self, name: impl Into<SharedStr>, kind: impl Into<SpanKindPair>) -> SpanGuard {
         SpanGuard::start(
             SpanOwner::Run(self.shared.clone()),
             self.shared.root_span_id,

@@ -1,10 +1,10 @@
 //! Child spans: LLM calls, tool calls, environment steps and evaluations.
 
-use super::iteration::SpanOwner;
-use crate::attr::{AttrValue, Attributes, Key, Text};
-use crate::context::LoopScope;
+use super::LoopScope;
+use super::owner::SpanOwner;
+use crate::attr::{AttrValue, Attributes, Key, SharedStr};
 use crate::ids::SpanId;
-use crate::model::{LtfEvent, LtfSpan, SpanKinds};
+use crate::model::{LtfEvent, LtfSpan, SpanKindPair};
 use crate::otel::LeafOtelSpan;
 use crate::semconv as sc;
 use crate::time::Timestamp;
@@ -19,7 +19,7 @@ struct LiveSpan {
     otel_initial: u8,
     /// Which of those changed since (bit `i`: attribute `i`): sent again at the end.
     otel_initial_changed: u64,
-    /// Its slot in the run's open spans ([`crate::context::OpenSpans`]), until it ends.
+    /// Its slot in the run's open spans ([`super::OpenSpans`]), until it ends.
     open: Option<u16>,
 }
 
@@ -89,8 +89,8 @@ impl SpanGuard {
         owner: SpanOwner,
         parent: SpanId,
         parent_otel: Option<&opentelemetry::Context>,
-        name: Text,
-        kinds: SpanKinds,
+        name: SharedStr,
+        kinds: SpanKindPair,
         initial: impl FnOnce(&mut Attributes),
     ) -> Self {
         if !owner.run().enabled() {
@@ -158,7 +158,7 @@ impl SpanGuard {
     }
 
     /// Adds an event now.
-    pub fn add_event(&mut self, name: impl Into<Text>, attributes: Attributes) {
+    pub fn add_event(&mut self, name: impl Into<SharedStr>, attributes: Attributes) {
         if let Some(s) = &mut self.inner {
             s.span.events.push(LtfEvent {
                 name: name.into(),
@@ -184,7 +184,11 @@ impl SpanGuard {
 
     /// Marks the span failed: sets `error.type` and adds an `exception` event. The message
     /// passes the built-in secret patterns ([`crate::redact`]).
-    pub fn record_error(&mut self, error_type: impl Into<Text>, message: impl Into<Text>) {
+    pub fn record_error(
+        &mut self,
+        error_type: impl Into<SharedStr>,
+        message: impl Into<SharedStr>,
+    ) {
         if let Some(s) = &mut self.inner {
             let error_type = error_type.into();
             let message = crate::redact::scrub_text(message.into());
@@ -193,7 +197,7 @@ impl SpanGuard {
             attrs.set("exception.type", error_type);
             attrs.set("exception.message", message);
             s.span.events.push(LtfEvent {
-                name: Text::Static("exception"),
+                name: SharedStr::Static("exception"),
                 timestamp: Timestamp::now(),
                 attributes: attrs,
             });
@@ -282,7 +286,7 @@ impl SpanGuard {
             attrs.set("exception.type", reason);
             attrs.set("exception.message", "a panic unwound through this span");
             s.span.events.push(LtfEvent {
-                name: Text::Static("exception"),
+                name: SharedStr::Static("exception"),
                 timestamp: s.span.end_time.unwrap_or_else(Timestamp::now),
                 attributes: attrs,
             });

@@ -114,13 +114,13 @@ impl SpanStore {
 mod tests {
     use super::*;
     use crate::model::SpanKind;
-    use crate::{SpanId, Text, Timestamp};
+    use crate::{SharedStr, SpanId, Timestamp};
 
     fn span(n: i64) -> LtfSpan {
         LtfSpan {
             span_id: SpanId::random(),
             parent_span_id: None,
-            name: Text::Static("x"),
+            name: SharedStr::Static("x"),
             kind: SpanKind::Worker,
             start_time: Timestamp::from_unix_nanos(n),
             end_time: None,

@@ -1,10 +1,9 @@
-//! What the benches share (also included by `loopotel-tower/benches`): where criterion
-//! writes, reading its estimates, formatting, and an exporter that discards spans.
+//! What the benches share: where criterion writes, reading its estimates, formatting, the
+//! paired-rounds ratio, and an exporter that discards spans.
 
 use std::path::{Path, PathBuf};
 
 /// A span exporter that takes every batch and drops it.
-#[allow(dead_code)] // not every bench exports spans
 #[derive(Debug)]
 pub struct Discard;
 
@@ -35,7 +34,6 @@ pub fn mean_ns(id: &str) -> Option<f64> {
 }
 
 /// Nanoseconds in a readable unit.
-#[allow(dead_code)] // used by one of the two benches
 pub fn fmt_ns(ns: f64) -> String {
     if ns >= 1e9 {
         format!("{:.2} s", ns / 1e9)
@@ -54,7 +52,6 @@ pub fn fmt_ns(ns: f64) -> String {
 /// Not exact either: what one side leaves behind (an exporter thread still freeing, the
 /// allocator's state) carries over into the other side's batch. Returns the median and the
 /// quartiles of the per-round ratios.
-#[allow(dead_code)] // used by two of the benches
 pub fn paired_ratio(
     rounds: usize,
     per_round: u64,
@@ -87,11 +84,14 @@ pub fn paired_ratio(
 }
 
 /// What [`paired_ratio`] measured.
-#[allow(dead_code)]
 pub struct PairedRatio {
+    /// Rounds measured.
     pub rounds: usize,
+    /// Median of the per-round ratios.
     pub median: f64,
+    /// Lower quartile.
     pub q1: f64,
+    /// Upper quartile.
     pub q3: f64,
 }
 

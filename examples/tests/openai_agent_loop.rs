@@ -7,21 +7,13 @@ use std::process::Command;
 use loopotel::LoopTracer;
 use loopotel::jsonl::JsonlExporter;
 
-#[path = "../../examples/examples/openai_agent_loop.rs"]
+#[path = "../examples/openai_agent_loop.rs"]
 mod example;
 
 #[tokio::test]
 async fn an_openai_agent_loop_is_valid_ltf_with_the_servers_token_totals() {
-    let base = match std::env::var("LOOPOTEL_LLMOCK_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            assert!(
-                std::env::var("LOOPOTEL_REQUIRE_LLMOCK").as_deref() != Ok("1"),
-                "LOOPOTEL_REQUIRE_LLMOCK=1 but LOOPOTEL_LLMOCK_URL is not set"
-            );
-            eprintln!("SKIPPED: llmock not running (scripts/llmock.sh start)");
-            return;
-        }
+    let Some(base) = loopotel_test_support::llmock() else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.jsonl");
@@ -75,10 +67,10 @@ async fn an_openai_agent_loop_is_valid_ltf_with_the_servers_token_totals() {
     );
 
     // The reference validator accepts the file the sink wrote.
-    let Some(reference) = tests::reference() else {
+    let Some(reference) = loopotel_test_support::reference() else {
         return;
     };
-    let out = tests::run(Command::new(&reference.validate).arg(&path));
+    let out = loopotel_test_support::run(Command::new(&reference.validate).arg(&path));
     assert!(
         out.status.success(),
         "loopotel-validate rejected the agent trace:\n{}{}",

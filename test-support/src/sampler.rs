@@ -1,6 +1,5 @@
 //! A recording sampler for tests: what each span was created with (samplers decide on the
-//! attributes a span has at creation). Shared by path (`#[path = ...] mod ...;`) with the
-//! tests of the other crates: a helper crate would need dev-dependency cycles.
+//! attributes a span has at creation).
 
 use std::sync::{Arc, Mutex};
 
