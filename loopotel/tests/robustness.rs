@@ -9,6 +9,137 @@ use loopotel::validate::{Mode, validate_value};
 use loopotel::{IterationRecord, LoopTracer, Outcome, SpanId, Timestamp, TraceId, TraceSink};
 use proptest::prelude::*;
 
+/// Keys the LTF schema knows (so generated trees reach deep into the validator), and a few
+/// it does not.
+const KEYS: &[&str] = &[
+    "schema_version",
+    "trace_id",
+    "loop_name",
+    "env_id",
+    "task_id",
+    "started_at",
+    "ended_at",
+    "outcome",
+    "termination_reason",
+    "spec_pins",
+    "lss",
+    "les",
+    "ltf",
+    "spans",
+    "metadata",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_time",
+    "end_time",
+    "attributes",
+    "events",
+    "timestamp",
+    "loop.iteration",
+    "x",
+    "",
+];
+
+/// Strings the schema's patterns and enums care about, and some they reject.
+const STRINGS: &[&str] = &[
+    "ltf/0.1",
+    "ltf-0123abcd-0123-4567-89ab-0123456789ab",
+    "0123456789abcdef",
+    "loop",
+    "iteration",
+    "worker",
+    "evaluator",
+    "success",
+    "failure",
+    "partial",
+    "unknown",
+    "2026-12-04T10:00:00.000000Z",
+    "2026-12-04T09:00:00Z",
+    "not a date",
+    "lss@1.0.0",
+    "les@1.0.0",
+    "ltf@0.1.0",
+    "loop.run",
+    "loop.iteration",
+    "",
+    "\u{2028}",
+    "ff",
+];
+
+/// Arbitrary JSON trees, biased towards LTF's keys and values.
+fn json_tree() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        prop::sample::select(STRINGS).prop_map(Value::from),
+        "[a-z0-9 _.-]{0,20}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 96, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+            prop::collection::vec((prop::sample::select(KEYS), inner), 0..8).prop_map(|pairs| {
+                serde_json::Value::Object(
+                    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                )
+            }),
+        ]
+    })
+}
+
+/// A document that passes `validate --strict`.
+fn valid_document() -> serde_json::Value {
+    let tracer = LoopTracer::new();
+    let run = tracer
+        .run("mutated-loop")
+        .env_id("e/v1")
+        .task_id("t1")
+        .start();
+    {
+        let it = run.iteration(1);
+        let mut span = it.span("execute_tool search", loopotel::SpanKind::Worker);
+        span.set_attribute("gen_ai.tool.name", "search");
+        span.add_event("found", loopotel::Attributes::new());
+    }
+    run.emit_iteration(
+        IterationRecord::new(2, 0.9)
+            .tokens(5)
+            .worker("w")
+            .evaluator("e"),
+    );
+    let doc = run.finish(Outcome::Success, "done");
+    serde_json::to_value(&doc).unwrap_or_default()
+}
+
+/// Replaces the value `path` leads to (each step picks a child by index, modulo the
+/// children there are) with `with`.
+fn replace_at(doc: &mut serde_json::Value, path: &[usize], with: serde_json::Value) {
+    let Some((&step, rest)) = path.split_first() else {
+        *doc = with;
+        return;
+    };
+    let child = match doc {
+        serde_json::Value::Array(items) if !items.is_empty() => {
+            let n = items.len();
+            items.get_mut(step % n)
+        }
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            let n = map.len();
+            map.values_mut().nth(step % n)
+        }
+        _ => None,
+    };
+    match child {
+        Some(child) => replace_at(child, rest, with),
+        None => *doc = with,
+    }
+}
+
 /// The reference's algorithm, literally: recompute the compensated mean over every score.
 fn reference_cumulative(scores: &[f64], target: f64) -> f64 {
     let (mut sum, mut c) = (0.0f64, 0.0f64);
@@ -99,11 +230,24 @@ proptest! {
     }
 
     #[test]
-    fn validator_never_panics_on_arbitrary_json(s in "[\\[\\]{}\",:0-9a-z_. -]{0,200}") {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&s) {
-            let _ = validate_value(&v, Mode::Reference);
-            let _ = validate_value(&v, Mode::Strict);
-        }
+    fn validator_never_panics_on_arbitrary_json_trees(v in json_tree()) {
+        let reference = validate_value(&v, Mode::Reference);
+        let strict = validate_value(&v, Mode::Strict);
+        // Strict checks everything the reference checks, and more.
+        prop_assert!(reference.is_empty() || !strict.is_empty(), "strict passed what the reference rejected: {}", v);
+    }
+
+    #[test]
+    fn validator_judges_every_mutation_of_a_valid_document(
+        path in prop::collection::vec(0usize..16, 1..6),
+        replacement in json_tree(),
+    ) {
+        let mut doc = valid_document();
+        prop_assert!(validate_value(&doc, Mode::Strict).is_empty());
+        replace_at(&mut doc, &path, replacement);
+        let reference = validate_value(&doc, Mode::Reference);
+        let strict = validate_value(&doc, Mode::Strict);
+        prop_assert!(reference.is_empty() || !strict.is_empty(), "strict passed what the reference rejected: {}", doc);
     }
 
     #[test]

@@ -304,26 +304,20 @@ impl RunShared {
     }
 
     /// Keeps an ended child span, unless the run finished or is at its span cap (counted,
-    /// not kept).
-    ///
-    /// Without an OpenTelemetry bridge its attributes move into the store's attribute
-    /// chunks ([`SpanStore::push_ended`]: a quarter of the memory per span, and a fifth
-    /// off the cost of recording one). With the bridge the span keeps its own vector:
-    /// there the SDK's exporter thread frees every span's attribute vector into the
-    /// recording thread's allocator arena, and measured with glibc's allocator, recording
-    /// threads that recycle their vectors wait on that arena's lock more often — the
-    /// bridged span cost 1.4× the bare SDK span's instead of 1.2×.
-    pub(crate) fn keep_ended(&self, state: &mut RunState, span: LtfSpan) {
+    /// not kept). Its attributes move into the store's attribute chunks
+    /// ([`SpanStore::push_ended`]: a quarter of the memory per span); the emptied vector
+    /// comes back, for the next span to reuse.
+    pub(crate) fn keep_ended(&self, state: &mut RunState, span: LtfSpan) -> Option<Attributes> {
         if state.finished {
             self.config.count_late_record();
-            return;
+            return None;
         }
         if state.spans.len() >= self.config.max_spans_per_run {
             state.dropped_spans += 1;
             self.config.count_dropped_span();
-            return;
+            return None;
         }
-        state.spans.push_ended(span);
+        state.spans.push_ended(span)
     }
 
     /// Writes a finished span into its reserved slot.

@@ -26,6 +26,91 @@ struct LiveSpan {
 /// Room in a new span's attribute list: instrumented calls carry a handful (one allocation).
 const SPAN_ATTRIBUTES: usize = 8;
 
+/// Spare allocations of ended spans, kept per thread for the next spans it starts: a span's
+/// box and its attribute vector (emptied into the run's attribute chunks when it ended). A
+/// loop that traces call after call then starts each span without allocating. Bounded:
+/// a few of each per thread, and vectors that grew large are not kept.
+#[allow(
+    clippy::vec_box,
+    reason = "the boxes are the allocations kept for reuse"
+)]
+mod spare {
+    use std::cell::RefCell;
+    use std::mem::MaybeUninit;
+
+    use super::{LiveSpan, SPAN_ATTRIBUTES};
+    use crate::attr::Attributes;
+
+    /// Most spare boxes (and vectors) a thread keeps: enough for spans nested this deep.
+    const KEEP: usize = 4;
+
+    thread_local! {
+        static BOXES: RefCell<Vec<Box<MaybeUninit<LiveSpan>>>> = const { RefCell::new(Vec::new()) };
+        static ATTRIBUTES: RefCell<Vec<Attributes>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A box for a new span: a spare one, or a new allocation.
+    pub(super) fn boxed(live: LiveSpan) -> Box<LiveSpan> {
+        let spare = BOXES
+            .try_with(|b| b.try_borrow_mut().ok().and_then(|mut b| b.pop()))
+            .ok()
+            .flatten();
+        match spare {
+            Some(mut place) => {
+                place.write(live);
+                // SAFETY: just written.
+                unsafe { place.assume_init() }
+            }
+            None => Box::new(live),
+        }
+    }
+
+    /// Takes the span out of its box, and keeps the box for the next span.
+    pub(super) fn unbox(live: Box<LiveSpan>) -> LiveSpan {
+        let raw = Box::into_raw(live);
+        // SAFETY: `raw` comes from a live `Box<LiveSpan>`; the value is read out exactly once
+        // and the allocation is then owned as `MaybeUninit<LiveSpan>`, which has the same
+        // layout, so dropping or reusing it never touches the value that was read.
+        let (value, place) = unsafe {
+            (
+                std::ptr::read(raw),
+                Box::from_raw(raw.cast::<MaybeUninit<LiveSpan>>()),
+            )
+        };
+        let _ = BOXES.try_with(|b| {
+            if let Ok(mut b) = b.try_borrow_mut() {
+                if b.len() < KEEP {
+                    b.push(place);
+                }
+            }
+        });
+        value
+    }
+
+    /// An empty attribute list for a new span: a spare vector, or a new one.
+    pub(super) fn attributes() -> Attributes {
+        ATTRIBUTES
+            .try_with(|a| a.try_borrow_mut().ok().and_then(|mut a| a.pop()))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Attributes::with_capacity(SPAN_ATTRIBUTES))
+    }
+
+    /// Keeps an emptied attribute vector for the next span (unless it grew large).
+    pub(super) fn keep_attributes(attributes: Attributes) {
+        if attributes.capacity() == 0 || attributes.capacity() > 4 * SPAN_ATTRIBUTES {
+            return;
+        }
+        let _ = ATTRIBUTES.try_with(|a| {
+            if let Ok(mut a) = a.try_borrow_mut() {
+                if a.len() < KEEP {
+                    a.push(attributes);
+                }
+            }
+        });
+    }
+}
+
 /// The most attributes an OpenTelemetry span gets at its start (one bit each in
 /// `LiveSpan::otel_initial_changed`); the rest follow at its end.
 const OTEL_INITIAL_MAX: usize = 64;
@@ -96,7 +181,7 @@ impl SpanGuard {
         if !owner.run().enabled() {
             return Self::noop();
         }
-        let mut attributes = Attributes::with_capacity(SPAN_ATTRIBUTES);
+        let mut attributes = spare::attributes();
         initial(&mut attributes);
         // Both views get the same clean name (control characters become `_`).
         let name = crate::limits::clean_name(&name).unwrap_or(name);
@@ -104,7 +189,7 @@ impl SpanGuard {
         // No lock here: a child span joins the run's list when it ends (after its iteration,
         // which took its place when it started). The box comes first and the OpenTelemetry
         // span is written into it: the SDK span is large, and moving it costs.
-        let mut live = Box::new(LiveSpan {
+        let mut live = spare::boxed(LiveSpan {
             owner,
             otel: None,
             span: LtfSpan {
@@ -274,9 +359,10 @@ impl SpanGuard {
     }
 
     fn finish(&mut self, end_reason: Option<&'static str>) {
-        let Some(mut s) = self.inner.take() else {
+        let Some(s) = self.inner.take() else {
             return;
         };
+        let mut s = spare::unbox(s);
         // Never before the start (a clock stepped back, or a span ended on another thread).
         s.span.end_time = Some(Timestamp::now().max(s.span.start_time));
         if let Some(reason) = end_reason {
@@ -323,8 +409,13 @@ impl SpanGuard {
         if let Some(slot) = s.open {
             run.open_spans.remove(slot);
         }
-        let mut state = run.lock();
-        run.keep_ended(&mut state, s.span);
+        let emptied = {
+            let mut state = run.lock();
+            run.keep_ended(&mut state, s.span)
+        };
+        if let Some(attributes) = emptied {
+            spare::keep_attributes(attributes);
+        }
     }
 }
 

@@ -6,9 +6,9 @@
 //! recycle between runs, which keeps the cost of recording an iteration flat.
 //!
 //! An ended child span's attributes move into chunks of their own ([`SpanStore::push_ended`])
-//! and its emptied vector goes back to the allocator on the recording thread, whose cache
-//! hands it to the next span: no allocation kept per span, and the run holds only the
-//! attributes themselves rather than each span's spare capacity. The document's spans get
+//! and its emptied vector goes back to the recording thread, whose next span reuses it: no
+//! allocation kept per span, and the run holds only the attributes themselves rather than
+//! each span's spare capacity. The document's spans get
 //! their vectors back when the run finishes.
 
 use super::iteration::SpanSlot;
@@ -53,10 +53,11 @@ impl SpanStore {
 
     /// Appends an ended span, its attributes moved into the attribute chunks, and returns
     /// the slot's index.
-    pub(crate) fn push_ended(&mut self, mut span: LtfSpan) -> usize {
+    pub(crate) fn push_ended(&mut self, mut span: LtfSpan) -> Option<Attributes> {
         let n = span.attributes.len();
         if n == 0 || n > ATTRIBUTE_CHUNK {
-            return self.push(SpanSlot::Span(span));
+            self.push(SpanSlot::Span(span));
+            return None;
         }
         if self
             .attributes
@@ -66,16 +67,17 @@ impl SpanStore {
             self.attributes.push(Vec::with_capacity(ATTRIBUTE_CHUNK));
         }
         let Some(chunk) = self.attributes.last_mut() else {
-            return self.push(SpanSlot::Span(span));
+            self.push(SpanSlot::Span(span));
+            return None;
         };
         span.attributes.move_into(chunk);
-        // The emptied vector goes back to the allocator on the recording thread, whose
-        // cache hands it to the next span.
-        span.attributes = Attributes::new();
+        // The emptied vector goes back to the caller, for the next span to reuse.
+        let emptied = std::mem::take(&mut span.attributes);
         self.push(SpanSlot::Ended {
             span,
             attributes: n as u32,
-        })
+        });
+        Some(emptied)
     }
 
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut SpanSlot> {
