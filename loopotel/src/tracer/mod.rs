@@ -24,6 +24,7 @@
 
 pub(crate) mod iteration;
 mod owner;
+mod record;
 pub(crate) mod run;
 mod scope;
 pub(crate) mod span;
@@ -34,7 +35,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use iteration::{Iteration, IterationRecord};
+pub use iteration::Iteration;
+pub use record::IterationRecord;
 pub use run::{Run, RunBuilder, RunHandle};
 pub use scope::LoopScope;
 pub(crate) use scope::{OpenSpans, current_is_recording};

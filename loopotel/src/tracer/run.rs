@@ -9,8 +9,9 @@ use futures_util::FutureExt as _;
 use opentelemetry::context::FutureExt as _;
 
 use super::LoopScope;
-use super::iteration::{Iteration, IterationData, IterationRecord, SpanSlot};
+use super::iteration::Iteration;
 use super::owner::SpanOwner;
+use super::record::{IterationData, IterationRecord, SpanSlot};
 use super::span::SpanGuard;
 use super::store::SpanStore;
 use super::{LoopTracer, TracerConfig};

@@ -11,7 +11,7 @@
 //! each span's spare capacity. The document's spans get
 //! their vectors back when the run finishes.
 
-use super::iteration::SpanSlot;
+use super::record::SpanSlot;
 use crate::attr::{AttrValue, Attributes, Key};
 use crate::model::LtfSpan;
 
