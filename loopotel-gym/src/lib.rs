@@ -38,6 +38,8 @@
 //! `repr()` of strings and floats, `json.dumps` defaults, `%.2f`, code-point slicing. Known
 //! difference: YAML is read as YAML 1.2 (PyYAML reads 1.1: `yes`/`on` are booleans there).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod env;
 pub mod episode;
 #[cfg(feature = "live")]

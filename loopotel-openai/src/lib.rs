@@ -25,6 +25,8 @@
 //! Fail-open: every call returns exactly what the plain client returns — the same values and
 //! the same errors.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod chat;
 mod client;
 mod embeddings;

@@ -8,6 +8,8 @@
 //! extract on the server), and [`TracedStream`] (from `loopotel::stream`) keeps a span open
 //! for as long as a stream.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod propagate;
 pub mod trace;
 

@@ -30,6 +30,8 @@
 //! assert!(loopotel::validate::validate_document(&doc).is_empty());
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod attr;
 mod clock;
 pub mod context;
