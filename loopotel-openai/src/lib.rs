@@ -33,14 +33,14 @@ mod embeddings;
 mod genai;
 #[cfg(feature = "middleware")]
 pub mod middleware;
-mod price;
+
 mod responses;
 mod telemetry;
 
 pub use chat::{ChatStream, TracedChat};
 pub use client::TracedClient;
 pub use embeddings::TracedEmbeddings;
-pub use price::{ModelPrice, PriceError, PriceTable};
+pub use loopotel::price::{ModelPrice, PriceError, PriceTable};
 pub use responses::{ResponseEvents, TracedResponses};
 pub use telemetry::{
     CAPTURE_CONTENT_ENV, DEFAULT_CONTENT_BUDGET, GenAiTelemetry, REDACTION_FAILED,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::price::PriceTable;
+use loopotel::price::PriceTable;
 
 /// The environment variable that turns content capture on (`true`), as in the GenAI
 /// instrumentations of other languages.

@@ -40,6 +40,7 @@
 //! ```
 
 use crate::attr::{AttrValue, Key, SharedStr};
+use crate::ids::{SpanId, TraceId};
 use crate::model::SpanKindPair;
 pub use crate::tracer::LoopScope;
 use crate::tracer::{IterationRecord, RunHandle, SpanGuard};
@@ -60,6 +61,45 @@ pub fn next_attempt() -> Option<u64> {
 /// The run of the current context, if any.
 pub fn current_run() -> Option<RunHandle> {
     opentelemetry::Context::map_current(|cx| cx.get::<LoopScope>().map(LoopScope::run))
+}
+
+/// Where the current context is in a loop run: what a log record or a log line written
+/// here should carry to be found next to the run's spans.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoopPosition {
+    /// The run's trace id (its LTF form, `ltf-…`, is the run's id in documents).
+    pub trace_id: TraceId,
+    /// The innermost loopotel span of the context: a span, the iteration or the run's root.
+    pub span_id: SpanId,
+    /// The run's loop name.
+    pub loop_name: SharedStr,
+    /// The number of the iteration the context is in, if any.
+    pub iteration: Option<u64>,
+}
+
+/// The position of the current context in a loop run (`None` outside any recording run).
+///
+/// ```
+/// use loopotel::{LoopTracer, Outcome, context};
+///
+/// let run = LoopTracer::new().run("where-am-i").start();
+/// let it = run.iteration(3);
+/// let _inside = it.enter();
+/// let here = context::current_position().unwrap();
+/// assert_eq!((here.trace_id, here.iteration), (run.trace_id(), Some(3)));
+/// # drop(_inside); drop(it); run.finish(Outcome::Success, "done");
+/// ```
+pub fn current_position() -> Option<LoopPosition> {
+    if !is_recording() {
+        return None;
+    }
+    let scope = LoopScope::current()?;
+    Some(LoopPosition {
+        trace_id: scope.trace_id(),
+        span_id: scope.parent_span_id(),
+        loop_name: scope.loop_name().clone(),
+        iteration: scope.iteration(),
+    })
 }
 
 /// Records an iteration on the current run (the reference's free `emit_iteration`).

@@ -41,6 +41,7 @@ pub mod les;
 pub mod limits;
 pub mod model;
 pub mod otel;
+pub mod price;
 pub mod propagation;
 pub mod redact;
 pub mod semconv;

@@ -75,7 +75,7 @@ impl Iteration {
             inner: Some(LiveIteration {
                 run: run.clone(),
                 otel,
-                usage: Arc::new(IterationUsage::new(run.clone())),
+                usage: Arc::new(IterationUsage::new(run.clone(), number)),
                 slot,
                 data,
             }),

@@ -68,6 +68,7 @@ pub(crate) struct StatsCounters {
     dropped_spans: AtomicU64,
     late_records: AtomicU64,
     sink_panics: AtomicU64,
+    instrumentation_panics: AtomicU64,
 }
 
 /// A snapshot of a tracer's counters.
@@ -81,6 +82,10 @@ pub struct TracerStats {
     pub late_records: u64,
     /// Sink calls that panicked (caught).
     pub sink_panics: u64,
+    /// Instrumentation built on loopotel (a `tracing` bridge, a callback) that panicked
+    /// while recording into one of this tracer's runs: caught, and what it was recording
+    /// is lost.
+    pub instrumentation_panics: u64,
 }
 
 pub(crate) struct TracerConfig {
@@ -117,6 +122,22 @@ impl TracerConfig {
             );
         }
         self.count_metric_drop("span_cap");
+    }
+
+    pub(crate) fn count_instrumentation_panic(&self) {
+        if self
+            .stats
+            .instrumentation_panics
+            .fetch_add(1, Ordering::Relaxed)
+            == 0
+        {
+            eprintln!(
+                "loopotel: instrumentation panicked while recording (caught; what it was \
+                 recording is lost). Further panics are counted \
+                 (TracerStats::instrumentation_panics), not logged."
+            );
+        }
+        self.count_metric_drop("instrumentation_panic");
     }
 
     pub(crate) fn count_late_record(&self) {
@@ -190,6 +211,7 @@ impl LoopTracer {
             dropped_spans: s.dropped_spans.load(Ordering::Relaxed),
             late_records: s.late_records.load(Ordering::Relaxed),
             sink_panics: s.sink_panics.load(Ordering::Relaxed),
+            instrumentation_panics: s.instrumentation_panics.load(Ordering::Relaxed),
         }
     }
 }

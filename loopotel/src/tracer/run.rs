@@ -506,6 +506,12 @@ impl RunHandle {
         &self.shared.loop_name
     }
 
+    /// Counts a panic that instrumentation caught while recording into this run
+    /// ([`crate::TracerStats::instrumentation_panics`]; reported once on stderr).
+    pub fn count_instrumentation_panic(&self) {
+        self.shared.config.count_instrumentation_panic();
+    }
+
     /// Whether this run records anything.
     pub fn is_enabled(&self) -> bool {
         self.shared.enabled()

@@ -133,7 +133,7 @@ impl std::fmt::Debug for LoopScope {
         f.debug_struct("LoopScope")
             .field("trace_id", &self.owner.run().trace_id)
             .field("parent", &self.parent)
-            .field("in_iteration", &self.owner.usage().is_some())
+            .field("iteration", &self.owner.iteration())
             .finish()
     }
 }
@@ -223,6 +223,21 @@ impl LoopScope {
         RunHandle {
             shared: self.owner.run().clone(),
         }
+    }
+
+    /// The trace id of this scope's run.
+    pub fn trace_id(&self) -> crate::TraceId {
+        self.owner.run().trace_id
+    }
+
+    /// The loop name of this scope's run.
+    pub fn loop_name(&self) -> &SharedStr {
+        &self.owner.run().loop_name
+    }
+
+    /// The number of the iteration this scope is in, if any.
+    pub fn iteration(&self) -> Option<u64> {
+        self.owner.iteration()
     }
 
     /// Whether spans started under this scope record anything (the run is enabled).
@@ -344,6 +359,20 @@ impl LoopScope {
             kind.into(),
             attributes,
         )
+    }
+
+    /// [`Self::start_span_in`] in the LTF view only: for a span that another layer already
+    /// records in OpenTelemetry (a `tracing` span beside `tracing-opentelemetry`). Spans
+    /// started inside it still take `cx`'s active span as their OpenTelemetry parent.
+    pub fn start_ltf_span_in<K: Into<Key>, V: Into<AttrValue>>(
+        &self,
+        cx: &opentelemetry::Context,
+        name: impl Into<SharedStr>,
+        kind: impl Into<SpanKindPair>,
+        attributes: impl IntoIterator<Item = (K, V)>,
+    ) -> SpanGuard {
+        let parent = self.open_span_in(cx).unwrap_or(self.parent);
+        self.start(parent, None, name.into(), kind.into(), attributes)
     }
 
     /// The OpenTelemetry parent of a child started in `cx`: `cx` when its active span is in

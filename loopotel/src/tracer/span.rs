@@ -1,7 +1,9 @@
 //! Child spans: LLM calls, tool calls, environment steps and evaluations.
 
 use super::LoopScope;
-use super::owner::SpanOwner;
+use std::sync::Arc;
+
+use super::owner::{SpanOwner, SpanUsage};
 use crate::attr::{AttrValue, Attributes, Key, SharedStr};
 use crate::ids::SpanId;
 use crate::model::{LtfEvent, LtfSpan, SpanKindPair};
@@ -21,6 +23,9 @@ struct LiveSpan {
     otel_initial_changed: u64,
     /// Its slot in the run's open spans ([`super::OpenSpans`]), until it ends.
     open: Option<u16>,
+    /// What its descendants reported, once [`SpanGuard::usage_context_on`] made a context
+    /// for them.
+    descendants: Option<Arc<SpanUsage>>,
 }
 
 /// Room in a new span's attribute list: instrumented calls carry a handful (one allocation).
@@ -208,6 +213,7 @@ impl SpanGuard {
             otel_initial: 0,
             otel_initial_changed: 0,
             open: None,
+            descendants: None,
         });
         live.span.span_id = match (&live.owner.run().config.otel, parent_otel) {
             (Some(bridge), Some(parent_cx)) => {
@@ -353,6 +359,57 @@ impl SpanGuard {
         LoopScope::new(s.owner.clone(), s.span.span_id, otel.clone()).attach_to(base)
     }
 
+    /// [`Self::context_on`] for the work inside a span whose own usage is the sum of that
+    /// work's (an agent invocation that reports the tokens of the calls it made): spans
+    /// started in the returned context roll their tokens and cost up through this span,
+    /// and [`Self::descendants_reported_usage`] then says whether any did, so that the
+    /// span adds its own usage only when nothing inside it counted it already. Each token
+    /// is counted once.
+    ///
+    /// ```
+    /// use loopotel::{LoopTracer, Outcome, SpanKind};
+    ///
+    /// let run = LoopTracer::new().run("agent").start();
+    /// let it = run.iteration(1);
+    /// let mut agent = it.span("invoke_agent helper", SpanKind::Worker);
+    /// let cx = agent.usage_context_on(&it.context());
+    /// {
+    ///     let _inside = cx.attach();
+    ///     let mut chat = loopotel::start_span("chat gpt-4o", SpanKind::Worker);
+    ///     chat.add_tokens(120);
+    /// }
+    /// // The agent reports the sum of its calls: already counted.
+    /// if !agent.descendants_reported_usage() {
+    ///     agent.add_tokens(120);
+    /// }
+    /// drop(agent);
+    /// drop(it);
+    /// let doc = run.finish(Outcome::Success, "done");
+    /// let iteration = doc.iterations().next().unwrap();
+    /// assert_eq!(iteration.attributes.get("loop.tokens_delta").unwrap().as_i64(), Some(120));
+    /// ```
+    pub fn usage_context_on(&mut self, base: &opentelemetry::Context) -> opentelemetry::Context {
+        let Some(s) = &mut self.inner else {
+            return base.clone();
+        };
+        let node = s
+            .descendants
+            .get_or_insert_with(|| Arc::new(SpanUsage::new(s.owner.clone())))
+            .clone();
+        let otel = s.otel.as_mut().map(|otel| otel.context(base));
+        let base = otel.as_ref().unwrap_or(base);
+        LoopScope::new(SpanOwner::Span(node), s.span.span_id, otel.clone()).attach_to(base)
+    }
+
+    /// Whether a span started in [`Self::usage_context_on`]'s context reported tokens or
+    /// cost (so far).
+    pub fn descendants_reported_usage(&self) -> bool {
+        self.inner
+            .as_ref()
+            .and_then(|s| s.descendants.as_ref())
+            .is_some_and(|d| d.reported())
+    }
+
     /// Ends the span now.
     pub fn end(mut self) {
         self.finish(None);
@@ -385,15 +442,7 @@ impl SpanGuard {
             s.set(sc::LOOP_COST_USD, c);
         }
         if s.tokens > 0 || s.cost.is_some() {
-            match s.owner.usage() {
-                Some(usage) => {
-                    usage.add_tokens(s.tokens);
-                    if let Some(c) = s.cost {
-                        usage.add_cost(c);
-                    }
-                }
-                None => s.owner.run().add_usage(s.tokens, s.cost),
-            }
+            s.owner.add_usage(s.tokens, s.cost);
         }
         let run = s.owner.run();
         if run.config.limits.apply(&mut s.span) {

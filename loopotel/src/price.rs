@@ -1,4 +1,4 @@
-//! A user-supplied price table: model → US dollars per million tokens. loopotel ships no
+//! A user-supplied price table (used by `loopotel-openai` and `loopotel-tracing`): model → US dollars per million tokens. loopotel ships no
 //! prices (they change, and differ by contract); without a table no cost is recorded.
 //!
 //! The file is JSON, one entry per model:
@@ -14,7 +14,7 @@
 //! (`gpt-4o-mini-2024-07-18` → `gpt-4o-mini`), then the requested model the same way.
 //!
 //! ```
-//! use loopotel_openai::{ModelPrice, PriceTable};
+//! use loopotel::price::{ModelPrice, PriceTable};
 //!
 //! let prices = PriceTable::from_json_str(
 //!     r#"{"gpt-4o-mini": {"input_per_million": 0.15, "output_per_million": 0.6}}"#,
@@ -23,7 +23,7 @@
 //! // 1 000 input tokens, 200 of them cached (billed as input: no cached price given), 500 output.
 //! let usd = price.cost_usd(1_000, 200, 500);
 //! assert!((usd - (1_000.0 * 0.15 + 500.0 * 0.6) / 1e6).abs() < 1e-12);
-//! # Ok::<(), loopotel_openai::PriceError>(())
+//! # Ok::<(), loopotel::price::PriceError>(())
 //! ```
 
 use std::collections::BTreeMap;

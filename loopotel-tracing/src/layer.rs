@@ -1,0 +1,470 @@
+//! [`LoopLayer`]: a `tracing_subscriber::Layer` that records `tracing` spans and events
+//! inside a loop run as loopotel spans of that run.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use loopotel::context::LoopScope;
+use loopotel::price::PriceTable;
+use loopotel::redact::Redactor;
+use loopotel::{AttrValue, Attributes, RunHandle, SharedStr, SpanGuard, SpanKind, SpanKindPair};
+use opentelemetry::trace::SpanKind as OtelKind;
+use tracing_core::span::{Attributes as SpanAttributes, Id, Record};
+use tracing_core::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::enter;
+use crate::fields::{FieldVisitor, Mapped, Operation, Usage};
+
+/// The environment variable that turns content capture on (`true`), as for the GenAI
+/// instrumentations of OpenTelemetry.
+pub const CAPTURE_CONTENT_ENV: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
+
+/// Default budget for one captured content attribute, in bytes.
+pub const DEFAULT_CONTENT_BUDGET: usize = 16 * 1024;
+
+/// Which views a bridged span is recorded in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Views {
+    /// LTF, and OpenTelemetry through the tracer's provider (when it has one).
+    Both,
+    /// LTF only: another layer (tracing-opentelemetry) records the OpenTelemetry view.
+    LtfOnly,
+}
+
+#[derive(Debug)]
+struct Config {
+    views: Views,
+    event_level: Level,
+    capture_content: bool,
+    content_budget: usize,
+    redactor: Redactor,
+    prices: Option<PriceTable>,
+}
+
+/// Makes every `tracing` span and event inside a loop run part of that run.
+///
+/// A `tracing` span created while a loopotel run, iteration or span is current — through
+/// the OpenTelemetry context loopotel uses, or through a `tracing` parent that is itself
+/// bridged — becomes a loopotel span there: an LTF span with its parent, timestamps,
+/// attributes and events and, when the run's tracer has an OpenTelemetry provider, an
+/// OpenTelemetry span with the same ids in the same trace. Entering it makes its context
+/// current, so loopotel spans (a `LoopTraceLayer` call, a traced OpenAI request) and
+/// other `tracing` spans inside it nest under it. Outside any loop it records nothing.
+///
+/// Field mapping follows tracing-opentelemetry (`otel.name`, `otel.kind`,
+/// `otel.status_code`, `otel.status_description`, `error`) and the GenAI semantic
+/// conventions (`gen_ai.operation.name`, models, `gen_ai.usage.*` — also when recorded
+/// later with `Span::record` — and content fields, dropped unless captured). Usage rolls
+/// up into the iteration's `loop.tokens_delta` once: a span's own usage counts only when
+/// nothing inside it reported usage already (an agent span carries the sum of its calls).
+///
+/// ```
+/// use loopotel::{LoopTracer, Outcome};
+/// use loopotel_tracing::LoopLayer;
+/// use tracing_subscriber::layer::SubscriberExt as _;
+///
+/// let subscriber = tracing_subscriber::registry().with(LoopLayer::new());
+/// tracing::subscriber::with_default(subscriber, || {
+///     let run = LoopTracer::new().run("traced-agent").start();
+///     let it = run.iteration(1);
+///     {
+///         let _inside = it.enter();
+///         let chat = tracing::info_span!(
+///             "chat",
+///             gen_ai.operation.name = "chat",
+///             gen_ai.request.model = "gpt-4o",
+///             gen_ai.usage.input_tokens = tracing::field::Empty,
+///             gen_ai.usage.output_tokens = tracing::field::Empty,
+///         );
+///         // Usage recorded after the response, as rig does.
+///         chat.record("gen_ai.usage.input_tokens", 30);
+///         chat.record("gen_ai.usage.output_tokens", 12);
+///     }
+///     drop(it);
+///     let doc = run.finish(Outcome::Success, "done");
+///     let chat = doc.spans.iter().find(|s| s.name == "chat gpt-4o").unwrap();
+///     assert_eq!(chat.attributes.get("gen_ai.usage.input_tokens").unwrap().as_i64(), Some(30));
+///     let iteration = doc.iterations().next().unwrap();
+///     assert_eq!(iteration.attributes.get("loop.tokens_delta").unwrap().as_i64(), Some(42));
+/// });
+/// ```
+#[derive(Clone, Debug)]
+pub struct LoopLayer {
+    config: Arc<Config>,
+}
+
+impl Default for LoopLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LoopLayer {
+    /// Both views (LTF, and OpenTelemetry through the run's tracer provider); events at
+    /// `INFO` and above; content capture on only when
+    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`.
+    pub fn new() -> Self {
+        let capture =
+            std::env::var(CAPTURE_CONTENT_ENV).is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        Self {
+            config: Arc::new(Config {
+                views: Views::Both,
+                event_level: Level::INFO,
+                capture_content: capture,
+                content_budget: DEFAULT_CONTENT_BUDGET,
+                redactor: Redactor::new(),
+                prices: None,
+            }),
+        }
+    }
+
+    fn with(self, change: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Arc::try_unwrap(self.config).unwrap_or_else(|shared| Config {
+            views: shared.views,
+            event_level: shared.event_level,
+            capture_content: shared.capture_content,
+            content_budget: shared.content_budget,
+            redactor: shared.redactor.clone(),
+            prices: shared.prices.clone(),
+        });
+        change(&mut config);
+        Self {
+            config: Arc::new(config),
+        }
+    }
+
+    /// Records `tracing` spans in the LTF view only, for a subscriber where
+    /// `tracing-opentelemetry` records them in OpenTelemetry: no span is exported twice,
+    /// and loopotel spans inside a `tracing` span take tracing-opentelemetry's span (made
+    /// current when the `tracing` span is entered) as their OpenTelemetry parent.
+    pub fn ltf_only(self) -> Self {
+        self.with(|c| c.views = Views::LtfOnly)
+    }
+
+    /// The least severe level of `tracing` events recorded as span events (default
+    /// `INFO`: `INFO`, `WARN` and `ERROR` events are).
+    pub fn event_level(self, level: Level) -> Self {
+        self.with(|c| c.event_level = level)
+    }
+
+    /// Records content fields (`gen_ai.input.messages`, `gen_ai.output.messages`,
+    /// `gen_ai.prompt`, `gen_ai.completion`, `gen_ai.system_instructions`,
+    /// `gen_ai.tool.call.arguments` / `.result`): scrubbed of secrets and cut to the
+    /// content budget. Off by default.
+    pub fn capture_content(self, capture: bool) -> Self {
+        self.with(|c| c.capture_content = capture)
+    }
+
+    /// Most bytes kept of one captured content field (default 16 KiB).
+    pub fn content_budget(self, bytes: usize) -> Self {
+        self.with(|c| c.content_budget = bytes)
+    }
+
+    /// Prices LLM spans whose model and usage are known: `loop.cost_usd` on the span,
+    /// rolled up into the iteration and the run like their tokens.
+    pub fn prices(self, prices: PriceTable) -> Self {
+        self.with(|c| c.prices = Some(prices))
+    }
+}
+
+/// A bridged `tracing` span: its loopotel span and what is known of it so far.
+struct Bridged {
+    guard: SpanGuard,
+    run: RunHandle,
+    /// The context code inside the span runs in (made current on enter).
+    cx: opentelemetry::Context,
+    operation: Operation,
+    usage: Usage,
+    request_model: Option<String>,
+    response_model: Option<String>,
+}
+
+impl Config {
+    /// The span's name: `otel.name`, else the GenAI conventions' (`chat {model}`,
+    /// `execute_tool {tool}`, `invoke_agent {agent}`), else the `tracing` name.
+    fn name(&self, m: &mut Mapped, meta_name: &'static str) -> SharedStr {
+        if let Some(name) = m.name.take() {
+            return SharedStr::from(name);
+        }
+        let suffix = match m.operation {
+            Some(Operation::Llm | Operation::Embeddings) => m.request_model.as_deref(),
+            Some(Operation::Tool) => m.tool_name.as_deref(),
+            Some(Operation::Agent) => m.agent_name.as_deref(),
+            _ => None,
+        };
+        let operation = m.attributes.iter().find_map(|(k, v)| match (*k, v) {
+            ("gen_ai.operation.name", AttrValue::Str(s)) => Some(s.as_str()),
+            _ => None,
+        });
+        match (operation, suffix) {
+            (Some(op), Some(suffix)) => SharedStr::from(format!("{op} {suffix}")),
+            _ => SharedStr::Static(meta_name),
+        }
+    }
+
+    /// The OpenTelemetry kind: `otel.kind`, else `Client` for inference and embeddings
+    /// calls (a remote model), else `Internal`.
+    fn kinds(&self, m: &Mapped) -> SpanKindPair {
+        let otel = m.otel_kind.clone().unwrap_or(match m.operation {
+            Some(Operation::Llm | Operation::Embeddings) => OtelKind::Client,
+            _ => OtelKind::Internal,
+        });
+        SpanKindPair {
+            ltf: SpanKind::Worker,
+            otel,
+        }
+    }
+
+    /// A captured content value: scrubbed of secrets, redacted, cut to the budget.
+    fn content(&self, value: AttrValue) -> AttrValue {
+        let text = match &value {
+            AttrValue::Str(s) => s.as_str(),
+            _ => return value,
+        };
+        let mut kept = self.redactor.redact(text);
+        if kept.len() > self.content_budget {
+            let mut cut = self.content_budget;
+            while cut > 0 && !kept.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            kept.truncate(cut);
+        }
+        AttrValue::Str(SharedStr::from(kept))
+    }
+
+    fn visit(&self, record: impl FnOnce(&mut FieldVisitor<'_>)) -> Mapped {
+        let mut mapped = Mapped::default();
+        record(&mut FieldVisitor {
+            mapped: &mut mapped,
+            capture_content: self.capture_content,
+        });
+        mapped
+    }
+}
+
+impl Bridged {
+    /// Applies mapped fields (at creation or from `Span::record`).
+    fn apply(&mut self, config: &Config, m: Mapped) {
+        if let Some(op) = m.operation {
+            self.operation = op;
+        }
+        if m.request_model.is_some() {
+            self.request_model = m.request_model;
+        }
+        if m.response_model.is_some() {
+            self.response_model = m.response_model;
+        }
+        let u = m.usage;
+        self.usage.input = u.input.or(self.usage.input);
+        self.usage.output = u.output.or(self.usage.output);
+        self.usage.total = u.total.or(self.usage.total);
+        self.usage.cached_input = u.cached_input.or(self.usage.cached_input);
+        for (key, value) in m.attributes {
+            let value = if crate::fields::is_content(key) {
+                config.content(value)
+            } else {
+                value
+            };
+            self.guard.set_attribute(key, value);
+        }
+        if let Some(message) = m.error {
+            self.guard.record_error("error", message);
+        } else if let Some(description) = m.status_error {
+            self.guard.record_error(
+                "error",
+                description.unwrap_or_else(|| "otel.status_code = error".to_owned()),
+            );
+        }
+    }
+
+    /// Ends the loopotel span: usage rolled up unless something inside counted it, priced
+    /// when the model has a price.
+    fn finish(mut self, config: &Config) {
+        let tokens = self.usage.tokens();
+        if !self.guard.descendants_reported_usage() {
+            if tokens > 0 {
+                self.guard.add_tokens(tokens);
+            }
+            if let (Some(prices), true) = (&config.prices, tokens > 0) {
+                let model = self
+                    .response_model
+                    .as_deref()
+                    .and_then(|m| prices.lookup(m))
+                    .or_else(|| self.request_model.as_deref().and_then(|m| prices.lookup(m)));
+                if let Some(price) = model {
+                    let input = self.usage.input.unwrap_or(0);
+                    let cached = self.usage.cached_input.unwrap_or(0);
+                    let output = self.usage.output.unwrap_or(0);
+                    self.guard
+                        .add_cost_usd(price.cost_usd(input, cached.min(input), output));
+                }
+            }
+        }
+        self.guard.end();
+    }
+}
+
+/// Runs instrumentation work; a panic in it is caught and counted on `run` (if known).
+fn fail_open<T>(run: Option<&RunHandle>, work: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(AssertUnwindSafe(work)) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            if let Some(run) = run {
+                run.count_instrumentation_panic();
+            }
+            None
+        }
+    }
+}
+
+impl LoopLayer {
+    /// The loop scope and context a new span goes under: its nearest bridged `tracing`
+    /// ancestor, else the current OpenTelemetry context.
+    fn parent_of<S>(&self, id: &Id, ctx: &Context<'_, S>) -> Option<opentelemetry::Context>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let span = ctx.span(id)?;
+        for ancestor in span.scope().skip(1) {
+            if let Some(b) = ancestor.extensions().get::<Bridged>() {
+                return Some(b.cx.clone());
+            }
+        }
+        loopotel::context::is_recording().then(opentelemetry::Context::current)
+    }
+
+    fn new_span<S>(&self, attrs: &SpanAttributes<'_>, id: &Id, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(parent_cx) = self.parent_of(id, ctx) else {
+            return;
+        };
+        let Some(scope) = parent_cx.get::<LoopScope>() else {
+            return;
+        };
+        if !scope.is_recording() {
+            return;
+        }
+        let run = scope.run();
+        let config = &*self.config;
+        let made = fail_open(Some(&run), || {
+            let mut m = config.visit(|v| attrs.record(v));
+            let name = config.name(&mut m, attrs.metadata().name());
+            let kinds = config.kinds(&m);
+            let no_attributes = std::iter::empty::<(&'static str, AttrValue)>();
+            let mut guard = match config.views {
+                Views::Both => scope.start_span_in(&parent_cx, name, kinds, no_attributes),
+                Views::LtfOnly => scope.start_ltf_span_in(&parent_cx, name, kinds, no_attributes),
+            };
+            let cx = guard.usage_context_on(&parent_cx);
+            let mut bridged = Bridged {
+                guard,
+                run: run.clone(),
+                cx,
+                operation: Operation::Other,
+                usage: Usage::default(),
+                request_model: None,
+                response_model: None,
+            };
+            bridged.apply(config, m);
+            bridged
+        });
+        if let (Some(bridged), Some(span)) = (made, ctx.span(id)) {
+            span.extensions_mut().insert(bridged);
+        }
+    }
+}
+
+impl<S> Layer<S> for LoopLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &SpanAttributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        // A panic while looking the parent up has no run to be counted on: it is caught
+        // all the same.
+        let _ = fail_open(None, || self.new_span(attrs, id, &ctx));
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        let Some(bridged) = extensions.get_mut::<Bridged>() else {
+            return;
+        };
+        let run = bridged.run.clone();
+        let config = &*self.config;
+        let _ = fail_open(Some(&run), || {
+            let m = config.visit(|v| values.record(v));
+            bridged.apply(config, m);
+        });
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if *event.metadata().level() > self.config.event_level {
+            return;
+        }
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        let Some(bridged) = extensions.get_mut::<Bridged>() else {
+            return;
+        };
+        let run = bridged.run.clone();
+        let config = &*self.config;
+        let _ = fail_open(Some(&run), || {
+            let meta = event.metadata();
+            let m = config.visit(|v| event.record(v));
+            let mut attributes = Attributes::new();
+            attributes.set("level", meta.level().as_str());
+            attributes.set("target", meta.target());
+            for (key, value) in m.attributes {
+                let value = if crate::fields::is_content(key) {
+                    config.content(value)
+                } else {
+                    value
+                };
+                attributes.set(key, value);
+            }
+            if let Some(message) = m.error.clone() {
+                bridged.guard.record_error("error", message);
+            }
+            let name = m
+                .message
+                .map(SharedStr::from)
+                .unwrap_or(SharedStr::Static(meta.name()));
+            bridged.guard.add_event(name, attributes);
+        });
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let extensions = span.extensions();
+        if let Some(bridged) = extensions.get::<Bridged>() {
+            let cx = bridged.cx.clone();
+            drop(extensions);
+            enter::enter(id, &cx);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if span.extensions().get::<Bridged>().is_some() {
+            enter::exit(id);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(bridged) = span.extensions_mut().remove::<Bridged>() else {
+            return;
+        };
+        let run = bridged.run.clone();
+        let config = &*self.config;
+        let _ = fail_open(Some(&run), || bridged.finish(config));
+    }
+}
