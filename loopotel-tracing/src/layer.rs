@@ -443,12 +443,25 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let extensions = span.extensions();
-        if let Some(bridged) = extensions.get::<Bridged>() {
-            let cx = bridged.cx.clone();
-            drop(extensions);
-            enter::enter(id, &cx);
-        }
+        let mut extensions = span.extensions_mut();
+        let Some(bridged) = extensions.get_mut::<Bridged>() else {
+            return;
+        };
+        let cx = match self.config.views {
+            Views::Both => bridged.cx.clone(),
+            // Built on what is current now: tracing-opentelemetry (entered first) made its
+            // span current, and spans started inside take it as their OpenTelemetry parent.
+            Views::LtfOnly => {
+                let run = bridged.run.clone();
+                let guard = &mut bridged.guard;
+                fail_open(Some(&run), || {
+                    guard.usage_context_on(&opentelemetry::Context::current())
+                })
+                .unwrap_or_else(|| bridged.cx.clone())
+            }
+        };
+        drop(extensions);
+        enter::enter(id, &cx);
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {

@@ -396,7 +396,12 @@ impl SpanGuard {
             .descendants
             .get_or_insert_with(|| Arc::new(SpanUsage::new(s.owner.clone())))
             .clone();
-        let otel = s.otel.as_mut().map(|otel| otel.context(base));
+        let otel = match s.otel.as_mut() {
+            Some(otel) => Some(otel.context(base)),
+            // A span recorded in LTF only (another layer records it in OpenTelemetry):
+            // spans inside it take `base`'s active span as their OpenTelemetry parent.
+            None => s.owner.run().config.otel.is_some().then(|| base.clone()),
+        };
         let base = otel.as_ref().unwrap_or(base);
         LoopScope::new(SpanOwner::Span(node), s.span.span_id, otel.clone()).attach_to(base)
     }
