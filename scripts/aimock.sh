@@ -3,7 +3,7 @@
 # request headers: the loopotel-openai tests read the traceparent each attempt carried.
 #
 #   scripts/aimock.sh start   install (once, into target/aimock) and start aimock on
-#                             127.0.0.1 with loopotel-openai/tests/fixtures/aimock.json;
+#                             127.0.0.1 with tests/fixtures/aimock.json;
 #                             prints the environment the tests read
 #   scripts/aimock.sh stop    stop it (by PID)
 #
@@ -28,7 +28,7 @@ start() {
   fi
   stop
   nohup node "$cli" -h 127.0.0.1 -p "$port" --log-level warn \
-    -f "$root/loopotel-openai/tests/fixtures/aimock.json" >"$state/log" 2>&1 &
+    -f "$root/tests/fixtures/aimock.json" >"$state/log" 2>&1 &
   echo $! >"$state/pid"
   server_wait aimock "$state" "http://127.0.0.1:$port/__aimock/journal" 80 0.25 \
     "LOOPOTEL_AIMOCK_URL=http://127.0.0.1:$port"

@@ -154,7 +154,8 @@ pub(crate) struct Mapped {
     pub(crate) status_error: Option<Option<String>>,
     /// `otel.status_code` said ok.
     pub(crate) status_ok: bool,
-    /// `gen_ai.operation.name`.
+    /// `gen_ai.operation.name`, as given and as understood.
+    pub(crate) operation_name: Option<String>,
     pub(crate) operation: Option<Operation>,
     /// `gen_ai.request.model` / `gen_ai.response.model` (the response's wins for prices).
     pub(crate) request_model: Option<String>,
@@ -213,7 +214,11 @@ impl FieldVisitor<'_> {
                 m.status_error = Some(Some(text(&value)));
                 return;
             }
-            "gen_ai.operation.name" => m.operation = Some(Operation::parse(&text(&value))),
+            "gen_ai.operation.name" => {
+                let name = text(&value);
+                m.operation = Some(Operation::parse(&name));
+                m.operation_name = Some(name);
+            }
             "gen_ai.request.model" => m.request_model = Some(text(&value)),
             "gen_ai.response.model" => m.response_model = Some(text(&value)),
             "gen_ai.tool.name" => m.tool_name = Some(text(&value)),

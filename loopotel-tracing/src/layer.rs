@@ -180,31 +180,56 @@ struct Bridged {
     usage: Usage,
     request_model: Option<String>,
     response_model: Option<String>,
+    /// What the span's name is made of, while it was not given as `otel.name`.
+    naming: Option<Naming>,
 }
 
-impl Config {
-    /// The span's name: `otel.name`, else the GenAI conventions' (`chat {model}`,
-    /// `execute_tool {tool}`, `invoke_agent {agent}`), else the `tracing` name.
-    fn name(&self, m: &mut Mapped, meta_name: &'static str) -> SharedStr {
-        if let Some(name) = m.name.take() {
-            return SharedStr::from(name);
+/// The fields a span's conventional name is made of (`{operation} {model}`,
+/// `{operation} {tool}`, `{operation} {agent}`), some of which may be recorded only after
+/// the span started.
+#[derive(Default)]
+struct Naming {
+    meta_name: &'static str,
+    operation_name: Option<String>,
+    operation: Option<Operation>,
+    model: Option<String>,
+    tool: Option<String>,
+    agent: Option<String>,
+}
+
+impl Naming {
+    fn update(&mut self, m: &Mapped) {
+        if m.operation_name.is_some() {
+            self.operation_name.clone_from(&m.operation_name);
+            self.operation = m.operation;
         }
-        let suffix = match m.operation {
-            Some(Operation::Llm | Operation::Embeddings) => m.request_model.as_deref(),
-            Some(Operation::Tool) => m.tool_name.as_deref(),
-            Some(Operation::Agent) => m.agent_name.as_deref(),
-            _ => None,
-        };
-        let operation = m.attributes.iter().find_map(|(k, v)| match (*k, v) {
-            ("gen_ai.operation.name", AttrValue::Str(s)) => Some(s.as_str()),
-            _ => None,
-        });
-        match (operation, suffix) {
-            (Some(op), Some(suffix)) => SharedStr::from(format!("{op} {suffix}")),
-            _ => SharedStr::Static(meta_name),
+        if m.request_model.is_some() {
+            self.model.clone_from(&m.request_model);
+        }
+        if m.tool_name.is_some() {
+            self.tool.clone_from(&m.tool_name);
+        }
+        if m.agent_name.is_some() {
+            self.agent.clone_from(&m.agent_name);
         }
     }
 
+    /// The GenAI conventions' name when its parts are known, else the `tracing` name.
+    fn name(&self) -> SharedStr {
+        let suffix = match self.operation {
+            Some(Operation::Llm | Operation::Embeddings) => self.model.as_deref(),
+            Some(Operation::Tool) => self.tool.as_deref(),
+            Some(Operation::Agent) => self.agent.as_deref(),
+            _ => None,
+        };
+        match (&self.operation_name, suffix) {
+            (Some(op), Some(suffix)) => SharedStr::from(format!("{op} {suffix}")),
+            _ => SharedStr::Static(self.meta_name),
+        }
+    }
+}
+
+impl Config {
     /// The OpenTelemetry kind: `otel.kind`, else `Client` for inference and embeddings
     /// calls (a remote model), else `Internal`.
     fn kinds(&self, m: &Mapped) -> SpanKindPair {
@@ -247,7 +272,19 @@ impl Config {
 
 impl Bridged {
     /// Applies mapped fields (at creation or from `Span::record`).
-    fn apply(&mut self, config: &Config, m: Mapped) {
+    fn apply(&mut self, config: &Config, mut m: Mapped) {
+        if let Some(name) = m.name.take() {
+            // `otel.name` wins, at the start or recorded later.
+            self.naming = None;
+            self.guard.update_name(name);
+        } else if let Some(naming) = &mut self.naming {
+            let before = naming.name();
+            naming.update(&m);
+            let after = naming.name();
+            if after != before {
+                self.guard.update_name(after);
+            }
+        }
         if let Some(op) = m.operation {
             self.operation = op;
         }
@@ -353,7 +390,17 @@ impl LoopLayer {
         let config = &*self.config;
         let made = fail_open(Some(&run), || {
             let mut m = config.visit(|v| attrs.record(v));
-            let name = config.name(&mut m, attrs.metadata().name());
+            let (name, naming) = match m.name.take() {
+                Some(name) => (SharedStr::from(name), None),
+                None => {
+                    let mut naming = Naming {
+                        meta_name: attrs.metadata().name(),
+                        ..Naming::default()
+                    };
+                    naming.update(&m);
+                    (naming.name(), Some(naming))
+                }
+            };
             let kinds = config.kinds(&m);
             let no_attributes = std::iter::empty::<(&'static str, AttrValue)>();
             let mut guard = match config.views {
@@ -369,6 +416,7 @@ impl LoopLayer {
                 usage: Usage::default(),
                 request_model: None,
                 response_model: None,
+                naming,
             };
             bridged.apply(config, m);
             bridged

@@ -355,6 +355,19 @@ impl LeafOtelSpan {
         }
     }
 
+    /// Renames the OpenTelemetry span.
+    pub(crate) fn update_name(&mut self, name: &SharedStr) {
+        use opentelemetry::trace::Span as _;
+        let name = text_to_cow(name);
+        match self {
+            #[cfg(feature = "sdk")]
+            LeafOtelSpan::Detached(BridgeSpan::Sdk(span)) => span.update_name(name),
+            LeafOtelSpan::Detached(BridgeSpan::Boxed(span)) => span.update_name(name),
+            LeafOtelSpan::Attached(live) => live.cx.span().update_name(name),
+            LeafOtelSpan::Moved => {}
+        }
+    }
+
     /// Ends the OpenTelemetry span with the LTF span's final state: the attributes after
     /// the first `initial` (given at start), and those of the first `initial` whose bit is
     /// set in `changed`.

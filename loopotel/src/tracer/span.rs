@@ -259,6 +259,19 @@ impl SpanGuard {
         }
     }
 
+    /// Renames the span in both views (for a name that is only known after the span
+    /// started, such as the model a request was routed to).
+    pub fn update_name(&mut self, name: impl Into<SharedStr>) {
+        if let Some(s) = &mut self.inner {
+            let name = name.into();
+            let name = crate::limits::clean_name(&name).unwrap_or(name);
+            if let Some(otel) = &mut s.otel {
+                otel.update_name(&name);
+            }
+            s.span.name = name;
+        }
+    }
+
     /// Adds tokens used by this call; they roll up into the iteration's `loop.tokens_delta`.
     pub fn add_tokens(&mut self, tokens: u64) {
         if let Some(s) = &mut self.inner {
