@@ -8,8 +8,6 @@
 //! the median. `cargo test -p loopotel-tower --test allocations -- --nocapture` prints the
 //! table that `docs/performance.md` quotes.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::task::{Context, Poll};
@@ -17,80 +15,17 @@ use std::task::{Context, Poll};
 use futures_util::StreamExt as _;
 use loopotel::stream::StreamTraceExt as _;
 use loopotel::{IterationRecord, LoopTracer, Outcome, SpanKind};
+use loopotel_test_support::alloc::{Counting, PerCall, count};
 use loopotel_test_support::bench::Discard;
 use loopotel_tower::LoopTraceLayer;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tower::{Layer, Service};
 
-/// Counts allocations (and reallocations) made by the current thread.
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn bump() {
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-// SAFETY: every method forwards to the system allocator unchanged; counting touches only a
-// const-initialised thread-local `Cell`, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump();
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        bump();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        bump();
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
 /// Calls counted per path (after as many warm-up calls).
 const CALLS: usize = 2_000;
-
-/// What one path allocated per call.
-#[derive(Debug, Clone, Copy)]
-struct PerCall {
-    median: u64,
-    max: u64,
-}
-
-/// Counts the allocations of each of `CALLS` calls of `f` (after `CALLS` warm-up calls).
-fn count(mut f: impl FnMut()) -> PerCall {
-    for _ in 0..CALLS {
-        f();
-    }
-    let mut counts: Vec<u64> = Vec::with_capacity(CALLS);
-    for _ in 0..CALLS {
-        let before = allocations();
-        f();
-        counts.push(allocations() - before);
-    }
-    counts.sort_unstable();
-    PerCall {
-        median: counts[CALLS / 2],
-        max: counts[CALLS - 1],
-    }
-}
 
 /// The trivial service: answers at once.
 #[derive(Clone, Copy)]
@@ -170,7 +105,7 @@ where
     let run = tracer.run("alloc-loop").start();
     let it = run.iteration(1);
     let guard = it.context().attach();
-    let counted = count(|| {
+    let counted = count(CALLS, || {
         let out = poll_once(svc.call(7));
         assert_eq!(out.ok(), Some(7), "the response passes through");
     });
@@ -203,7 +138,7 @@ fn traced_calls_allocate_no_more_than_a_bare_sdk_span_plus_two() {
     let iteration_record = {
         let run = ltf.run("alloc-iterations").start();
         let mut n = 0;
-        let counted = count(|| {
+        let counted = count(CALLS, || {
             n += 1;
             run.emit_iteration(
                 IterationRecord::new(n, 0.5)
@@ -221,7 +156,7 @@ fn traced_calls_allocate_no_more_than_a_bare_sdk_span_plus_two() {
         let it = run.iteration(1);
         let mut stream = futures_util::stream::iter(0..u64::MAX)
             .traced(it.span("stream echo", SpanKind::Worker));
-        let counted = count(|| {
+        let counted = count(CALLS, || {
             assert!(poll_once(stream.next()).is_some());
         });
         drop(stream);

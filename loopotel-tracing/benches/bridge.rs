@@ -1,2 +1,178 @@
-//! placeholder
-fn main() {}
+//! What a `tracing` span costs with `LoopLayer`, against the same span through
+//! tracing-opentelemetry and the SDK's batch processor, measured in the same run: a span
+//! with 5 fields, created, entered, exited and closed inside an iteration. Also a span
+//! outside any loop with `LoopLayer` installed, against a `Registry` without it. Prints a
+//! ratio table after the criterion output, and the main ratio in interleaved rounds.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use loopotel::{LoopTracer, Outcome};
+use loopotel_test_support::bench::{self as common, Discard, mean_ns};
+use loopotel_tracing::LoopLayer;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+fn provider() -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_batch_exporter(Discard)
+        .build()
+}
+
+/// One `tracing` span with five fields: created, entered, exited, closed.
+#[inline(never)]
+fn one_span(i: u64) {
+    let span = tracing::info_span!(
+        "lookup",
+        app.table = "users",
+        app.rows = 3i64,
+        app.cached = true,
+        app.ratio = 0.5,
+        app.i = i
+    );
+    let entered = span.enter();
+    black_box(&entered);
+    drop(entered);
+    drop(span);
+}
+
+/// Times `iters` spans under `dispatch`, inside one iteration per 10 000 spans of `tracer`
+/// (or outside any loop when `tracer` is `None`).
+fn time_spans(dispatch: &Dispatch, tracer: Option<&LoopTracer>, iters: u64) -> Duration {
+    tracing::dispatcher::with_default(dispatch, || {
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let chunk = left.min(10_000);
+            let run = tracer.map(|t| t.run("bench-loop").start());
+            let it = run.as_ref().map(|r| r.iteration(1));
+            let guard = it.as_ref().map(|it| it.context().attach());
+            let start = Instant::now();
+            for i in 0..chunk {
+                one_span(i);
+            }
+            total += start.elapsed();
+            drop(guard);
+            drop(it);
+            if let Some(run) = run {
+                black_box(run.finish(Outcome::Success, "done"));
+            }
+            left -= chunk;
+        }
+        total
+    })
+}
+
+struct Setups {
+    registry: Dispatch,
+    outside: Dispatch,
+    tracing_otel: Dispatch,
+    loop_layer: Dispatch,
+    ltf: LoopTracer,
+    bridged: LoopTracer,
+    _providers: (SdkTracerProvider, SdkTracerProvider),
+}
+
+fn setups() -> Setups {
+    let bridged_provider = provider();
+    let otel_provider = provider();
+    let otel_layer = tracing_opentelemetry::layer().with_tracer(otel_provider.tracer("bench"));
+    Setups {
+        registry: Dispatch::new(tracing_subscriber::registry()),
+        outside: Dispatch::new(tracing_subscriber::registry().with(LoopLayer::new())),
+        tracing_otel: Dispatch::new(tracing_subscriber::registry().with(otel_layer)),
+        loop_layer: Dispatch::new(tracing_subscriber::registry().with(LoopLayer::new())),
+        ltf: LoopTracer::new(),
+        bridged: LoopTracer::builder()
+            .tracer_provider(&bridged_provider)
+            .build(),
+        _providers: (bridged_provider, otel_provider),
+    }
+}
+
+static SETUPS: std::sync::OnceLock<Setups> = std::sync::OnceLock::new();
+
+fn benches(c: &mut Criterion) {
+    let s = SETUPS.get_or_init(setups);
+    let ltf = LoopTracer::new();
+    let mut g = c.benchmark_group("tracing_span");
+    g.bench_function("registry_no_loop_layer", |b| {
+        b.iter_custom(|n| time_spans(&s.registry, None, n))
+    });
+    g.bench_function("loop_layer_outside_any_loop", |b| {
+        b.iter_custom(|n| time_spans(&s.outside, None, n))
+    });
+    g.bench_function("tracing_opentelemetry_sdk", |b| {
+        b.iter_custom(|n| time_spans(&s.tracing_otel, Some(&ltf), n))
+    });
+    g.bench_function("loop_layer_ltf", |b| {
+        b.iter_custom(|n| time_spans(&s.loop_layer, Some(&s.ltf), n))
+    });
+    g.bench_function("loop_layer_ltf_and_otel", |b| {
+        b.iter_custom(|n| time_spans(&s.loop_layer, Some(&s.bridged), n))
+    });
+    g.finish();
+
+    let _ = PAIRED.set(common::paired_ratio(
+        40,
+        10_000,
+        |n| time_spans(&s.tracing_otel, Some(&ltf), n),
+        |n| time_spans(&s.loop_layer, Some(&s.bridged), n),
+    ));
+}
+
+static PAIRED: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
+
+fn report() {
+    let Some(base) = mean_ns("tracing_span/tracing_opentelemetry_sdk") else {
+        return;
+    };
+    println!("\n## a tracing span with 5 fields (this run)\n");
+    println!("| span | mean | ÷ tracing-opentelemetry + SDK |");
+    println!("|---|---|---|");
+    for (id, label) in [
+        (
+            "tracing_span/registry_no_loop_layer",
+            "Registry alone, no loop",
+        ),
+        (
+            "tracing_span/loop_layer_outside_any_loop",
+            "Registry + LoopLayer, outside any loop",
+        ),
+        (
+            "tracing_span/tracing_opentelemetry_sdk",
+            "tracing-opentelemetry + SDK batch processor, in an iteration",
+        ),
+        (
+            "tracing_span/loop_layer_ltf",
+            "LoopLayer, LTF only, in an iteration",
+        ),
+        (
+            "tracing_span/loop_layer_ltf_and_otel",
+            "LoopLayer, LTF + OpenTelemetry (same SDK pipeline), in an iteration",
+        ),
+    ] {
+        if let Some(ns) = mean_ns(id) {
+            println!("| {label} | {ns:.0} ns | {:.2}× |", ns / base);
+        }
+    }
+    if let (Some(reg), Some(out)) = (
+        mean_ns("tracing_span/registry_no_loop_layer"),
+        mean_ns("tracing_span/loop_layer_outside_any_loop"),
+    ) {
+        println!(
+            "\nLoopLayer outside any loop adds {:.1} ns per span.",
+            out - reg
+        );
+    }
+    if let Some(paired) = PAIRED.get() {
+        println!("LoopLayer LTF + OpenTelemetry ÷ tracing-opentelemetry + SDK, paired: {paired}");
+    }
+}
+
+fn main() {
+    common::run(benches, report);
+}

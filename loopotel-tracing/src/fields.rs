@@ -8,7 +8,7 @@ use loopotel::{AttrValue, SharedStr};
 use tracing_core::field::{Field, Visit};
 
 /// What a GenAI operation is, from `gen_ai.operation.name`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Operation {
     /// An inference call: `chat`, `text_completion`, `generate_content`.
     Llm,
@@ -19,6 +19,7 @@ pub(crate) enum Operation {
     /// `invoke_agent`, `create_agent`.
     Agent,
     /// No operation, or one the conventions do not name (recorded as a plain span).
+    #[default]
     Other,
 }
 
@@ -294,11 +295,11 @@ impl Visit for FieldVisitor<'_> {
 
     fn record_str(&mut self, field: &Field, value: &str) {
         let value = if value.len() > MAX_RENDERED {
-            render_display(&value)
+            SharedStr::from(render_display(&value))
         } else {
-            value.to_owned()
+            SharedStr::Shared(std::sync::Arc::from(value))
         };
-        self.value(field, AttrValue::Str(SharedStr::from(value)));
+        self.value(field, AttrValue::Str(value));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {

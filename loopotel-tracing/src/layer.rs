@@ -3,6 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use loopotel::context::LoopScope;
 use loopotel::price::PriceTable;
@@ -170,18 +171,29 @@ impl LoopLayer {
     }
 }
 
+/// Bridged spans alive in this process: while there are none, every callback but
+/// `on_new_span` returns at once, and `on_new_span` only asks whether a run is current.
+static BRIDGED_LIVE: AtomicUsize = AtomicUsize::new(0);
+
 /// A bridged `tracing` span: its loopotel span and what is known of it so far.
 struct Bridged {
     guard: SpanGuard,
     run: RunHandle,
     /// The context code inside the span runs in (made current on enter).
     cx: opentelemetry::Context,
+    /// Whether `otel.name` named the span (the GenAI fields then do not rename it).
+    named: bool,
+    /// What GenAI fields said (boxed: most spans have none).
+    genai: Option<Box<GenAi>>,
+}
+
+/// What a span's GenAI fields said so far.
+#[derive(Default)]
+struct GenAi {
     operation: Operation,
     usage: Usage,
-    request_model: Option<String>,
     response_model: Option<String>,
-    /// What the span's name is made of, while it was not given as `otel.name`.
-    naming: Option<Naming>,
+    naming: Naming,
 }
 
 /// The fields a span's conventional name is made of (`{operation} {model}`,
@@ -189,7 +201,6 @@ struct Bridged {
 /// the span started.
 #[derive(Default)]
 struct Naming {
-    meta_name: &'static str,
     operation_name: Option<String>,
     operation: Option<Operation>,
     model: Option<String>,
@@ -214,8 +225,8 @@ impl Naming {
         }
     }
 
-    /// The GenAI conventions' name when its parts are known, else the `tracing` name.
-    fn name(&self) -> SharedStr {
+    /// The GenAI conventions' name when its parts are known.
+    fn name(&self) -> Option<SharedStr> {
         let suffix = match self.operation {
             Some(Operation::Llm | Operation::Embeddings) => self.model.as_deref(),
             Some(Operation::Tool) => self.tool.as_deref(),
@@ -223,8 +234,8 @@ impl Naming {
             _ => None,
         };
         match (&self.operation_name, suffix) {
-            (Some(op), Some(suffix)) => SharedStr::from(format!("{op} {suffix}")),
-            _ => SharedStr::Static(self.meta_name),
+            (Some(op), Some(suffix)) => Some(SharedStr::from(format!("{op} {suffix}"))),
+            _ => None,
         }
     }
 }
@@ -243,8 +254,12 @@ impl Config {
         }
     }
 
-    /// A captured content value: scrubbed of secrets, redacted, cut to the budget.
-    fn content(&self, value: AttrValue) -> AttrValue {
+    /// A field's value as recorded: content fields (captured only when capture is on, or
+    /// they would not be here) scrubbed of secrets, redacted and cut to the budget.
+    fn value(&self, key: &str, value: AttrValue) -> AttrValue {
+        if !crate::fields::is_content(key) {
+            return value;
+        }
         let text = match &value {
             AttrValue::Str(s) => s.as_str(),
             _ => return value,
@@ -270,42 +285,52 @@ impl Config {
     }
 }
 
+impl Mapped {
+    /// Whether any GenAI field was seen.
+    fn has_genai(&self) -> bool {
+        self.operation.is_some()
+            || self.request_model.is_some()
+            || self.response_model.is_some()
+            || self.tool_name.is_some()
+            || self.agent_name.is_some()
+            || self.usage != Usage::default()
+    }
+}
+
 impl Bridged {
-    /// Applies mapped fields (at creation or from `Span::record`).
+    /// Applies mapped fields (at creation, with the attributes already given to the span,
+    /// or from `Span::record`).
     fn apply(&mut self, config: &Config, mut m: Mapped) {
         if let Some(name) = m.name.take() {
             // `otel.name` wins, at the start or recorded later.
-            self.naming = None;
+            self.named = true;
             self.guard.update_name(name);
-        } else if let Some(naming) = &mut self.naming {
-            let before = naming.name();
-            naming.update(&m);
-            let after = naming.name();
-            if after != before {
-                self.guard.update_name(after);
+        }
+        if m.has_genai() {
+            let named = self.named;
+            let g = self.genai.get_or_insert_with(Box::default);
+            let before = g.naming.name();
+            g.naming.update(&m);
+            let after = g.naming.name();
+            if !named && after.is_some() && after != before {
+                if let Some(name) = after {
+                    self.guard.update_name(name);
+                }
             }
+            if let Some(op) = m.operation {
+                g.operation = op;
+            }
+            if m.response_model.is_some() {
+                g.response_model = m.response_model.take();
+            }
+            let u = m.usage;
+            g.usage.input = u.input.or(g.usage.input);
+            g.usage.output = u.output.or(g.usage.output);
+            g.usage.total = u.total.or(g.usage.total);
+            g.usage.cached_input = u.cached_input.or(g.usage.cached_input);
         }
-        if let Some(op) = m.operation {
-            self.operation = op;
-        }
-        if m.request_model.is_some() {
-            self.request_model = m.request_model;
-        }
-        if m.response_model.is_some() {
-            self.response_model = m.response_model;
-        }
-        let u = m.usage;
-        self.usage.input = u.input.or(self.usage.input);
-        self.usage.output = u.output.or(self.usage.output);
-        self.usage.total = u.total.or(self.usage.total);
-        self.usage.cached_input = u.cached_input.or(self.usage.cached_input);
         for (key, value) in m.attributes {
-            let value = if crate::fields::is_content(key) {
-                config.content(value)
-            } else {
-                value
-            };
-            self.guard.set_attribute(key, value);
+            self.guard.set_attribute(key, config.value(key, value));
         }
         if let Some(message) = m.error {
             self.guard.record_error("error", message);
@@ -320,27 +345,32 @@ impl Bridged {
     /// Ends the loopotel span: usage rolled up unless something inside counted it, priced
     /// when the model has a price.
     fn finish(mut self, config: &Config) {
-        let tokens = self.usage.tokens();
-        if !self.guard.descendants_reported_usage() {
-            if tokens > 0 {
+        if let Some(g) = &self.genai {
+            let tokens = g.usage.tokens();
+            if tokens > 0 && !self.guard.descendants_reported_usage() {
                 self.guard.add_tokens(tokens);
-            }
-            if let (Some(prices), true) = (&config.prices, tokens > 0) {
-                let model = self
-                    .response_model
-                    .as_deref()
-                    .and_then(|m| prices.lookup(m))
-                    .or_else(|| self.request_model.as_deref().and_then(|m| prices.lookup(m)));
-                if let Some(price) = model {
-                    let input = self.usage.input.unwrap_or(0);
-                    let cached = self.usage.cached_input.unwrap_or(0);
-                    let output = self.usage.output.unwrap_or(0);
+                let price = config.prices.as_ref().and_then(|prices| {
+                    g.response_model
+                        .as_deref()
+                        .and_then(|m| prices.lookup(m))
+                        .or_else(|| g.naming.model.as_deref().and_then(|m| prices.lookup(m)))
+                });
+                if let Some(price) = price {
+                    let input = g.usage.input.unwrap_or(0);
+                    let cached = g.usage.cached_input.unwrap_or(0);
+                    let output = g.usage.output.unwrap_or(0);
                     self.guard
                         .add_cost_usd(price.cost_usd(input, cached.min(input), output));
                 }
             }
         }
-        self.guard.end();
+        std::mem::replace(&mut self.guard, SpanGuard::noop()).end();
+    }
+}
+
+impl Drop for Bridged {
+    fn drop(&mut self) {
+        BRIDGED_LIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -364,6 +394,9 @@ impl LoopLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
+        if BRIDGED_LIVE.load(Ordering::Relaxed) == 0 {
+            return loopotel::context::is_recording().then(opentelemetry::Context::current);
+        }
         let span = ctx.span(id)?;
         for ancestor in span.scope().skip(1) {
             if let Some(b) = ancestor.extensions().get::<Bridged>() {
@@ -388,35 +421,46 @@ impl LoopLayer {
         }
         let run = scope.run();
         let config = &*self.config;
+        let meta = attrs.metadata();
         let made = fail_open(Some(&run), || {
             let mut m = config.visit(|v| attrs.record(v));
-            let (name, naming) = match m.name.take() {
-                Some(name) => (SharedStr::from(name), None),
-                None => {
-                    let mut naming = Naming {
-                        meta_name: attrs.metadata().name(),
-                        ..Naming::default()
-                    };
-                    naming.update(&m);
-                    (naming.name(), Some(naming))
-                }
+            let named = m.name.is_some();
+            let mut genai = m.has_genai().then(Box::<GenAi>::default);
+            if let Some(g) = &mut genai {
+                g.naming.update(&m);
+            }
+            let name = match (m.name.take(), genai.as_ref().and_then(|g| g.naming.name())) {
+                (Some(name), _) => SharedStr::from(name),
+                (None, Some(name)) => name,
+                (None, None) => SharedStr::Static(meta.name()),
             };
             let kinds = config.kinds(&m);
-            let no_attributes = std::iter::empty::<(&'static str, AttrValue)>();
+            // The fields known at the start go in with the span (samplers see them).
+            let attributes = std::mem::take(&mut m.attributes)
+                .into_iter()
+                .map(|(k, v)| (k, config.value(k, v)));
             let mut guard = match config.views {
-                Views::Both => scope.start_span_in(&parent_cx, name, kinds, no_attributes),
-                Views::LtfOnly => scope.start_ltf_span_in(&parent_cx, name, kinds, no_attributes),
+                Views::Both => scope.start_span_in(&parent_cx, name, kinds, attributes),
+                Views::LtfOnly => scope.start_ltf_span_in(&parent_cx, name, kinds, attributes),
             };
-            let cx = guard.usage_context_on(&parent_cx);
+            // Spans that can report usage (they declare `gen_ai.usage.*` fields) count what
+            // is reported inside them; others take the cheaper plain context.
+            let counts_usage = meta
+                .fields()
+                .iter()
+                .any(|f| f.name().starts_with("gen_ai.usage."));
+            let cx = if counts_usage {
+                guard.usage_context_on(&parent_cx)
+            } else {
+                guard.context_on(&parent_cx)
+            };
+            BRIDGED_LIVE.fetch_add(1, Ordering::Relaxed);
             let mut bridged = Bridged {
                 guard,
                 run: run.clone(),
                 cx,
-                operation: Operation::Other,
-                usage: Usage::default(),
-                request_model: None,
-                response_model: None,
-                naming,
+                named,
+                genai,
             };
             bridged.apply(config, m);
             bridged
@@ -438,6 +482,9 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if BRIDGED_LIVE.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         let Some(bridged) = extensions.get_mut::<Bridged>() else {
@@ -452,7 +499,9 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if *event.metadata().level() > self.config.event_level {
+        if BRIDGED_LIVE.load(Ordering::Relaxed) == 0
+            || *event.metadata().level() > self.config.event_level
+        {
             return;
         }
         let Some(span) = ctx.event_span(event) else {
@@ -471,12 +520,7 @@ where
             attributes.set("level", meta.level().as_str());
             attributes.set("target", meta.target());
             for (key, value) in m.attributes {
-                let value = if crate::fields::is_content(key) {
-                    config.content(value)
-                } else {
-                    value
-                };
-                attributes.set(key, value);
+                attributes.set(key, config.value(key, value));
             }
             if let Some(message) = m.error.clone() {
                 bridged.guard.record_error("error", message);
@@ -490,6 +534,9 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if BRIDGED_LIVE.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         let Some(bridged) = extensions.get_mut::<Bridged>() else {
@@ -513,6 +560,9 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if BRIDGED_LIVE.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         if span.extensions().get::<Bridged>().is_some() {
             enter::exit(id);
@@ -520,6 +570,9 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if BRIDGED_LIVE.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let Some(span) = ctx.span(&id) else { return };
         let Some(bridged) = span.extensions_mut().remove::<Bridged>() else {
             return;

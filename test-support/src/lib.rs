@@ -7,8 +7,10 @@
 //! - [`otlp`]: a minimal OTLP/HTTP receiver on 127.0.0.1;
 //! - [`json`]: JSONL files and a plain HTTP GET;
 //! - [`sampler`]: a sampler that records what each span was created with;
+//! - [`alloc`]: exact allocation counts through a counting global allocator;
 //! - [`bench`](mod@bench): criterion helpers and the paired-rounds ratio.
 
+pub mod alloc;
 pub mod bench;
 pub mod json;
 pub mod otlp;
