@@ -9,9 +9,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod export;
+mod output;
 mod run;
-use loopotel::jsonl::{JsonlExporter, JsonlReader};
+mod runs;
+mod show;
+mod stats;
+use loopotel::jsonl::JsonlReader;
 use loopotel::les::{LesRow, series};
 use loopotel::validate::{Mode, validate_file};
 use loopotel::{LoopTracer, LtfDocument, Outcome, SpanKind};
@@ -97,9 +102,24 @@ enum Command {
         /// Episodes run at once.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
         concurrency: u64,
-        /// Where to append the traces (JSONL).
+        /// Where to write the traces (JSONL). An existing non-empty file is refused unless
+        /// --append or --force says what to do with it.
         #[arg(long, default_value = "traces.jsonl")]
         out: PathBuf,
+        /// Add this batch to an existing --out file.
+        #[arg(long, conflicts_with = "force")]
+        append: bool,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
+        /// The batch id recorded on every run's root span (`loop.batch.id`; default: a new
+        /// random id, printed at the end). `show`, `compare` take --batch to pick one.
+        #[arg(long)]
+        batch_id: Option<String>,
+        /// Run only the K-th of N disjoint slices of the (env, task, seed) grid, e.g. 2/8:
+        /// N jobs with K = 1..N together run the whole grid once.
+        #[arg(long, value_parser = run::parse_shard)]
+        shard: Option<run::Shard>,
         /// Also send the spans to this OTLP/HTTP collector.
         #[arg(long)]
         otlp: Option<String>,
@@ -118,6 +138,64 @@ enum Command {
         #[arg(long)]
         loopgym_dir: Option<PathBuf>,
     },
+    /// List the runs of LTF files, one line each, or draw one run's span tree.
+    ///
+    /// Without --run/--index: id, env/task/seed, outcome, iterations, final score, tokens,
+    /// duration per run. With one: the run's spans on a shared time axis, within 80
+    /// columns (colour on a terminal; NO_COLOR turns it off).
+    Show {
+        /// The run to draw: its trace id (`ltf-…`) or a unique prefix of it.
+        #[arg(long, conflicts_with = "index")]
+        run: Option<String>,
+        /// The run to draw: its position in the files, from 1 (as the list numbers it).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        index: Option<u64>,
+        /// Only runs of this batch (`loop.batch.id`, recorded by `loopotel run`).
+        #[arg(long)]
+        batch: Option<String>,
+        /// LTF files (.jsonl, or .json with one document).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Compare two batches of runs: per env and task and overall, with confidence intervals.
+    ///
+    /// Success rate, final goal score, LES, iterations, tokens, cost and duration: base,
+    /// candidate, difference and its interval. Runs are paired on (env, task, seed) where
+    /// both sides have them. Exit 0, or 1 with --fail-on-regression when a metric is
+    /// significantly worse; 2 when there is nothing to compare.
+    Compare {
+        /// The base batch's LTF file(s).
+        #[arg(required = true)]
+        base: PathBuf,
+        /// The candidate batch's LTF file(s).
+        #[arg(required = true)]
+        candidate: PathBuf,
+        /// More base files (repeatable).
+        #[arg(long = "base-file")]
+        base_files: Vec<PathBuf>,
+        /// More candidate files (repeatable).
+        #[arg(long = "candidate-file")]
+        candidate_files: Vec<PathBuf>,
+        /// Only the base runs of this batch (`loop.batch.id`).
+        #[arg(long)]
+        base_batch: Option<String>,
+        /// Only the candidate runs of this batch (`loop.batch.id`).
+        #[arg(long)]
+        candidate_batch: Option<String>,
+        /// Print JSON (schema `loopotel.compare/1`, docs/cli.md).
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// Print Markdown (for a pull-request comment).
+        #[arg(long)]
+        markdown: bool,
+        /// Exit 1 when any metric is significantly worse (success rate, goal score or LES
+        /// lower; tokens, cost or duration higher), naming it.
+        #[arg(long)]
+        fail_on_regression: bool,
+        /// Significance level: intervals are (1 − alpha).
+        #[arg(long, default_value_t = 0.05, value_parser = parse_alpha)]
+        alpha: f64,
+    },
     /// List the environments `run` accepts.
     List {
         /// Print JSON.
@@ -130,9 +208,16 @@ enum Command {
     },
     /// Record a small multi-iteration demo loop to a JSONL file, validate it, and print it.
     Demo {
-        /// Where to append the trace.
+        /// Where to write the trace. An existing non-empty file is refused unless --append
+        /// or --force says what to do with it.
         #[arg(long, default_value = "traces.jsonl")]
         out: PathBuf,
+        /// Add to an existing --out file.
+        #[arg(long, conflicts_with = "force")]
+        append: bool,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
         /// Most iterations the demo loop runs.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         iterations: u64,
@@ -140,6 +225,15 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+}
+
+fn parse_alpha(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(a) if a > 0.0 && a < 0.5 => Ok(a),
+        _ => Err(format!(
+            "--alpha {s:?}: expected a number between 0 and 0.5, e.g. 0.05"
+        )),
+    }
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -156,9 +250,16 @@ fn main() -> ExitCode {
         Command::Les { json, paths } => les(&paths, json),
         Command::Demo {
             out,
+            append,
+            force,
             iterations,
             seed,
-        } => demo(&out, iterations, seed),
+        } => demo(
+            &out,
+            output::Existing::from_flags(append, force),
+            iterations,
+            seed,
+        ),
         Command::Run {
             envs,
             tasks,
@@ -170,6 +271,10 @@ fn main() -> ExitCode {
             spool_max_bytes,
             json,
             loopgym_dir,
+            append,
+            force,
+            batch_id,
+            shard,
         } => run::run(run::Options {
             envs,
             tasks,
@@ -181,8 +286,52 @@ fn main() -> ExitCode {
                 .map(|dir| loopotel::otel::spool::SpoolConfig::new(dir).max_bytes(spool_max_bytes)),
             json,
             loopgym_dir,
+            existing: output::Existing::from_flags(append, force),
+            batch_id,
+            shard,
         }),
         Command::List { json, loopgym_dir } => run::list(loopgym_dir, json),
+        Command::Compare {
+            base,
+            candidate,
+            base_files,
+            candidate_files,
+            base_batch,
+            candidate_batch,
+            json,
+            markdown,
+            fail_on_regression,
+            alpha,
+        } => compare::run(compare::Options {
+            base: std::iter::once(base).chain(base_files).collect(),
+            candidate: std::iter::once(candidate).chain(candidate_files).collect(),
+            base_batch,
+            candidate_batch,
+            format: if json {
+                compare::Format::Json
+            } else if markdown {
+                compare::Format::Markdown
+            } else {
+                compare::Format::Text
+            },
+            fail_on_regression,
+            alpha,
+        }),
+        Command::Show {
+            run,
+            index,
+            batch,
+            paths,
+        } => {
+            let pick = match (run, index) {
+                (Some(id), _) => Some(show::Pick::Id(id)),
+                (None, Some(n)) => {
+                    Some(show::Pick::Index(usize::try_from(n).unwrap_or(usize::MAX)))
+                }
+                (None, None) => None,
+            };
+            show::run(&paths, pick, batch.as_deref())
+        }
         Command::Export {
             otlp,
             protocol,
@@ -355,11 +504,11 @@ fn print_les_table(doc: &LtfDocument, rows: &[LesRow]) {
 }
 
 /// A deterministic stand-in for an agent: the critic's score rises with each revision.
-fn demo(out: &Path, iterations: u64, seed: u64) -> ExitCode {
-    let exporter = match JsonlExporter::create(out) {
+fn demo(out: &Path, existing: output::Existing, iterations: u64, seed: u64) -> ExitCode {
+    let exporter = match output::open(out, existing) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("cannot open {}: {e}", out.display());
+            eprintln!("loopotel demo: {e}");
             return ExitCode::from(1);
         }
     };

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use loopotel::LoopTracer;
-use loopotel::jsonl::JsonlExporter;
 use loopotel_gym::registry::{self, LoopgymDir};
 use loopotel_gym::{EnvWorkerPolicy, EpisodeResult, run_traced_episode};
 
@@ -51,6 +50,29 @@ pub(crate) struct Options {
     pub spool: Option<loopotel::otel::spool::SpoolConfig>,
     pub json: bool,
     pub loopgym_dir: Option<PathBuf>,
+    pub existing: crate::output::Existing,
+    pub batch_id: Option<String>,
+    pub shard: Option<Shard>,
+}
+
+/// `--shard K/N`: the K-th (from 1) of N disjoint slices of the (env, task, seed) grid —
+/// episode `i` of the grid belongs to shard `i % N + 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shard {
+    pub k: usize,
+    pub n: usize,
+}
+
+/// `K/N` with 1 ≤ K ≤ N.
+pub(crate) fn parse_shard(s: &str) -> Result<Shard, String> {
+    let bad = || format!("--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/8");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let k: usize = k.trim().parse().map_err(|_| bad())?;
+    let n: usize = n.trim().parse().map_err(|_| bad())?;
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok(Shard { k, n })
 }
 
 /// `0..100` (exclusive), `0..=9`, `1,2,3` or `7`.
@@ -201,14 +223,21 @@ pub(crate) fn run(opts: Options) -> ExitCode {
             tasks,
         });
     }
-    let total: usize = plans.iter().map(|p| p.tasks.len() * opts.seeds.len()).sum();
-    let sink = match JsonlExporter::create(&opts.out) {
+    let grid: usize = plans.iter().map(|p| p.tasks.len() * opts.seeds.len()).sum();
+    let shard = opts.shard.unwrap_or(Shard { k: 1, n: 1 });
+    // Grid positions k-1, k-1+n, k-1+2n, …
+    let total = grid.saturating_sub(shard.k - 1).div_ceil(shard.n);
+    let sink = match crate::output::open(&opts.out, opts.existing) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("loopotel run: {}: {e}", opts.out.display());
+            eprintln!("loopotel run: {e}");
             return ExitCode::from(1);
         }
     };
+    let batch_id = opts
+        .batch_id
+        .clone()
+        .unwrap_or_else(|| format!("b-{}", loopotel::SpanId::random()));
     let delivery = DeliveryCounters::new();
     let provider = match &opts.otlp {
         Some(endpoint) => match loopotel::otel::otlp::span_exporter(
@@ -238,7 +267,9 @@ pub(crate) fn run(opts: Options) -> ExitCode {
         },
         None => None,
     };
-    let mut builder = LoopTracer::builder().sink(sink);
+    let mut builder = LoopTracer::builder()
+        .sink(sink)
+        .run_attribute("loop.batch.id", batch_id.clone());
     if let Some(p) = &provider {
         builder = builder.tracer_provider(p);
     }
@@ -281,7 +312,8 @@ pub(crate) fn run(opts: Options) -> ExitCode {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    let i = j.saturating_mul(shard.n).saturating_add(shard.k - 1);
                     let Some((env_id, task, seed)) = job(&plans, &opts.seeds, i) else {
                         break;
                     };
@@ -320,7 +352,7 @@ pub(crate) fn run(opts: Options) -> ExitCode {
     let summaries = summaries.into_inner().unwrap_or_else(|e| e.into_inner());
     let done: usize = summaries.values().map(|s| s.episodes).sum();
     print_summary(
-        &summaries, opts.json, done, total, elapsed, &opts.out, delivered,
+        &summaries, opts.json, done, total, elapsed, &opts.out, &batch_id, delivered,
     );
     if stop.load(Ordering::SeqCst) {
         ExitCode::from(130)
@@ -356,6 +388,7 @@ fn print_summary(
     planned: usize,
     elapsed: Duration,
     out: &std::path::Path,
+    batch_id: &str,
     otlp: Option<DeliveryStats>,
 ) {
     let otlp = otlp.map(|d| {
@@ -389,7 +422,8 @@ fn print_summary(
             "{}",
             serde_json::json!({
                 "episodes": done, "planned": planned, "seconds": elapsed.as_secs_f64(),
-                "traces": out.display().to_string(), "envs": rows, "otlp": otlp,
+                "traces": out.display().to_string(), "batch_id": batch_id, "envs": rows,
+                "otlp": otlp,
             })
         );
         return;
@@ -421,7 +455,7 @@ fn print_summary(
         );
     }
     println!(
-        "{done}/{planned} episodes in {:.2} s ({:.0} episodes/s); traces appended to {}",
+        "{done}/{planned} episodes in {:.2} s ({:.0} episodes/s); batch {batch_id} written to {}",
         elapsed.as_secs_f64(),
         done as f64 / elapsed.as_secs_f64().max(1e-9),
         out.display()

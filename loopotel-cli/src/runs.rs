@@ -3,7 +3,7 @@
 //! and reported with their file and line number, never fatal.
 
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use loopotel::jsonl::JsonlReader;
 use loopotel::{LtfDocument, SpanKind};
@@ -37,6 +37,11 @@ impl RunSummary {
     /// Success as `compare` counts it: outcome `success`.
     pub(crate) fn succeeded(&self) -> bool {
         self.outcome == "success"
+    }
+
+    /// The summary of one document.
+    pub(crate) fn of_document(doc: &LtfDocument) -> Self {
+        Self::of(doc, String::new())
     }
 
     fn of(doc: &LtfDocument, source: String) -> Self {
@@ -78,8 +83,12 @@ impl RunSummary {
             env_id: doc.env_id.as_ref().map(|s| s.as_str().to_owned()),
             task_id: doc.task_id.as_ref().map(|s| s.as_str().to_owned()),
             seed: meta("seed").and_then(|v| v.as_i64()),
-            batch_id: root
-                .and_then(|r| r.attributes.get("loop.batch.id")?.as_str().map(str::to_owned)),
+            batch_id: root.and_then(|r| {
+                r.attributes
+                    .get("loop.batch.id")?
+                    .as_str()
+                    .map(str::to_owned)
+            }),
             outcome: doc.outcome.map_or("unknown", |o| o.as_str()).to_owned(),
             termination_reason: doc.termination_reason.clone().unwrap_or_default(),
             iterations,
@@ -87,11 +96,7 @@ impl RunSummary {
             les: last.and_then(|(_, _, l)| l),
             tokens,
             cost_usd: attr_f64("loop.cost_total_usd"),
-            duration_ms: doc
-                .ended_at
-                .saturating_since(doc.started_at)
-                .as_secs_f64()
-                * 1e3,
+            duration_ms: doc.ended_at.saturating_since(doc.started_at).as_secs_f64() * 1e3,
             errors,
         }
     }
@@ -163,11 +168,4 @@ pub(crate) fn report_skipped(skipped: &[Skipped]) {
     if skipped.len() > 20 {
         eprintln!("  … and {} more", skipped.len() - 20);
     }
-}
-
-/// The file name part of a path, for messages.
-pub(crate) fn name_of(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
 }

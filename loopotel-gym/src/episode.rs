@@ -135,6 +135,10 @@ where
     if !task_id.is_empty() {
         builder = builder.task_id(task_id.to_owned());
     }
+    if let Some(seed) = seed {
+        // Runs of the same env, task and seed are comparable (`loopotel compare` pairs them).
+        builder = builder.metadata("seed", seed);
+    }
     let run = builder.start();
     let mut result = EpisodeResult {
         task_id: task_id.to_owned(),

@@ -100,6 +100,8 @@ pub(crate) struct TracerConfig {
     /// Every span context carries a loop scope of its own (see
     /// [`LoopTracerBuilder::scope_through_foreign_spans`]).
     pub(crate) scope_in_every_context: bool,
+    /// Attributes every run's root span starts with ([`LoopTracerBuilder::run_attribute`]).
+    pub(crate) run_attributes: Vec<(crate::attr::Key, crate::AttrValue)>,
 }
 
 impl TracerConfig {
@@ -226,6 +228,7 @@ pub struct LoopTracerBuilder {
     limits: crate::limits::AttributeLimits,
     sinks: Vec<Arc<dyn TraceSink>>,
     scope_in_every_context: bool,
+    run_attributes: Vec<(crate::attr::Key, crate::AttrValue)>,
 }
 
 impl Default for LoopTracerBuilder {
@@ -239,6 +242,7 @@ impl Default for LoopTracerBuilder {
             limits: crate::limits::AttributeLimits::default(),
             sinks: Vec::new(),
             scope_in_every_context: false,
+            run_attributes: Vec::new(),
         }
     }
 }
@@ -325,6 +329,27 @@ impl LoopTracerBuilder {
         self
     }
 
+    /// An attribute every run of this tracer records on its root span, in both views — for
+    /// what identifies a batch of runs (`loopotel run` sets `loop.batch.id`), a service or
+    /// a deployment. Set twice, the last value wins.
+    ///
+    /// ```
+    /// let tracer = loopotel::LoopTracer::builder().run_attribute("loop.batch.id", "b-42").build();
+    /// let doc = tracer.run("batched").start().finish(loopotel::Outcome::Success, "done");
+    /// let root = doc.root().unwrap();
+    /// assert_eq!(root.attributes.get("loop.batch.id").unwrap().as_str(), Some("b-42"));
+    /// ```
+    pub fn run_attribute(
+        mut self,
+        key: impl Into<crate::attr::Key>,
+        value: impl Into<crate::AttrValue>,
+    ) -> Self {
+        let key = key.into();
+        self.run_attributes.retain(|(k, _)| *k != key);
+        self.run_attributes.push((key, value.into()));
+        self
+    }
+
     /// Records loop and GenAI metrics on this provider (`specs/otel-semconv-loop.md`,
     /// "Metrics"). Metrics do not depend on trace sampling.
     pub fn meter_provider<P>(mut self, provider: &P) -> Self
@@ -360,6 +385,7 @@ impl LoopTracerBuilder {
                 sinks: self.sinks,
                 stats: StatsCounters::default(),
                 scope_in_every_context: self.scope_in_every_context,
+                run_attributes: self.run_attributes,
             }),
         }
     }

@@ -138,6 +138,9 @@ impl RunBuilder {
                 attributes.push_new(sc::LOOP_TASK_ID, task.clone());
             }
             attributes.push_new(sc::LOOP_GOAL_TARGET, goal_target);
+            for (k, v) in &config.run_attributes {
+                attributes.set(k.clone(), v.clone());
+            }
             attributes.push_new(sc::LOOP_LSS_VERSION, sc::LSS_VERSION);
             attributes.push_new(sc::LOOP_LES_VERSION, sc::LES_VERSION);
             if let Some(bridge) = &config.otel {
@@ -456,6 +459,9 @@ impl RunShared {
             attributes.push_new(sc::LOOP_TASK_ID, task.clone());
         }
         attributes.push_new(sc::LOOP_GOAL_TARGET, self.goal_target);
+        for (k, v) in &self.config.run_attributes {
+            attributes.set(k.clone(), v.clone());
+        }
         attributes.push_new(sc::LOOP_LSS_VERSION, sc::LSS_VERSION);
         attributes.push_new(sc::LOOP_LES_VERSION, sc::LES_VERSION);
         attributes.push_new(sc::LOOP_OUTCOME, outcome.as_str());
