@@ -447,8 +447,8 @@ fn print_text(r: &Report) {
             g.env, g.task, g.pairing, g.pairs, g.base_runs, g.candidate_runs
         );
         println!(
-            "  {:<18} {:>10} {:>10} {:>10} {:>22} {}",
-            "metric", "base", "candidate", "diff", "interval", ""
+            "  {:<18} {:>10} {:>10} {:>10} {:>22}",
+            "metric", "base", "candidate", "diff", "interval"
         );
         for m in &g.metrics {
             println!(

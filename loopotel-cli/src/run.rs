@@ -352,7 +352,16 @@ pub(crate) fn run(opts: Options) -> ExitCode {
     let summaries = summaries.into_inner().unwrap_or_else(|e| e.into_inner());
     let done: usize = summaries.values().map(|s| s.episodes).sum();
     print_summary(
-        &summaries, opts.json, done, total, elapsed, &opts.out, &batch_id, delivered,
+        &summaries,
+        opts.json,
+        &BatchEnd {
+            done,
+            planned: total,
+            elapsed,
+            out: &opts.out,
+            batch_id: &batch_id,
+            otlp: delivered,
+        },
     );
     if stop.load(Ordering::SeqCst) {
         ExitCode::from(130)
@@ -381,16 +390,25 @@ fn record(s: &mut EnvSummary, r: &EpisodeResult, doc: &loopotel::LtfDocument) {
     s.times.push(r.duration);
 }
 
-fn print_summary(
-    all: &BTreeMap<String, EnvSummary>,
-    json: bool,
+/// How a batch ended: what `print_summary` reports besides the per-env rows.
+struct BatchEnd<'a> {
     done: usize,
     planned: usize,
     elapsed: Duration,
-    out: &std::path::Path,
-    batch_id: &str,
+    out: &'a std::path::Path,
+    batch_id: &'a str,
     otlp: Option<DeliveryStats>,
-) {
+}
+
+fn print_summary(all: &BTreeMap<String, EnvSummary>, json: bool, end: &BatchEnd<'_>) {
+    let BatchEnd {
+        done,
+        planned,
+        elapsed,
+        out,
+        batch_id,
+        otlp,
+    } = *end;
     let otlp = otlp.map(|d| {
         serde_json::json!({
             "spans": d.ended, "delivered": d.delivered(), "resent_from_spool": d.resent,
