@@ -14,8 +14,17 @@ pub fn read_jsonl_values(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// A plain HTTP/1.0 POST of a JSON body on 127.0.0.1, returning the parsed JSON answer.
+pub fn http_post_json(url: &str, body: &Value) -> Result<Value, String> {
+    http_json(url, "POST", Some(body))
+}
+
 /// A plain HTTP/1.0 GET on 127.0.0.1, returning the parsed JSON body.
 pub fn http_get_json(url: &str) -> Result<Value, String> {
+    http_json(url, "GET", None)
+}
+
+fn http_json(url: &str, method: &str, body: Option<&Value>) -> Result<Value, String> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
     let (host, path) = rest
@@ -24,9 +33,12 @@ pub fn http_get_json(url: &str) -> Result<Value, String> {
     let mut sock = std::net::TcpStream::connect(host).map_err(|e| e.to_string())?;
     sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
+    let payload = body.map(Value::to_string).unwrap_or_default();
     write!(
         sock,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+        payload.len()
     )
     .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();

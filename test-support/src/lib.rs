@@ -18,7 +18,7 @@ pub mod peers;
 pub mod python;
 pub mod sampler;
 
-pub use json::{http_get_json, read_jsonl_values};
+pub use json::{http_get_json, http_post_json, read_jsonl_values};
 pub use otlp::{otlp_http_receiver, otlp_http_receiver_on, otlp_span_ids, server_runtime};
 pub use peers::{Phoenix, aimock, llmock, phoenix};
 pub use python::{

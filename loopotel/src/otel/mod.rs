@@ -131,6 +131,53 @@ pub(crate) fn root_document_attributes(
     kv
 }
 
+/// `gen_ai.operation.name` values that backends (Arize Phoenix, among others) read as a span
+/// kind of their own.
+const KNOWN_OPERATIONS: [&str; 8] = [
+    "chat",
+    "text_completion",
+    "generate_content",
+    "embeddings",
+    "execute_tool",
+    "retrieval",
+    "invoke_agent",
+    "create_agent",
+];
+
+/// What the OpenTelemetry view adds so that backends show each span as what it is
+/// (`specs/otel-semconv-loop.md`, "Span kinds in backends"): the run is an agent invocation
+/// (GenAI semantic conventions); iterations and other work are OpenInference `CHAIN`
+/// spans, evaluations `EVALUATOR` — unless the span names a known GenAI operation itself.
+/// Never added to the LTF view.
+pub(crate) fn backend_kind_attributes(ltf: &LtfSpan) -> Vec<KeyValue> {
+    let operation = ltf
+        .attributes
+        .get("gen_ai.operation.name")
+        .and_then(AttrValue::as_str);
+    if operation.is_some_and(|op| KNOWN_OPERATIONS.contains(&op)) {
+        return Vec::new();
+    }
+    match ltf.kind {
+        crate::model::SpanKind::Loop => {
+            let name = ltf
+                .attributes
+                .get(crate::semconv::LOOP_NAME)
+                .and_then(AttrValue::as_str)
+                .map_or_else(|| text_to_cow(&ltf.name), |n| Cow::Owned(n.to_owned()));
+            vec![
+                KeyValue::new("gen_ai.operation.name", "invoke_agent"),
+                KeyValue::new("gen_ai.agent.name", name),
+            ]
+        }
+        crate::model::SpanKind::Evaluator => {
+            vec![KeyValue::new("openinference.span.kind", "EVALUATOR")]
+        }
+        crate::model::SpanKind::Iteration | crate::model::SpanKind::Worker => {
+            vec![KeyValue::new("openinference.span.kind", "CHAIN")]
+        }
+    }
+}
+
 /// The bridge a tracer holds when it was given a provider.
 #[derive(Clone)]
 pub(crate) struct OtelBridge {
@@ -434,11 +481,16 @@ const LEAF_ATTRIBUTES: usize = 8;
 fn finish(span: &mut impl FinishableSpan, ltf: &LtfSpan, skip: usize, changed: u64) {
     // A span in a context takes its lock for each call: ask only when there is something to
     // give it (a call whose attributes all went in at its start just ends).
+    let kinds = backend_kind_attributes(ltf);
     let more = ltf.attributes.len() > skip
         || changed != 0
+        || !kinds.is_empty()
         || !ltf.events.is_empty()
         || ltf.attributes.get("error.type").is_some();
     if more && span.recording() {
+        if !kinds.is_empty() {
+            span.attributes(kinds.into_iter());
+        }
         if changed == 0 {
             span.attributes(otel_attributes(&ltf.attributes, skip));
         } else {

@@ -32,7 +32,10 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use super::{SCOPE_NAME, root_document_attributes, status_of, text_to_cow, to_otel_attributes};
+use super::{
+    SCOPE_NAME, backend_kind_attributes, root_document_attributes, status_of, text_to_cow,
+    to_otel_attributes,
+};
 use crate::attr::{AttrValue, SharedStr};
 use crate::ids::SpanId;
 use crate::model::{LtfDocument, LtfEvent, LtfSpan};
@@ -86,6 +89,7 @@ pub fn document_to_span_data(doc: &LtfDocument) -> Vec<SpanData> {
                 (None, None) => (opentelemetry::trace::SpanId::INVALID, false),
             };
             let mut attributes = to_otel_attributes(&span.attributes, 0);
+            attributes.extend(backend_kind_attributes(span));
             if is_root {
                 let metadata = doc.metadata.clone().unwrap_or_default();
                 attributes.extend(root_document_attributes(&metadata));
