@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod compare;
+mod convert;
 mod export;
 mod output;
 mod run;
@@ -196,6 +197,42 @@ enum Command {
         #[arg(long, default_value_t = 0.05, value_parser = parse_alpha)]
         alpha: f64,
     },
+    /// Convert between LTF and LoopNet `ln/record-v1` (one record per run; docs/formats.md).
+    ///
+    /// Each output record is checked against the LoopNet schema, each LTF document against
+    /// `validate --strict`; lines that cannot be converted are reported with their line
+    /// number and reason, the rest converted; exit 1 if anything was skipped.
+    Convert {
+        /// Convert LTF into this format.
+        #[arg(long, value_parser = ["loopnet"], required_unless_present = "from", conflicts_with = "from")]
+        to: Option<String>,
+        /// Convert from this format into LTF.
+        #[arg(long, value_parser = ["loopnet"])]
+        from: Option<String>,
+        /// The file to convert (JSON Lines).
+        input: PathBuf,
+        /// Where to write (JSON Lines).
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        /// Add to an existing output file.
+        #[arg(long, conflicts_with = "force")]
+        append: bool,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
+        /// LoopNet `source` of records made from traces.
+        #[arg(long, default_value = "community", value_parser = ["synthetic", "case_study", "production_redacted", "community"])]
+        source: String,
+        /// LoopNet `split` of records made from traces.
+        #[arg(long, default_value = "train", value_parser = ["train", "val", "test"])]
+        split: String,
+        /// LoopNet `patterns` of records made from traces (repeatable; default reflection-loop).
+        #[arg(long = "pattern")]
+        patterns: Vec<String>,
+        /// LoopNet `objective` of records made from traces (at least 10 characters).
+        #[arg(long)]
+        objective: Option<String>,
+    },
     /// List the environments `run` accepts.
     List {
         /// Print JSON.
@@ -291,6 +328,35 @@ fn main() -> ExitCode {
             shard,
         }),
         Command::List { json, loopgym_dir } => run::list(loopgym_dir, json),
+        Command::Convert {
+            to,
+            from: _,
+            input,
+            output,
+            append,
+            force,
+            source,
+            split,
+            patterns,
+            objective,
+        } => convert::run(&convert::Options {
+            direction: if to.is_some() {
+                convert::Direction::ToLoopnet
+            } else {
+                convert::Direction::FromLoopnet
+            },
+            input,
+            output,
+            existing: output::Existing::from_flags(append, force),
+            source,
+            split,
+            patterns: if patterns.is_empty() {
+                vec!["reflection-loop".to_owned()]
+            } else {
+                patterns
+            },
+            objective,
+        }),
         Command::Compare {
             base,
             candidate,

@@ -63,6 +63,14 @@ impl Timestamp {
         Duration::from_nanos(self.0.saturating_sub(earlier.0).max(0) as u64)
     }
 
+    /// This timestamp moved forward by `d` (saturating).
+    pub fn saturating_add(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+        )
+    }
+
     /// This timestamp moved back by `d` (saturating).
     pub fn saturating_sub(self, d: Duration) -> Self {
         Self(
