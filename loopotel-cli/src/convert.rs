@@ -1,4 +1,5 @@
-//! `loopotel convert`: LTF ⇄ LoopNet `ln/record-v1`, streamed line by line. Every record
+//! `loopotel convert`: LTF ⇄ LoopNet `ln/record-v1` and LTF ⇄ LoopGym's Loop Trace 1.0,
+//! streamed line by line. Every record
 //! written is checked against the real LoopNet schema and every LTF document against
 //! `validate --strict`; a line that cannot be converted is reported with its number and
 //! reason, the rest converted, and the exit code is 1 if anything was skipped.
@@ -23,6 +24,8 @@ const MAX_TRAJECTORY: usize = 50;
 pub(crate) enum Direction {
     ToLoopnet,
     FromLoopnet,
+    ToLooptrace,
+    FromLooptrace,
 }
 
 /// What `convert` was asked.
@@ -98,6 +101,8 @@ pub(crate) fn run(opts: &Options) -> ExitCode {
             .and_then(|v| match opts.direction {
                 Direction::ToLoopnet => to_loopnet(&v, opts),
                 Direction::FromLoopnet => from_loopnet(&v),
+                Direction::ToLooptrace => to_looptrace(&v),
+                Direction::FromLooptrace => from_looptrace(&v),
             });
         match converted {
             Ok(v) => {
@@ -542,4 +547,223 @@ fn from_loopnet(record: &Value) -> Result<Value, String> {
         return Err(format!("the LTF document would not be valid: {e}"));
     }
     Ok(doc)
+}
+
+// ---- Loop Trace 1.0 (LoopGym) -----------------------------------------------------------
+
+/// 16 bytes derived from `text` (two FNV-1a hashes): a stable trace id for documents that
+/// carry no id of the right shape.
+fn derived_id(text: &str) -> [u8; 16] {
+    let hash = |offset: u64| {
+        let mut h = offset;
+        for b in text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    };
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&hash(0xcbf2_9ce4_8422_2325).to_be_bytes());
+    out[8..].copy_from_slice(&hash(0x84222325cbf29ce4).to_be_bytes());
+    if out == [0; 16] {
+        out[15] = 1;
+    }
+    out
+}
+
+/// An LTF `loop_name` (3–64 characters) from any name.
+fn ltf_name(name: &str) -> String {
+    let mut n: String = name.chars().take(64).collect();
+    while n.chars().count() < 3 {
+        n.push('_');
+    }
+    n
+}
+
+/// One Loop Trace 1.0 document → one LTF document that passes `validate --strict`.
+fn from_looptrace(lt: &Value) -> Result<Value, String> {
+    if lt.get("trace_version").and_then(Value::as_str) != Some("1.0") {
+        return Err(format!(
+            "not a Loop Trace 1.0 document (trace_version {})",
+            lt.get("trace_version").unwrap_or(&Value::Null)
+        ));
+    }
+    let loop_id = lt["loop_id"].as_str().ok_or("loop_id is missing")?;
+    let parse = |k: &str| -> Option<loopotel::Timestamp> { lt[k].as_str()?.parse().ok() };
+    let started = parse("started_at").ok_or("started_at is not a date-time")?;
+    let ended = parse("ended_at").unwrap_or(started).max(started);
+    let iterations = lt["iterations"]
+        .as_array()
+        .filter(|i| !i.is_empty())
+        .ok_or("iterations is missing or empty")?;
+    let trace = loopotel::TraceId::from_bytes(derived_id(loop_id));
+    let span_id = |i: usize| {
+        let b = derived_id(&format!("{loop_id}#{i}"));
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&b[..8]);
+        loopotel::SpanId::from_bytes(id).to_string()
+    };
+    let root_id = span_id(0);
+    let mut les = loopotel::les::LesAccumulator::default();
+    let mut spans = vec![];
+    for (i, it) in iterations.iter().enumerate() {
+        let at = it["timestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<loopotel::Timestamp>().ok())
+            .unwrap_or(started)
+            .max(started)
+            .min(ended);
+        let n = it["iteration"].as_i64().unwrap_or(i as i64) + 1;
+        let quality = it["evaluator_scores"]["quality"].as_f64();
+        let mut attributes = json!({
+            "loop.iteration": n,
+            "loop.worker.id": it["worker_id"].as_str().unwrap_or("worker"),
+            "looptrace.iteration": it["iteration"],
+            "looptrace.evaluator_scores": it["evaluator_scores"],
+        });
+        if let Some(q) = quality {
+            let point = les.push(q, loopotel::les::DEFAULT_GOAL_TARGET);
+            attributes["loop.goal_score"] = json!(q);
+            attributes["loop.les.effectiveness"] = json!(point.effectiveness);
+            attributes["loop.les.cumulative_normalized"] = json!(point.cumulative);
+            attributes["loop.les.delta"] = json!(point.delta);
+        }
+        if let Some(c) = it["cost_usd"].as_f64() {
+            attributes["loop.cost_usd"] = json!(c);
+        }
+        for key in ["worker_output", "feedback", "timestamp", "worker_id"] {
+            if let Some(v) = it.get(key) {
+                attributes[format!("looptrace.{key}")] = v.clone();
+            }
+        }
+        spans.push(json!({
+            "span_id": span_id(i + 1), "parent_span_id": root_id,
+            "name": "loop.iteration", "kind": "iteration",
+            "start_time": at.to_string(), "end_time": at.to_string(),
+            "attributes": attributes, "events": [],
+        }));
+    }
+    let success = lt["success"].as_bool().unwrap_or(false);
+    let outcome = if success { "success" } else { "failure" };
+    let reason = lt["termination_reason"].as_str().unwrap_or("");
+    let name = ltf_name(lt["loop_name"].as_str().unwrap_or("unknown"));
+    let mut root_attributes = json!({
+        "loop.name": name, "loop.outcome": outcome, "loop.termination_reason": reason,
+        "loop.iterations": iterations.len(),
+    });
+    if let Some(c) = lt["total_cost_usd"].as_f64() {
+        root_attributes["loop.cost_total_usd"] = json!(c);
+    }
+    spans.insert(
+        0,
+        json!({
+            "span_id": root_id, "parent_span_id": null, "name": "loop.run", "kind": "loop",
+            "start_time": started.to_string(), "end_time": ended.to_string(),
+            "attributes": root_attributes, "events": [],
+        }),
+    );
+    let mut kept = lt.as_object().cloned().unwrap_or_default();
+    kept.remove("iterations");
+    let mut doc = json!({
+        "schema_version": "ltf/0.1", "trace_id": trace.to_string(), "loop_name": name,
+        "started_at": started.to_string(), "ended_at": ended.to_string(),
+        "outcome": outcome, "termination_reason": reason,
+        "spec_pins": {"lss": "lss@1.0.0", "les": "les@1.0.0", "ltf": "ltf@0.1.0"},
+        "spans": spans,
+        "metadata": {"looptrace": kept},
+    });
+    let meta = &lt["metadata"];
+    for key in ["env_id", "task_id"] {
+        if let Some(v) = meta[key].as_str() {
+            doc[key] = json!(v);
+        }
+    }
+    if let Some(seed) = meta["seed"].as_i64() {
+        doc["metadata"]["seed"] = json!(seed);
+    }
+    let errors = loopotel::validate::validate_value(&doc, loopotel::validate::Mode::Strict);
+    if let Some(e) = errors.first() {
+        return Err(format!("the LTF document would not be valid: {e}"));
+    }
+    Ok(doc)
+}
+
+/// One LTF document → one Loop Trace 1.0 document (LoopGym's `loopgym/trace.py` shape).
+fn to_looptrace(doc: &Value) -> Result<Value, String> {
+    if doc.get("schema_version").and_then(Value::as_str) != Some("ltf/0.1") {
+        return Err(format!(
+            "not an LTF 0.1 document (schema_version {})",
+            doc.get("schema_version").unwrap_or(&Value::Null)
+        ));
+    }
+    let parsed: loopotel::LtfDocument =
+        serde_json::from_value(doc.clone()).map_err(|e| format!("not an LTF document: {e}"))?;
+    let kept = doc
+        .pointer("/metadata/looptrace")
+        .and_then(Value::as_object);
+    let mut its: Vec<&Value> = doc["spans"]
+        .as_array()
+        .map(|s| s.iter().filter(|s| s["kind"] == "iteration").collect())
+        .unwrap_or_default();
+    its.sort_by_key(|s| s["attributes"]["loop.iteration"].as_i64().unwrap_or(0));
+    let root = &doc["spans"][0]["attributes"];
+    let total_cost = root["loop.cost_total_usd"].as_f64().unwrap_or(0.0);
+    let spread = total_cost / its.len().max(1) as f64;
+    let mut iterations: Vec<Value> = its
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let a = &s["attributes"];
+            let n = a["loop.iteration"].as_i64().unwrap_or(i as i64 + 1);
+            let mut entry = json!({
+                "iteration": a.get("looptrace.iteration").cloned().unwrap_or(json!((n - 1).max(0))),
+                "timestamp": a.get("looptrace.timestamp").cloned().unwrap_or(s["start_time"].clone()),
+                "worker_id": a.get("looptrace.worker_id").or(a.get("loop.worker.id")).cloned().unwrap_or(json!("worker")),
+                "evaluator_scores": a.get("looptrace.evaluator_scores").cloned().unwrap_or_else(|| {
+                    a.get("loop.goal_score").map_or(json!({}), |g| json!({"quality": g}))
+                }),
+                "cost_usd": a.get("loop.cost_usd").cloned().unwrap_or(json!(spread)),
+            });
+            for key in ["worker_output", "feedback"] {
+                if let Some(v) = a.get(format!("looptrace.{key}")) {
+                    entry[key] = v.clone();
+                }
+            }
+            entry
+        })
+        .collect();
+    if iterations.is_empty() {
+        iterations.push(json!({
+            "iteration": 0, "timestamp": doc["started_at"], "worker_id": "worker",
+            "evaluator_scores": {}, "cost_usd": 0.0,
+        }));
+    }
+    let mut lt = json!({
+        "trace_version": "1.0",
+        "loop_id": parsed.trace_id.to_string(),
+        "loop_name": parsed.loop_name.as_str(),
+        "spec_path": "",
+        "started_at": doc["started_at"],
+        "ended_at": doc["ended_at"],
+        "success": parsed.outcome == Some(loopotel::Outcome::Success),
+        "termination_reason": parsed.termination_reason.clone().unwrap_or_default(),
+        "total_cost_usd": total_cost,
+        "iterations": iterations,
+        "metadata": {"runtime": "loopotel"},
+    });
+    for key in ["env_id", "task_id"] {
+        if let Some(v) = doc[key].as_str() {
+            lt["metadata"][key] = json!(v);
+        }
+    }
+    if let Some(seed) = doc.pointer("/metadata/seed") {
+        lt["metadata"]["seed"] = seed.clone();
+    }
+    // A document that came from Loop Trace 1.0: every top-level field comes back.
+    if let Some(kept) = kept {
+        for (k, v) in kept {
+            lt[k] = v.clone();
+        }
+    }
+    Ok(lt)
 }

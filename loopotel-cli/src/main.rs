@@ -197,17 +197,18 @@ enum Command {
         #[arg(long, default_value_t = 0.05, value_parser = parse_alpha)]
         alpha: f64,
     },
-    /// Convert between LTF and LoopNet `ln/record-v1` (one record per run; docs/formats.md).
+    /// Convert between LTF and LoopNet `ln/record-v1` or LoopGym's Loop Trace 1.0 (one
+    /// record or trace per run; docs/formats.md).
     ///
     /// Each output record is checked against the LoopNet schema, each LTF document against
     /// `validate --strict`; lines that cannot be converted are reported with their line
     /// number and reason, the rest converted; exit 1 if anything was skipped.
     Convert {
         /// Convert LTF into this format.
-        #[arg(long, value_parser = ["loopnet"], required_unless_present = "from", conflicts_with = "from")]
+        #[arg(long, value_parser = ["loopnet", "looptrace"], required_unless_present = "from", conflicts_with = "from")]
         to: Option<String>,
         /// Convert from this format into LTF.
-        #[arg(long, value_parser = ["loopnet"])]
+        #[arg(long, value_parser = ["loopnet", "looptrace"])]
         from: Option<String>,
         /// The file to convert (JSON Lines).
         input: PathBuf,
@@ -330,7 +331,7 @@ fn main() -> ExitCode {
         Command::List { json, loopgym_dir } => run::list(loopgym_dir, json),
         Command::Convert {
             to,
-            from: _,
+            from,
             input,
             output,
             append,
@@ -340,10 +341,11 @@ fn main() -> ExitCode {
             patterns,
             objective,
         } => convert::run(&convert::Options {
-            direction: if to.is_some() {
-                convert::Direction::ToLoopnet
-            } else {
-                convert::Direction::FromLoopnet
+            direction: match (to.as_deref(), from.as_deref()) {
+                (Some("looptrace"), _) => convert::Direction::ToLooptrace,
+                (Some(_), _) => convert::Direction::ToLoopnet,
+                (None, Some("looptrace")) => convert::Direction::FromLooptrace,
+                (None, _) => convert::Direction::FromLoopnet,
             },
             input,
             output,

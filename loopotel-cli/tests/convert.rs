@@ -296,3 +296,105 @@ fn bad_lines_and_other_formats_are_reported_and_the_rest_converted() {
     ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
 }
+
+/// Loop Trace 1.0 documents the installed loopgym writes (`run_episode(...)["loop_trace"]`)
+/// become strict-valid LTF, and come back unchanged; our own runs become Loop Trace 1.0
+/// documents with the shape loopgym writes.
+#[test]
+fn loop_trace_documents_from_loopgym_round_trip_through_valid_ltf() {
+    let Some(reference) = tests::reference() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("lt.jsonl");
+    let made = tests::run(Command::new(&reference.python).arg("-c").arg(
+        "import json,sys,loopgym\n\
+         out=open(sys.argv[1],'w')\n\
+         for env_id in ['sim/mock-llm-v1','loopbench/code-repair-v1','loopbench/research-synthesis-v1']:\n\
+         \x20   env=loopgym.make(env_id)\n\
+         \x20   for seed in range(4):\n\
+         \x20       out.write(json.dumps(env.run_episode(seed=seed)['loop_trace'])+'\\n')\n",
+    ).arg(&input));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let ltf = dir.path().join("ltf.jsonl");
+    let back = dir.path().join("back.jsonl");
+    ok(&loopotel(&[
+        "convert",
+        "--from",
+        "looptrace",
+        input.to_str().unwrap(),
+        "-o",
+        ltf.to_str().unwrap(),
+    ]));
+    ok(&loopotel(&["validate", "--strict", ltf.to_str().unwrap()]));
+    ok(&loopotel(&[
+        "convert",
+        "--to",
+        "looptrace",
+        ltf.to_str().unwrap(),
+        "-o",
+        back.to_str().unwrap(),
+    ]));
+    let (a, b) = (lines(&input), lines(&back));
+    assert_eq!(a.len(), 12);
+    assert_eq!(a, b);
+    // The LTF side: iterations numbered from 1, scores from the evaluator, env and seed.
+    let doc = &lines(&ltf)[0];
+    assert_eq!(doc["env_id"], "sim/mock-llm-v1");
+    assert_eq!(doc["metadata"]["seed"], 0);
+    let first = doc["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "iteration")
+        .unwrap();
+    assert_eq!(first["attributes"]["loop.iteration"], 1);
+    assert_eq!(
+        first["attributes"]["loop.goal_score"],
+        a[0]["iterations"][0]["evaluator_scores"]["quality"]
+    );
+
+    // Our own runs: the Loop Trace shape (0-based iterations, evaluator scores, cost).
+    let batch = dir.path().join("batch.jsonl");
+    ok(&loopotel(&[
+        "run",
+        "builtin/triage-v1",
+        "--seeds",
+        "0..2",
+        "--out",
+        batch.to_str().unwrap(),
+    ]));
+    let lt = dir.path().join("ours.lt.jsonl");
+    ok(&loopotel(&[
+        "convert",
+        "--to",
+        "looptrace",
+        batch.to_str().unwrap(),
+        "-o",
+        lt.to_str().unwrap(),
+    ]));
+    for t in lines(&lt) {
+        assert_eq!(t["trace_version"], "1.0");
+        assert_eq!(t["iterations"][0]["iteration"], 0);
+        assert!(t["iterations"][0]["evaluator_scores"]["quality"].is_number());
+        assert!(t["success"].is_boolean() && t["metadata"]["seed"].is_number());
+    }
+    // A LoopNet record is not a Loop Trace.
+    let records = root().join("tests/fixtures/loopnet/records.jsonl");
+    let o = loopotel(&[
+        "convert",
+        "--from",
+        "looptrace",
+        records.to_str().unwrap(),
+        "-o",
+        dir.path().join("x.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(":1: skipped: not a Loop Trace 1.0 document")
+    );
+}
