@@ -153,6 +153,17 @@ fn open_output(path: &Path, existing: crate::output::Existing) -> Result<std::fs
 
 // ---- LTF → LoopNet ----------------------------------------------------------------------
 
+/// The typed LTF document of a JSON value, or why it is not one.
+fn parse_ltf(doc: &Value) -> Result<loopotel::LtfDocument, String> {
+    if doc.get("schema_version").and_then(Value::as_str) != Some("ltf/0.1") {
+        return Err(format!(
+            "not an LTF 0.1 document (schema_version {})",
+            doc.get("schema_version").unwrap_or(&Value::Null)
+        ));
+    }
+    serde_json::from_value(doc.clone()).map_err(|e| format!("not an LTF document: {e}"))
+}
+
 /// LoopNet's `termination_reason` for a free-text LTF one (table in `docs/formats.md`).
 fn termination_reason(reason: &str, outcome: &str) -> &'static str {
     const ENUM: [&str; 10] = [
@@ -248,14 +259,7 @@ fn round4(x: f64) -> f64 {
 
 /// One LTF document → one `ln/record-v1` record.
 fn to_loopnet(doc: &Value, opts: &Options) -> Result<Value, String> {
-    if doc.get("schema_version").and_then(Value::as_str) != Some("ltf/0.1") {
-        return Err(format!(
-            "not an LTF 0.1 document (schema_version {})",
-            doc.get("schema_version").unwrap_or(&Value::Null)
-        ));
-    }
-    let parsed: loopotel::LtfDocument =
-        serde_json::from_value(doc.clone()).map_err(|e| format!("not an LTF document: {e}"))?;
+    let parsed = parse_ltf(doc)?;
     let kept: Map<String, Value> = doc
         .pointer("/metadata/loopnet")
         .and_then(Value::as_object)
@@ -690,14 +694,7 @@ fn from_looptrace(lt: &Value) -> Result<Value, String> {
 
 /// One LTF document → one Loop Trace 1.0 document (LoopGym's `loopgym/trace.py` shape).
 fn to_looptrace(doc: &Value) -> Result<Value, String> {
-    if doc.get("schema_version").and_then(Value::as_str) != Some("ltf/0.1") {
-        return Err(format!(
-            "not an LTF 0.1 document (schema_version {})",
-            doc.get("schema_version").unwrap_or(&Value::Null)
-        ));
-    }
-    let parsed: loopotel::LtfDocument =
-        serde_json::from_value(doc.clone()).map_err(|e| format!("not an LTF document: {e}"))?;
+    let parsed = parse_ltf(doc)?;
     let kept = doc
         .pointer("/metadata/looptrace")
         .and_then(Value::as_object);
