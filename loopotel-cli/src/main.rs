@@ -117,6 +117,11 @@ enum Command {
         /// random id, printed at the end). `show`, `compare` take --batch to pick one.
         #[arg(long)]
         batch_id: Option<String>,
+        /// The LoopNet records file `replay/loopnet-v1` replays (`ln/record-v1` JSONL; else
+        /// LOOPNET_RECORDS_PATH). Each seed replays the record the reference's ReplayEnv
+        /// would choose for it.
+        #[arg(long)]
+        loopnet: Option<PathBuf>,
         /// Run only the K-th of N disjoint slices of the (env, task, seed) grid, e.g. 2/8:
         /// N jobs with K = 1..N together run the whole grid once.
         #[arg(long, value_parser = run::parse_shard)]
@@ -313,6 +318,7 @@ fn main() -> ExitCode {
             force,
             batch_id,
             shard,
+            loopnet,
         } => run::run(run::Options {
             envs,
             tasks,
@@ -325,6 +331,7 @@ fn main() -> ExitCode {
             json,
             loopgym_dir,
             existing: output::Existing::from_flags(append, force),
+            loopnet,
             batch_id,
             shard,
         }),

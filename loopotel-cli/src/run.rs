@@ -51,6 +51,7 @@ pub(crate) struct Options {
     pub json: bool,
     pub loopgym_dir: Option<PathBuf>,
     pub existing: crate::output::Existing,
+    pub loopnet: Option<PathBuf>,
     pub batch_id: Option<String>,
     pub shard: Option<Shard>,
 }
@@ -199,7 +200,13 @@ pub(crate) fn run(opts: Options) -> ExitCode {
     let mut plans = Vec::new();
     let mut prototypes = std::collections::HashMap::new();
     for id in &opts.envs {
-        let env = match registry::make_any(id, dir.as_ref()) {
+        let made = match (&opts.loopnet, registry::entry(id)) {
+            (Some(records), Some(e)) if e.backend == registry::Backend::Replay => {
+                registry::make_replay(records)
+            }
+            _ => registry::make_any(id, dir.as_ref()),
+        };
+        let env = match made {
             Ok(env) => env,
             Err(e) => {
                 eprintln!("loopotel run: {e}");

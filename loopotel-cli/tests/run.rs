@@ -267,3 +267,37 @@ fn a_spool_carries_spans_across_processes_to_a_collector_that_comes_back() {
         "spool emptied"
     );
 }
+
+/// `replay/loopnet-v1` runs natively over a LoopNet records file: each seed replays the
+/// record the reference would choose, as a strict-valid traced episode.
+#[test]
+fn a_loopnet_corpus_replays_as_traced_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = tests::workspace_root().join("tests/fixtures/loopnet/records.jsonl");
+    let out = dir.path().join("replay.jsonl");
+    let o = loopotel(&[
+        "run",
+        "replay/loopnet-v1",
+        "--seeds",
+        "0..20",
+        "--loopnet",
+        records.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = loopotel(&["validate", "--strict", out.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let docs = tests::read_jsonl_values(&out);
+    assert_eq!(docs.len(), 20);
+    assert!(docs.iter().all(|d| d["env_id"] == "replay/loopnet-v1"));
+    // Without a corpus the env says what it needs.
+    let o = loopotel(&[
+        "run",
+        "replay/loopnet-v1",
+        "--out",
+        dir.path().join("x.jsonl").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--loopnet"));
+}

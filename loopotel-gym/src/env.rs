@@ -85,6 +85,14 @@ pub enum EnvError {
         /// The env.
         id: String,
     },
+    /// A LoopNet records file for `replay/loopnet-v1` could not be read.
+    #[error("LoopNet records {path}: {why}")]
+    Records {
+        /// The file (and line).
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
     /// The environment exists in the reference but has no native port yet.
     #[error("env {id:?} ({backend}) has no native implementation yet")]
     NotNative {

@@ -49,6 +49,7 @@ mod pyvalue;
 pub mod registry;
 #[cfg(feature = "remote")]
 pub mod remote;
+pub mod replay;
 pub mod sim;
 pub mod spec;
 

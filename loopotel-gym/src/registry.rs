@@ -17,6 +17,8 @@ pub enum NativeEnv {
     Sim(Box<SimEnv>),
     /// `ComposedSimEnv`.
     Composed(Box<ComposedSimEnv>),
+    /// `ReplayEnv` (`replay/loopnet-v1`).
+    Replay(Box<crate::replay::ReplayEnv>),
 }
 
 impl NativeEnv {
@@ -25,6 +27,7 @@ impl NativeEnv {
         match self {
             NativeEnv::Sim(e) => e.reset(task_id, seed),
             NativeEnv::Composed(e) => e.reset(task_id, seed),
+            NativeEnv::Replay(e) => e.reset(task_id, seed),
         }
     }
 
@@ -33,6 +36,7 @@ impl NativeEnv {
         match self {
             NativeEnv::Sim(e) => e.step(action),
             NativeEnv::Composed(e) => e.step(action),
+            NativeEnv::Replay(e) => e.step(action),
         }
     }
 
@@ -41,6 +45,7 @@ impl NativeEnv {
         match self {
             NativeEnv::Sim(e) => e.done(),
             NativeEnv::Composed(e) => e.done(),
+            NativeEnv::Replay(e) => e.done(),
         }
     }
 
@@ -49,6 +54,7 @@ impl NativeEnv {
         match self {
             NativeEnv::Sim(e) => e.task_ids(),
             NativeEnv::Composed(e) => e.task_ids(),
+            NativeEnv::Replay(_) => Vec::new(),
         }
     }
 
@@ -57,6 +63,7 @@ impl NativeEnv {
         match self {
             NativeEnv::Sim(e) => e.tokens_used(),
             NativeEnv::Composed(e) => e.orchestrator_tokens(),
+            NativeEnv::Replay(_) => 0,
         }
     }
 
@@ -84,6 +91,7 @@ impl EpisodeEnv for NativeEnv {
         match self {
             NativeEnv::Sim(e) => e.describe(),
             NativeEnv::Composed(e) => e.describe(),
+            NativeEnv::Replay(e) => e.describe(),
         }
     }
 
@@ -309,7 +317,7 @@ pub fn list(dir: Option<&LoopgymDir>) -> Vec<ListedEnv> {
             id: e.id.into(),
             source: "loopgym",
             backend: e.backend.name(),
-            native: e.backend != Backend::Replay && dir.spec_path(e).is_some_and(|p| p.exists()),
+            native: e.backend == Backend::Replay || dir.spec_path(e).is_some_and(|p| p.exists()),
         }));
     }
     out
@@ -321,6 +329,7 @@ pub fn make_any(id: &str, dir: Option<&LoopgymDir>) -> Result<NativeEnv, EnvErro
         return b.make();
     }
     match (entry(id), dir) {
+        (Some(e), _) if e.backend == Backend::Replay => make_replay_from_env(),
         (Some(_), Some(dir)) => make(id, dir),
         (Some(e), None) => Err(EnvError::NoLoopgym {
             id: e.id.to_owned(),
@@ -374,6 +383,29 @@ const COMPOSED_BRANCHES: &[(&str, &str)] = &[
     ("operator", "code-repair-v1"),
 ];
 
+/// `replay/loopnet-v1` over a LoopNet records file (`ln/record-v1` JSONL).
+pub fn make_replay(records: &Path) -> Result<NativeEnv, EnvError> {
+    Ok(NativeEnv::Replay(Box::new(
+        crate::replay::ReplayEnv::from_records_file("replay/loopnet-v1", records)?,
+    )))
+}
+
+/// `replay/loopnet-v1` over the records file `LOOPNET_RECORDS_PATH` (or
+/// `LOOPNET_SEED_PATH`) names, as the reference finds its corpus.
+fn make_replay_from_env() -> Result<NativeEnv, EnvError> {
+    let records = ["LOOPNET_RECORDS_PATH", "LOOPNET_SEED_PATH"]
+        .iter()
+        .find_map(std::env::var_os)
+        .ok_or_else(|| EnvError::Records {
+            path: "(none)".to_owned(),
+            why: "replay/loopnet-v1 replays a LoopNet records file: pass it \
+                  (`loopotel run replay/loopnet-v1 --loopnet FILE`) or set \
+                  LOOPNET_RECORDS_PATH"
+                .to_owned(),
+        })?;
+    make_replay(Path::new(&records))
+}
+
 /// Makes a native environment for a reference env id from the installed package's spec.
 pub fn make(id: &str, dir: &LoopgymDir) -> Result<NativeEnv, EnvError> {
     let entry = entry(id).ok_or_else(|| EnvError::UnknownEnv {
@@ -384,6 +416,9 @@ pub fn make(id: &str, dir: &LoopgymDir) -> Result<NativeEnv, EnvError> {
         id: entry.id.to_owned(),
         backend: entry.backend.name().to_owned(),
     };
+    if entry.backend == Backend::Replay {
+        return make_replay_from_env();
+    }
     let spec_dir = entry.spec_dir.ok_or_else(not_native)?;
     match entry.backend {
         Backend::Sim => Ok(NativeEnv::Sim(Box::new(load_sim(
@@ -407,7 +442,7 @@ pub fn make(id: &str, dir: &LoopgymDir) -> Result<NativeEnv, EnvError> {
                 branches,
             ))))
         }
-        Backend::Replay => Err(not_native()),
+        Backend::Replay => make_replay_from_env(),
     }
 }
 
