@@ -6,6 +6,9 @@
 # It also starts llmock (PyPI; an OpenAI-compatible server with scripted faults) and aimock
 # (npm; its request journal keeps headers) for the loopotel-openai tests.
 #
+# It starts a real Prometheus (Debian's package, installed with apt-get on first use) that
+# scrapes the dashboard test's metrics endpoint (scripts/prometheus.sh).
+#
 # LOOPOTEL_SKIP_PHOENIX=1 skips starting Phoenix (its tests then say SKIPPED).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,6 +19,7 @@ export LOOPOTEL_REF_PYTHON
 export LOOPOTEL_REQUIRE_INTEROP=1
 
 cleanup() {
+  bash scripts/prometheus.sh stop || true
   bash scripts/aimock.sh stop || true
   bash scripts/llmock.sh stop || true
   bash scripts/phoenix.sh stop || true
@@ -28,6 +32,9 @@ export LOOPOTEL_REQUIRE_LLMOCK=1
 aimock_env=$(bash scripts/aimock.sh start)
 while IFS= read -r line; do export "${line?}"; done <<<"$aimock_env"
 export LOOPOTEL_REQUIRE_AIMOCK=1
+prometheus_env=$(bash scripts/prometheus.sh start)
+while IFS= read -r line; do export "${line?}"; done <<<"$prometheus_env"
+export LOOPOTEL_REQUIRE_PROMETHEUS=1
 
 if [ "${LOOPOTEL_SKIP_PHOENIX:-0}" != 1 ]; then
   phoenix_env=$(bash scripts/phoenix.sh start)

@@ -122,6 +122,14 @@ enum Command {
         /// would choose for it.
         #[arg(long)]
         loopnet: Option<PathBuf>,
+        /// Serve the batch's metrics for Prometheus at http://ADDR/metrics (e.g.
+        /// 127.0.0.1:9464); dashboards/grafana/loopotel.json reads them.
+        #[arg(long)]
+        metrics_addr: Option<String>,
+        /// With --metrics-addr: keep serving this many seconds after the batch, so the last
+        /// values get scraped.
+        #[arg(long, default_value_t = 0, requires = "metrics_addr", value_parser = clap::value_parser!(u64).range(0..=3600))]
+        metrics_linger: u64,
         /// Run only the K-th of N disjoint slices of the (env, task, seed) grid, e.g. 2/8:
         /// N jobs with K = 1..N together run the whole grid once.
         #[arg(long, value_parser = run::parse_shard)]
@@ -319,6 +327,8 @@ fn main() -> ExitCode {
             batch_id,
             shard,
             loopnet,
+            metrics_addr,
+            metrics_linger,
         } => run::run(run::Options {
             envs,
             tasks,
@@ -332,6 +342,8 @@ fn main() -> ExitCode {
             loopgym_dir,
             existing: output::Existing::from_flags(append, force),
             loopnet,
+            metrics_addr,
+            metrics_linger: std::time::Duration::from_secs(metrics_linger),
             batch_id,
             shard,
         }),

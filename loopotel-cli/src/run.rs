@@ -52,6 +52,8 @@ pub(crate) struct Options {
     pub loopgym_dir: Option<PathBuf>,
     pub existing: crate::output::Existing,
     pub loopnet: Option<PathBuf>,
+    pub metrics_addr: Option<String>,
+    pub metrics_linger: Duration,
     pub batch_id: Option<String>,
     pub shard: Option<Shard>,
 }
@@ -274,9 +276,28 @@ pub(crate) fn run(opts: Options) -> ExitCode {
         },
         None => None,
     };
+    let metrics = match &opts.metrics_addr {
+        Some(addr) => match loopotel::otel::prometheus::PrometheusEndpoint::serve(addr.as_str()) {
+            Ok(endpoint) => {
+                eprintln!(
+                    "loopotel run: metrics at http://{}/metrics",
+                    endpoint.local_addr()
+                );
+                Some(endpoint)
+            }
+            Err(e) => {
+                eprintln!("loopotel run: --metrics-addr {addr}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let mut builder = LoopTracer::builder()
         .sink(sink)
         .run_attribute("loop.batch.id", batch_id.clone());
+    if let Some(m) = &metrics {
+        builder = builder.meter_provider(m.meter_provider());
+    }
     if let Some(p) = &provider {
         builder = builder.tracer_provider(p);
     }
@@ -370,6 +391,13 @@ pub(crate) fn run(opts: Options) -> ExitCode {
             otlp: delivered,
         },
     );
+    if let Some(m) = metrics {
+        // Long enough for a scraper to read the batch's final values.
+        if !opts.metrics_linger.is_zero() && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(opts.metrics_linger);
+        }
+        drop(m);
+    }
     if stop.load(Ordering::SeqCst) {
         ExitCode::from(130)
     } else if summaries.values().any(|s| s.errors > 0) {

@@ -301,3 +301,53 @@ fn a_loopnet_corpus_replays_as_traced_episodes() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--loopnet"));
 }
+
+/// `--metrics-addr` serves the batch's metrics for Prometheus while it runs and for
+/// `--metrics-linger` seconds after.
+#[test]
+fn the_batch_metrics_are_served_for_prometheus() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(OURS)
+        .args([
+            "run",
+            "builtin/triage-v1",
+            "--seeds",
+            "0..10",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "3",
+            "--out",
+        ])
+        .arg(dir.path().join("t.jsonl"))
+        .env_remove("LOOPOTEL_LOOPGYM_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let addr = lines
+        .find_map(|l| {
+            let l = l.ok()?;
+            let rest = l.split("metrics at http://").nth(1)?;
+            Some(rest.trim_end_matches("/metrics").to_owned())
+        })
+        .expect("the endpoint's address on stderr");
+    // The batch of 40 episodes takes milliseconds; the endpoint lingers.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.0 200"), "{body}");
+    let runs: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("loop_runs_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(runs, 40.0, "{body}");
+    assert!(body.contains("loop_env_id=\"builtin/triage-v1\""));
+    assert!(child.wait().unwrap().success());
+}

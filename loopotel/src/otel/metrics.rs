@@ -61,7 +61,7 @@ impl std::fmt::Debug for LoopMetrics {
     }
 }
 
-fn seconds(from: Timestamp, to: Timestamp) -> f64 {
+pub(crate) fn seconds(from: Timestamp, to: Timestamp) -> f64 {
     to.saturating_since(from).as_secs_f64()
 }
 
@@ -211,24 +211,28 @@ impl LoopMetrics {
     pub(crate) fn run_finished(
         &self,
         loop_name: &SharedStr,
+        env_id: Option<&SharedStr>,
         outcome: Outcome,
         reason: &str,
         iterations: u64,
-        started: Timestamp,
-        ended: Timestamp,
+        duration_s: f64,
     ) {
+        // Env ids are few (one per environment), so they are a bounded attribute.
+        let env = env_id.map_or_else(String::new, ToString::to_string);
         let base = [
             KeyValue::new(sc::LOOP_NAME, loop_name.to_string()),
+            KeyValue::new(sc::LOOP_ENV_ID, env),
             KeyValue::new(sc::LOOP_OUTCOME, outcome.as_str()),
         ];
         self.run_iterations.record(iterations, &base);
-        self.run_duration.record(seconds(started, ended), &base);
-        let [a, b] = base;
+        self.run_duration.record(duration_s, &base);
+        let [a, b, c] = base;
         self.runs.add(
             1,
             &[
                 a,
                 b,
+                c,
                 KeyValue::new(sc::LOOP_TERMINATION_REASON, self.reason(reason)),
             ],
         );

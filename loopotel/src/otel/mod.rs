@@ -46,6 +46,8 @@ pub(crate) mod metrics;
 pub mod otlp;
 #[cfg(feature = "sdk")]
 pub mod pipeline;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 #[cfg(feature = "sdk")]
 pub mod replay;
 #[cfg(feature = "sdk")]

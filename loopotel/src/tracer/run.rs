@@ -380,11 +380,11 @@ impl RunShared {
         {
             m.run_finished(
                 &self.loop_name,
+                self.env_id.as_ref(),
                 outcome,
                 reason,
                 iterations,
-                self.started_at,
-                ended_at,
+                crate::otel::metrics::seconds(self.started_at, ended_at),
             );
         }
         if let (Some(otel), Some(root)) = (&self.otel, spans.first()) {
