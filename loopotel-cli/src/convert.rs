@@ -369,20 +369,29 @@ fn to_loopnet(doc: &Value, opts: &Options) -> Result<Value, String> {
             .filter(|s| s["attributes"].get("error.type").is_some())
             .count()
     });
-    let objective = opts.objective.clone().unwrap_or_else(|| {
-        format!(
-            "Run of loop {} (trace {trace_hex}).",
-            parsed.loop_name.as_str()
-        )
-    });
+    // The run's own metadata first (`RunBuilder::metadata("objective", …)`), then the flags.
+    let meta = |key: &str| doc.pointer(&format!("/metadata/{key}")).cloned();
+    let objective = meta("objective")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .filter(|o| o.chars().count() >= 10)
+        .or_else(|| opts.objective.clone())
+        .unwrap_or_else(|| {
+            format!(
+                "Run of loop {} (trace {trace_hex}).",
+                parsed.loop_name.as_str()
+            )
+        });
+    let source = meta("source").unwrap_or_else(|| json!(opts.source));
+    let split = meta("split").unwrap_or_else(|| json!(opts.split));
+    let patterns = meta("patterns").unwrap_or_else(|| json!(opts.patterns));
     let mut record = json!({
         "record_id": record_id,
         "schema_version": "ln/record-v1",
         "spec_pins": {"lss": "lss@1.0.0", "les": "les@1.0.0"},
         "created_at": parsed.started_at.to_string(),
-        "source": opts.source,
-        "split": opts.split,
-        "patterns": opts.patterns,
+        "source": source,
+        "split": split,
+        "patterns": patterns,
         "loop_name": loopnet_name(parsed.loop_name.as_str()),
         "objective": objective,
         "outcome": outcome,

@@ -91,6 +91,46 @@ fn record(tracer: &LoopTracer, first: u64, runs: u64) -> u64 {
     successes
 }
 
+/// An exporter standing for a collector that refuses every batch.
+#[derive(Debug)]
+struct Refused;
+
+impl opentelemetry_sdk::trace::SpanExporter for Refused {
+    async fn export(
+        &self,
+        _: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+            "collector unavailable".into(),
+        ))
+    }
+}
+
+/// Records a run whose spans the real disk spool takes while the collector refuses them.
+fn spool_some(endpoint: &PrometheusEndpoint) {
+    let dir = tempfile::tempdir().unwrap();
+    let counters = loopotel::otel::delivery::DeliveryCounters::new()
+        .with_meter_provider(endpoint.meter_provider());
+    let exporter = loopotel::otel::spool::SpoolingSpanExporter::new(
+        Refused,
+        loopotel::otel::spool::SpoolConfig::new(dir.path()),
+        counters.clone(),
+    )
+    .unwrap();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter)
+        .build();
+    let tracer = LoopTracer::builder().tracer_provider(&provider).build();
+    drop(
+        tracer
+            .run("dash-spooled")
+            .start()
+            .finish(Outcome::Success, "done"),
+    );
+    let _ = provider.shutdown();
+    assert!(counters.snapshot().spooled >= 1);
+}
+
 #[test]
 fn every_panel_of_the_dashboard_answers_with_the_batch() {
     let Some((url, addr)) = prometheus() else {
@@ -131,6 +171,8 @@ fn every_panel_of_the_dashboard_answers_with_the_batch() {
         drop(run.iteration(n));
     }
     drop(run.finish(Outcome::Success, "done"));
+    // Spans a collector did not take, spooled to disk and counted.
+    spool_some(&endpoint);
     wait_for("sum(loop_runs_total)", 41.0);
     std::thread::sleep(Duration::from_secs(2));
 
@@ -171,5 +213,7 @@ fn every_panel_of_the_dashboard_answers_with_the_batch() {
     assert_eq!(sum_of(&tool_calls), 120.0);
     let dropped = query(&url, "sum(loop_telemetry_dropped_total)");
     assert!(sum_of(&dropped) >= 1.0);
+    let cost = query(&url, "sum by (gen_ai_request_model) (loop_llm_cost_total)");
+    assert!((sum_of(&cost) - 40.0 * 3.0 * 0.001).abs() < 1e-9, "{cost}");
     drop(endpoint);
 }

@@ -59,6 +59,8 @@ struct Counts {
     reported: AtomicBool,
     /// `loop.telemetry.dropped`, when counting into a meter provider.
     dropped_metric: OnceLock<Counter<u64>>,
+    /// `loop.telemetry.spooled`, when counting into a meter provider.
+    spooled_metric: OnceLock<Counter<u64>>,
 }
 
 /// Shared delivery counters (cheap to clone: one `Arc`).
@@ -110,13 +112,18 @@ impl DeliveryCounters {
     }
 
     /// Also counts losses into `loop.telemetry.dropped` of `provider` (reason
-    /// `export_failed` as they happen; `queue_full` through [`DeliveryCounters::report_final`]).
-    /// Only the first provider given is used.
+    /// `export_failed` as they happen; `queue_full` through [`DeliveryCounters::report_final`]),
+    /// and spans written to a disk spool into `loop.telemetry.spooled`. Only the first
+    /// provider given is used.
     pub fn with_meter_provider<P: MeterProvider + ?Sized>(self, provider: &P) -> Self {
         let _ = self
             .0
             .dropped_metric
             .set(super::metrics::dropped_counter(provider));
+        let _ = self
+            .0
+            .spooled_metric
+            .set(super::metrics::spooled_counter(provider));
         self
     }
 
@@ -161,6 +168,9 @@ impl DeliveryCounters {
 
     pub(crate) fn spooled(&self, spans: u64) {
         self.0.spooled.fetch_add(spans, Ordering::Relaxed);
+        if let Some(m) = self.0.spooled_metric.get() {
+            m.add(spans, &[]);
+        }
     }
 
     pub(crate) fn resent(&self, spans: u64) {

@@ -47,6 +47,7 @@ pub(crate) struct LoopMetrics {
     iteration_les: Histogram<f64>,
     iteration_tokens: Histogram<u64>,
     cost: Counter<f64>,
+    llm_cost: Counter<f64>,
     tool_duration: Histogram<f64>,
     tool_errors: Counter<u64>,
     env_step_duration: Histogram<f64>,
@@ -84,6 +85,17 @@ fn dropped_counter_of(m: &Meter) -> Counter<u64> {
     m.u64_counter("loop.telemetry.dropped")
         .with_unit("{span}")
         .with_description("Telemetry that could not be recorded or delivered, by reason")
+        .build()
+}
+
+/// `loop.telemetry.spooled` of `provider`: spans written to a disk spool (not lost; sent
+/// later).
+#[cfg_attr(not(feature = "sdk"), allow(dead_code))]
+pub(crate) fn spooled_counter<P: MeterProvider + ?Sized>(provider: &P) -> Counter<u64> {
+    loop_meter(provider)
+        .u64_counter("loop.telemetry.spooled")
+        .with_unit("{span}")
+        .with_description("Spans written to the disk spool while the collector was away")
         .build()
 }
 
@@ -156,6 +168,11 @@ impl LoopMetrics {
                 .f64_counter("loop.cost")
                 .with_unit("USD")
                 .with_description("Cost of iterations")
+                .build(),
+            llm_cost: m
+                .f64_counter("loop.llm.cost")
+                .with_unit("USD")
+                .with_description("Cost of GenAI calls, by model")
                 .build(),
             tool_duration: m
                 .f64_histogram("loop.tool.duration")
@@ -296,6 +313,16 @@ impl LoopMetrics {
                         a.push(KeyValue::new("gen_ai.token.type", kind));
                         self.genai_tokens.record(n.max(0) as u64, &a);
                     }
+                }
+                if let Some(c) = span
+                    .attributes
+                    .get(sc::LOOP_COST_USD)
+                    .and_then(AttrValue::as_f64)
+                    .filter(|c| c.is_finite() && *c >= 0.0)
+                {
+                    let model: Vec<KeyValue> =
+                        str_attr(span, "gen_ai.request.model").into_iter().collect();
+                    self.llm_cost.add(c, &model);
                 }
                 if let Some(ttfc) = span
                     .attributes
