@@ -3,7 +3,7 @@
 //!
 //! A test crate installs it and counts:
 //!
-//! ```ignore
+//! ```text
 //! use loopotel_test_support::alloc::{Counting, count};
 //!
 //! #[global_allocator]
