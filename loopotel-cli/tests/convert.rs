@@ -37,29 +37,37 @@ fn ok(o: &Output) {
     );
 }
 
+/// `input` (in `format`) → LTF, checked with `validate --strict` → `format` again: the LTF
+/// file and the file converted back.
+fn round_trip(dir: &Path, format: &str, input: &Path) -> (PathBuf, PathBuf) {
+    let ltf = dir.join("ltf.jsonl");
+    let back = dir.join("back.jsonl");
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    ok(&loopotel(&[
+        "convert",
+        "--from",
+        format,
+        &path(input),
+        "-o",
+        &path(&ltf),
+    ]));
+    ok(&loopotel(&["validate", "--strict", &path(&ltf)]));
+    ok(&loopotel(&[
+        "convert",
+        "--to",
+        format,
+        &path(&ltf),
+        "-o",
+        &path(&back),
+    ]));
+    (ltf, back)
+}
+
 #[test]
 fn the_sample_records_round_trip_exactly_through_valid_ltf() {
     let dir = tempfile::tempdir().unwrap();
     let records = root().join("tests/fixtures/loopnet/records.jsonl");
-    let ltf = dir.path().join("ltf.jsonl");
-    let back = dir.path().join("back.jsonl");
-    ok(&loopotel(&[
-        "convert",
-        "--from",
-        "loopnet",
-        records.to_str().unwrap(),
-        "-o",
-        ltf.to_str().unwrap(),
-    ]));
-    ok(&loopotel(&["validate", "--strict", ltf.to_str().unwrap()]));
-    ok(&loopotel(&[
-        "convert",
-        "--to",
-        "loopnet",
-        ltf.to_str().unwrap(),
-        "-o",
-        back.to_str().unwrap(),
-    ]));
+    let (ltf, back) = round_trip(dir.path(), "loopnet", &records);
     let (a, b) = (lines(&records), lines(&back));
     assert_eq!(a.len(), 500);
     assert_eq!(a, b, "every field of every record comes back");
@@ -320,25 +328,7 @@ fn loop_trace_documents_from_loopgym_round_trip_through_valid_ltf() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let ltf = dir.path().join("ltf.jsonl");
-    let back = dir.path().join("back.jsonl");
-    ok(&loopotel(&[
-        "convert",
-        "--from",
-        "looptrace",
-        input.to_str().unwrap(),
-        "-o",
-        ltf.to_str().unwrap(),
-    ]));
-    ok(&loopotel(&["validate", "--strict", ltf.to_str().unwrap()]));
-    ok(&loopotel(&[
-        "convert",
-        "--to",
-        "looptrace",
-        ltf.to_str().unwrap(),
-        "-o",
-        back.to_str().unwrap(),
-    ]));
+    let (ltf, back) = round_trip(dir.path(), "looptrace", &input);
     let (a, b) = (lines(&input), lines(&back));
     assert_eq!(a.len(), 12);
     assert_eq!(a, b);
