@@ -54,5 +54,21 @@ async fn a_live_episode_ends_and_counts_the_servers_tokens() {
         .sum();
     assert!(env_tokens > 0);
     assert_eq!(result.tokens, Some(env_tokens as u64));
+    // Each token once: the iterations' tokens are the usage of every LLM call in the
+    // episode (the env's and the policy's), not the env's count added again.
+    let all_chats: i64 = doc
+        .spans
+        .iter()
+        .filter(|s| s.name.as_str() == "chat lt-live")
+        .map(|s| {
+            let n = |k: &str| s.attributes.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
+            n("gen_ai.usage.input_tokens") + n("gen_ai.usage.output_tokens")
+        })
+        .sum();
+    let per_iteration: i64 = doc
+        .iterations()
+        .filter_map(|s| s.attributes.get("loop.tokens_delta")?.as_i64())
+        .sum();
+    assert_eq!(per_iteration, all_chats);
     assert!(!doc.to_json_line().contains("0123456789"));
 }

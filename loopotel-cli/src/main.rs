@@ -122,6 +122,11 @@ enum Command {
         /// would choose for it.
         #[arg(long)]
         loopnet: Option<PathBuf>,
+        /// A real LLM as each episode's worker and critic: this model, on the
+        /// OpenAI-compatible endpoint of OPENAI_BASE_URL with OPENAI_API_KEY (simulated
+        /// envs only). Calls are traced (GenAI spans, a span per HTTP attempt, retries).
+        #[arg(long)]
+        model: Option<String>,
         /// Serve the batch's metrics for Prometheus at http://ADDR/metrics (e.g.
         /// 127.0.0.1:9464); dashboards/grafana/loopotel.json reads them.
         #[arg(long)]
@@ -329,6 +334,7 @@ fn main() -> ExitCode {
             loopnet,
             metrics_addr,
             metrics_linger,
+            model,
         } => run::run(run::Options {
             envs,
             tasks,
@@ -344,6 +350,7 @@ fn main() -> ExitCode {
             loopnet,
             metrics_addr,
             metrics_linger: std::time::Duration::from_secs(metrics_linger),
+            model,
             batch_id,
             shard,
         }),

@@ -53,6 +53,9 @@ pub(crate) struct Options {
     pub existing: crate::output::Existing,
     pub loopnet: Option<PathBuf>,
     pub metrics_addr: Option<String>,
+    /// With a model: a real LLM (any OpenAI-compatible endpoint, `OPENAI_BASE_URL` /
+    /// `OPENAI_API_KEY`) is each episode's worker and critic (`LiveEnv`).
+    pub model: Option<String>,
     pub metrics_linger: Duration,
     pub batch_id: Option<String>,
     pub shard: Option<Shard>,
@@ -303,6 +306,50 @@ pub(crate) fn run(opts: Options) -> ExitCode {
     }
     let tracer = builder.build();
 
+    // With --model: the LLM client, and a runtime for its HTTP calls.
+    let live = match &opts.model {
+        Some(model) => {
+            if let Some(id) = prototypes
+                .iter()
+                .find(|(_, e)| !matches!(e, registry::NativeEnv::Sim(_)))
+                .map(|(id, _)| id.clone())
+            {
+                eprintln!(
+                    "loopotel run: --model drives simulated envs (builtin/…, loopbench/…, sim/…); {id} is not one"
+                );
+                return ExitCode::from(2);
+            }
+            let (Ok(base), Ok(key)) = (
+                std::env::var("OPENAI_BASE_URL"),
+                std::env::var("OPENAI_API_KEY"),
+            ) else {
+                eprintln!("loopotel run: --model needs OPENAI_BASE_URL and OPENAI_API_KEY");
+                return ExitCode::from(2);
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("loopotel run: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let config = loopotel_openai::async_openai::config::OpenAIConfig::new()
+                .with_api_base(base)
+                .with_api_key(key);
+            // Each HTTP attempt is a span; async-openai's retries (429, 5xx) are recorded.
+            let http = loopotel_openai::middleware::traced_http_service(reqwest::Client::new());
+            let client = loopotel_openai::TracedClient::new(
+                loopotel_openai::async_openai::Client::with_config(config).with_http_service(http),
+            );
+            Some((rt, client, model.clone()))
+        }
+        None => None,
+    };
+
     // Ctrl-C: finish the episodes in flight, start no more, keep every finished trace.
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -345,14 +392,31 @@ pub(crate) fn run(opts: Options) -> ExitCode {
                     let Some((env_id, task, seed)) = job(&plans, &opts.seeds, i) else {
                         break;
                     };
-                    let outcome = prototypes.get(env_id).cloned().map(|mut env| {
-                        futures_executor::block_on(run_traced_episode(
+                    let outcome = prototypes.get(env_id).cloned().map(|mut env| match &live {
+                        Some((rt, client, model)) => {
+                            let registry::NativeEnv::Sim(sim) = env else {
+                                unreachable!("checked when the batch started")
+                            };
+                            let mut env = loopotel_gym::live::LiveEnv::new(
+                                *sim,
+                                client.clone(),
+                                model.clone(),
+                            );
+                            rt.block_on(run_traced_episode(
+                                &mut env,
+                                &tracer,
+                                task,
+                                Some(seed),
+                                &mut EnvWorkerPolicy,
+                            ))
+                        }
+                        None => futures_executor::block_on(run_traced_episode(
                             &mut env,
                             &tracer,
                             task,
                             Some(seed),
                             &mut EnvWorkerPolicy,
-                        ))
+                        )),
                     });
                     let mut all = summaries.lock().unwrap_or_else(|e| e.into_inner());
                     let s = all.entry(env_id.to_owned()).or_default();

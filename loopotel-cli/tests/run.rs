@@ -352,3 +352,73 @@ fn the_batch_metrics_are_served_for_prometheus() {
     assert!(body.contains("loop_env_id=\"builtin/triage-v1\""));
     assert!(child.wait().unwrap().success());
 }
+
+/// `--model`: a real LLM (the local llmock server) is each episode's worker and critic;
+/// its calls are traced with their usage, each token counted once.
+#[test]
+fn a_batch_with_a_real_llm_as_worker_and_critic() {
+    let Some(base) = tests::llmock() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("live.jsonl");
+    let o = Command::new(OURS)
+        .args([
+            "run",
+            "builtin/triage-v1",
+            "--seeds",
+            "0..2",
+            "--model",
+            "lt-cli",
+            "--concurrency",
+            "4",
+            "--json",
+            "--out",
+        ])
+        .arg(&out)
+        .env("OPENAI_BASE_URL", format!("{base}/v1"))
+        .env("OPENAI_API_KEY", "sk-cli-live-0123456789")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = loopotel(&["validate", "--strict", out.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let docs = tests::read_jsonl_values(&out);
+    assert_eq!(docs.len(), 8);
+    for d in &docs {
+        let spans = d["spans"].as_array().unwrap();
+        let chats: Vec<&Value> = spans
+            .iter()
+            .filter(|s| s["name"] == "chat lt-cli")
+            .collect();
+        assert!(!chats.is_empty(), "LLM calls traced");
+        assert!(
+            spans.iter().any(|s| s["name"] == "POST"),
+            "HTTP attempts traced"
+        );
+        let usage: i64 = chats
+            .iter()
+            .map(|c| {
+                c["attributes"]["gen_ai.usage.input_tokens"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    + c["attributes"]["gen_ai.usage.output_tokens"]
+                        .as_i64()
+                        .unwrap_or(0)
+            })
+            .sum();
+        assert!(usage > 0);
+        assert_eq!(
+            spans[0]["attributes"]["loop.tokens_total"].as_i64(),
+            Some(usage)
+        );
+        assert!(!d.to_string().contains("0123456789"), "API key recorded");
+    }
+    // Without an endpoint it says what it needs.
+    let o = Command::new(OURS)
+        .args(["run", "builtin/triage-v1", "--model", "m", "--out"])
+        .arg(dir.path().join("x.jsonl"))
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("OPENAI_BASE_URL"));
+}

@@ -176,7 +176,9 @@ where
         let cx = it.context();
         let action = policy.act(&obs).with_context(cx.clone()).await;
         let mut step_span = it.span(loopotel::semconv::SPAN_ENV_STEP, SpanKind::Worker);
-        let step_cx = step_span.context();
+        // Usage that traced calls inside the step report (a live env's LLM calls) rolls up
+        // through the step span; the env's own token count is then not added a second time.
+        let step_cx = step_span.usage_context_on(&cx);
         let t0 = Instant::now();
         let stepped = AssertUnwindSafe(env.step(action).with_context(step_cx))
             .catch_unwind()
@@ -203,6 +205,7 @@ where
         step_span.set_attribute("loop.env.reward", step.reward);
         step_span.set_attribute("loop.env.done", step.done);
         step_span.set_attribute("loop.env.quality", step.observation.quality_score);
+        let counted_inside = step_span.descendants_reported_usage();
         drop(step_span);
         let tokens_now = env.tokens_used().unwrap_or(0);
         let delta = tokens_now.saturating_sub(prev_tokens);
@@ -213,7 +216,9 @@ where
         if obs.iteration > 0 {
             it.set_goal_score(obs.quality_score);
             it.set_goal_target(d.goal_target);
-            it.add_tokens(delta);
+            if !counted_inside {
+                it.add_tokens(delta);
+            }
             it.set_latency_ms((latency_ms * 100.0).round() / 100.0);
             if let Some(w) = &d.worker_id {
                 it.worker_complete(w.clone());
