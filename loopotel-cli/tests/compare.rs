@@ -2,29 +2,12 @@
 //! `--force`, `--batch-id`, `--shard`): real binaries over real files — hand-made documents
 //! with known outcomes, scores, tokens and durations, and batches of the built-in envs.
 
+mod common;
+
+use common::{loopotel, text};
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-
-const OURS: &str = env!("CARGO_BIN_EXE_loopotel");
-
-fn loopotel(args: &[&str]) -> Output {
-    Command::new(OURS)
-        .args(args)
-        .env_remove("LOOPOTEL_LOOPGYM_DIR")
-        .env("LOOPOTEL_PYTHON", "/nonexistent/python")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run loopotel")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
 
 /// A valid LTF document of one run with one iteration: known outcome, score, tokens and
 /// duration.

@@ -4,21 +4,13 @@
 //! equals the reference's `trajectory_from_trace` on its own traces; long runs, bad lines
 //! and records of another format are handled as documented.
 
+mod common;
+
+use common::loopotel;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-const OURS: &str = env!("CARGO_BIN_EXE_loopotel");
-
-fn loopotel(args: &[&str]) -> Output {
-    Command::new(OURS)
-        .args(args)
-        .env_remove("LOOPOTEL_LOOPGYM_DIR")
-        .env("LOOPOTEL_PYTHON", "/nonexistent/python")
-        .output()
-        .expect("run loopotel")
-}
 
 fn root() -> PathBuf {
     tests::workspace_root()

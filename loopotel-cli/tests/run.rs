@@ -2,21 +2,13 @@
 //! reference's envs through an installed loopgym, the summary (table and JSON), and clear
 //! errors for bad arguments.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{OURS, loopotel};
+use std::process::Command;
 
 use loopotel::jsonl::JsonlReader;
 use serde_json::Value;
-
-const OURS: &str = env!("CARGO_BIN_EXE_loopotel");
-
-fn loopotel(args: &[&str]) -> Output {
-    Command::new(OURS)
-        .args(args)
-        .env_remove("LOOPOTEL_LOOPGYM_DIR")
-        .env("LOOPOTEL_PYTHON", "/nonexistent/python")
-        .output()
-        .expect("run loopotel")
-}
 
 #[test]
 fn a_batch_on_the_builtin_envs_writes_valid_traces_and_a_summary() {
