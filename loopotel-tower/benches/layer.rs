@@ -22,6 +22,7 @@ use futures_util::StreamExt as _;
 use loopotel::stream::StreamTraceExt as _;
 use loopotel::{LoopTracer, Outcome, SpanKind};
 use loopotel_test_support::bench as common;
+use loopotel_test_support::otel_layer::OtelSpanLayer;
 use loopotel_tower::LoopTraceLayer;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tower::{Layer, Service};
@@ -209,73 +210,6 @@ where
         left -= chunk;
     }
     total
-}
-
-/// The baseline for the bridged layer: a hand-written layer over the bare OpenTelemetry SDK
-/// that does what `LoopTraceLayer` does for OpenTelemetry — a span with the same name and
-/// attributes, the call and every poll inside the span's context, the span ended on
-/// completion — and nothing else.
-#[derive(Clone)]
-struct OtelSpanLayer(opentelemetry_sdk::trace::SdkTracer);
-
-impl<S> Layer<S> for OtelSpanLayer {
-    type Service = OtelSpan<S>;
-    fn layer(&self, inner: S) -> OtelSpan<S> {
-        OtelSpan(inner, self.0.clone())
-    }
-}
-
-#[derive(Clone)]
-struct OtelSpan<S>(S, opentelemetry_sdk::trace::SdkTracer);
-
-impl<S: Service<R>, R> Service<R> for OtelSpan<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = OtelSpanFuture<S::Future>;
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
-    }
-    fn call(&mut self, req: R) -> Self::Future {
-        use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
-        let span = self
-            .1
-            .span_builder("execute_tool echo")
-            .with_attributes([
-                opentelemetry::KeyValue::new("gen_ai.operation.name", "execute_tool"),
-                opentelemetry::KeyValue::new("gen_ai.tool.name", "echo"),
-            ])
-            .start(&self.1);
-        let cx = opentelemetry::Context::current_with_span(span);
-        let inner = {
-            let _guard = cx.clone().attach();
-            self.0.call(req)
-        };
-        OtelSpanFuture { inner, cx }
-    }
-}
-
-pin_project_lite::pin_project! {
-    struct OtelSpanFuture<F> {
-        #[pin]
-        inner: F,
-        cx: opentelemetry::Context,
-    }
-}
-
-impl<F: std::future::Future> std::future::Future for OtelSpanFuture<F> {
-    type Output = F::Output;
-    fn poll(self: std::pin::Pin<&mut Self>, task: &mut Context<'_>) -> Poll<F::Output> {
-        use opentelemetry::trace::TraceContextExt as _;
-        let this = self.project();
-        let polled = {
-            let _guard = this.cx.clone().attach();
-            this.inner.poll(task)
-        };
-        if polled.is_ready() {
-            this.cx.span().end();
-        }
-        polled
-    }
 }
 
 fn benches(c: &mut Criterion) {

@@ -17,6 +17,7 @@ use loopotel::stream::StreamTraceExt as _;
 use loopotel::{IterationRecord, LoopTracer, Outcome, SpanKind};
 use loopotel_test_support::alloc::{Counting, PerCall, count};
 use loopotel_test_support::bench::Discard;
+use loopotel_test_support::otel_layer::OtelSpanLayer;
 use loopotel_tower::LoopTraceLayer;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tower::{Layer, Service};
@@ -40,50 +41,6 @@ impl Service<u64> for Echo {
     }
     fn call(&mut self, req: u64) -> Self::Future {
         ready(Ok(req))
-    }
-}
-
-/// The baseline: a layer over the bare OpenTelemetry SDK doing what `LoopTraceLayer` does
-/// for OpenTelemetry — a span with the same name and attributes, the call and its poll
-/// inside the span's context, the span ended on completion — and nothing else.
-#[derive(Clone)]
-struct OtelSpanLayer(opentelemetry_sdk::trace::SdkTracer);
-
-impl<S> Layer<S> for OtelSpanLayer {
-    type Service = OtelSpan<S>;
-    fn layer(&self, inner: S) -> OtelSpan<S> {
-        OtelSpan(inner, self.0.clone())
-    }
-}
-
-#[derive(Clone)]
-struct OtelSpan<S>(S, opentelemetry_sdk::trace::SdkTracer);
-
-impl<S: Service<u64, Response = u64, Error = Infallible>> Service<u64> for OtelSpan<S> {
-    type Response = u64;
-    type Error = Infallible;
-    type Future = Ready<Result<u64, Infallible>>;
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
-    }
-    fn call(&mut self, req: u64) -> Self::Future {
-        use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
-        let span = self
-            .1
-            .span_builder("execute_tool echo")
-            .with_kind(opentelemetry::trace::SpanKind::Internal)
-            .with_attributes([
-                opentelemetry::KeyValue::new("gen_ai.operation.name", "execute_tool"),
-                opentelemetry::KeyValue::new("gen_ai.tool.name", "echo"),
-            ])
-            .start(&self.1);
-        let cx = opentelemetry::Context::current_with_span(span);
-        let out = {
-            let _guard = cx.clone().attach();
-            poll_once(self.0.call(req))
-        };
-        cx.span().end();
-        ready(out)
     }
 }
 

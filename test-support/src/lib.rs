@@ -7,12 +7,14 @@
 //! - [`otlp`]: a minimal OTLP/HTTP receiver on 127.0.0.1;
 //! - [`json`]: JSONL files and a plain HTTP GET;
 //! - [`sampler`]: a sampler that records what each span was created with;
+//! - [`otel_layer`]: the bare-SDK Tower layer the traced layer is measured against;
 //! - [`alloc`]: exact allocation counts through a counting global allocator;
 //! - [`bench`](mod@bench): criterion helpers and the paired-rounds ratio.
 
 pub mod alloc;
 pub mod bench;
 pub mod json;
+pub mod otel_layer;
 pub mod otlp;
 pub mod peers;
 pub mod python;
