@@ -6,6 +6,9 @@
 # It also starts llmock (PyPI; an OpenAI-compatible server with scripted faults) and aimock
 # (npm; its request journal keeps headers) for the loopotel-openai tests.
 #
+# It sets up a headless Chromium (Debian's package) and playwright-core (npm) for the report
+# page tests (scripts/browser.sh); no server is left running by them.
+#
 # It starts a real Prometheus (Debian's package, installed with apt-get on first use) that
 # scrapes the dashboard test's metrics endpoint (scripts/prometheus.sh).
 #
@@ -35,6 +38,9 @@ export LOOPOTEL_REQUIRE_AIMOCK=1
 prometheus_env=$(bash scripts/prometheus.sh start)
 while IFS= read -r line; do export "${line?}"; done <<<"$prometheus_env"
 export LOOPOTEL_REQUIRE_PROMETHEUS=1
+browser_env=$(bash scripts/browser.sh setup)
+while IFS= read -r line; do export "${line?}"; done <<<"$browser_env"
+export LOOPOTEL_REQUIRE_BROWSER=1
 
 if [ "${LOOPOTEL_SKIP_PHOENIX:-0}" != 1 ]; then
   phoenix_env=$(bash scripts/phoenix.sh start)

@@ -13,6 +13,7 @@ mod compare;
 mod convert;
 mod export;
 mod output;
+mod report;
 mod run;
 mod runs;
 mod show;
@@ -152,6 +153,9 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Also write the batch's HTML report here (`loopotel report`, this batch only).
+        #[arg(long)]
+        report: Option<PathBuf>,
         /// The installed loopgym package directory (default: LOOPOTEL_LOOPGYM_DIR, else ask
         /// python3).
         #[arg(long)]
@@ -175,6 +179,36 @@ enum Command {
         /// LTF files (.jsonl, or .json with one document).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Write one self-contained HTML page over LTF files: overview, charts, a run list
+    /// that sorts and filters, and each embedded run's span timeline and scores.
+    ///
+    /// Opens from disk, makes no network request. Every run is counted; the list and the
+    /// span detail hold a bounded number of runs (problem runs first, then a sample), as
+    /// the page says. Exit 1 if a file is missing or lines were skipped (the page lists
+    /// them).
+    Report {
+        /// LTF files (.jsonl, or .json with one document).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Where to write the page (replaced if it exists).
+        #[arg(short = 'o', long, default_value = "report.html")]
+        output: PathBuf,
+        /// Only runs of this batch (`loop.batch.id`).
+        #[arg(long)]
+        batch: Option<String>,
+        /// Most runs whose spans are embedded.
+        #[arg(long, default_value_t = report::Limits::default().detail as u64, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+        detail_limit: u64,
+        /// Most runs in the run list.
+        #[arg(long, default_value_t = report::Limits::default().list as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        list_limit: u64,
+        /// Most spans embedded per run.
+        #[arg(long, default_value_t = report::Limits::default().spans_per_run as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        spans_per_run: u64,
+        /// The page's title.
+        #[arg(long)]
+        title: Option<String>,
     },
     /// Compare two batches of runs: per env and task and overall, with confidence intervals.
     ///
@@ -335,6 +369,7 @@ fn main() -> ExitCode {
             metrics_addr,
             metrics_linger,
             model,
+            report,
         } => run::run(run::Options {
             envs,
             tasks,
@@ -353,6 +388,7 @@ fn main() -> ExitCode {
             model,
             batch_id,
             shard,
+            report,
         }),
         Command::List { json, loopgym_dir } => run::list(loopgym_dir, json),
         Command::Convert {
@@ -410,6 +446,25 @@ fn main() -> ExitCode {
             },
             fail_on_regression,
             alpha,
+        }),
+        Command::Report {
+            paths,
+            output,
+            batch,
+            detail_limit,
+            list_limit,
+            spans_per_run,
+            title,
+        } => report::run(&report::Options {
+            paths,
+            output,
+            batch,
+            limits: report::Limits {
+                list: list_limit as usize,
+                detail: detail_limit as usize,
+                spans_per_run: spans_per_run as usize,
+            },
+            title,
         }),
         Command::Show {
             run,

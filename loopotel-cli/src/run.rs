@@ -59,6 +59,8 @@ pub(crate) struct Options {
     pub metrics_linger: Duration,
     pub batch_id: Option<String>,
     pub shard: Option<Shard>,
+    /// Also write `loopotel report`'s page of this batch here.
+    pub report: Option<PathBuf>,
 }
 
 /// `--shard K/N`: the K-th (from 1) of N disjoint slices of the (env, task, seed) grid —
@@ -455,6 +457,28 @@ pub(crate) fn run(opts: Options) -> ExitCode {
             otlp: delivered,
         },
     );
+    let mut report_failed = false;
+    if let Some(page) = &opts.report {
+        let written = crate::report::write(&crate::report::Options {
+            paths: vec![opts.out.clone()],
+            output: page.clone(),
+            batch: Some(batch_id.clone()),
+            limits: crate::report::Limits::default(),
+            title: None,
+        });
+        match written {
+            Ok(w) => println!(
+                "report of {} run(s) ({} detailed) written to {}",
+                w.runs,
+                w.detailed,
+                page.display()
+            ),
+            Err(e) => {
+                eprintln!("loopotel run: --report: {e}");
+                report_failed = true;
+            }
+        }
+    }
     if let Some(m) = metrics {
         // Long enough for a scraper to read the batch's final values.
         if !opts.metrics_linger.is_zero() && !stop.load(Ordering::SeqCst) {
@@ -464,7 +488,7 @@ pub(crate) fn run(opts: Options) -> ExitCode {
     }
     if stop.load(Ordering::SeqCst) {
         ExitCode::from(130)
-    } else if summaries.values().any(|s| s.errors > 0) {
+    } else if report_failed || summaries.values().any(|s| s.errors > 0) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

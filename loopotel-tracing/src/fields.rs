@@ -35,23 +35,6 @@ impl Operation {
     }
 }
 
-/// Fields whose values are prompt or completion content: recorded only when content
-/// capture is on.
-pub(crate) fn is_content(key: &str) -> bool {
-    matches!(
-        key,
-        "gen_ai.input.messages"
-            | "gen_ai.output.messages"
-            | "gen_ai.prompt"
-            | "gen_ai.completion"
-            | "gen_ai.system_instructions"
-            | "gen_ai.tool.call.arguments"
-            | "gen_ai.tool.call.result"
-            | "gen_ai.tool.definitions"
-    ) || key.starts_with("gen_ai.prompt.")
-        || key.starts_with("gen_ai.completion.")
-}
-
 /// Token usage as reported in `gen_ai.usage.*` fields (only valid counts: non-negative
 /// integers, or strings and floats that are exactly such an integer).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -231,7 +214,7 @@ impl FieldVisitor<'_> {
             }
             _ => {}
         }
-        if is_content(key) && !self.capture_content {
+        if loopotel::semconv::is_content_attribute(key) && !self.capture_content {
             m.content_dropped += 1;
             return;
         }

@@ -257,7 +257,7 @@ impl Config {
     /// A field's value as recorded: content fields (captured only when capture is on, or
     /// they would not be here) scrubbed of secrets, redacted and cut to the budget.
     fn value(&self, key: &str, value: AttrValue) -> AttrValue {
-        if !crate::fields::is_content(key) {
+        if !loopotel::semconv::is_content_attribute(key) {
             return value;
         }
         let text = match &value {

@@ -82,3 +82,21 @@ pub fn error_type_of<E: ?Sized>() -> String {
     let base = name.split('<').next().unwrap_or(name);
     base.rsplit("::").next().unwrap_or(base).to_owned()
 }
+
+/// Whether an attribute holds prompt or completion content (GenAI semantic conventions:
+/// messages, prompts, completions, system instructions, tool definitions, tool call
+/// arguments and results): recorded only when content capture is on, shown collapsed.
+pub fn is_content_attribute(key: &str) -> bool {
+    matches!(
+        key,
+        "gen_ai.input.messages"
+            | "gen_ai.output.messages"
+            | "gen_ai.prompt"
+            | "gen_ai.completion"
+            | "gen_ai.system_instructions"
+            | "gen_ai.tool.call.arguments"
+            | "gen_ai.tool.call.result"
+            | "gen_ai.tool.definitions"
+    ) || key.starts_with("gen_ai.prompt.")
+        || key.starts_with("gen_ai.completion.")
+}

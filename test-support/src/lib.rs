@@ -22,7 +22,7 @@ pub mod sampler;
 
 pub use json::{http_get_json, http_post_json, read_jsonl_values};
 pub use otlp::{otlp_http_receiver, otlp_http_receiver_on, otlp_span_ids, server_runtime};
-pub use peers::{Phoenix, aimock, llmock, phoenix};
+pub use peers::{Browser, Phoenix, aimock, browser, llmock, phoenix};
 pub use python::{
     Reference, ReferenceTraces, generate_reference_traces, reference, run, workspace_root,
 };

@@ -107,3 +107,33 @@ impl Phoenix {
         }
     }
 }
+
+/// A headless browser for page tests (`scripts/browser.sh setup`): Debian's Chromium and the
+/// playwright-core package that drives it.
+#[derive(Debug, Clone)]
+pub struct Browser {
+    /// The Chromium executable (`LOOPOTEL_CHROMIUM`).
+    pub chromium: String,
+    /// The `node_modules` directory holding playwright-core (`LOOPOTEL_PLAYWRIGHT_DIR`).
+    pub playwright_dir: String,
+}
+
+/// The headless browser, if set up (`LOOPOTEL_REQUIRE_BROWSER=1` makes its absence fail).
+pub fn browser() -> Option<Browser> {
+    let chromium = peer_url(
+        "LOOPOTEL_CHROMIUM",
+        "LOOPOTEL_REQUIRE_BROWSER",
+        "a headless Chromium",
+        "bash scripts/browser.sh setup",
+    )?;
+    let playwright_dir = peer_url(
+        "LOOPOTEL_PLAYWRIGHT_DIR",
+        "LOOPOTEL_REQUIRE_BROWSER",
+        "playwright-core",
+        "bash scripts/browser.sh setup",
+    )?;
+    Some(Browser {
+        chromium,
+        playwright_dir,
+    })
+}
