@@ -156,6 +156,8 @@ enum Command {
         /// Also write the batch's HTML report here (`loopotel report`, this batch only).
         #[arg(long)]
         report: Option<PathBuf>,
+        #[command(flatten)]
+        journal: output::JournalFlags,
         /// The installed loopgym package directory (default: LOOPOTEL_LOOPGYM_DIR, else ask
         /// python3).
         #[arg(long)]
@@ -176,6 +178,10 @@ enum Command {
         /// Only runs of this batch (`loop.batch.id`, recorded by `loopotel run`).
         #[arg(long)]
         batch: Option<String>,
+        /// List the runs still being recorded into the file (from its journal: current
+        /// iteration, goal score, tokens, cost), refreshed every second until interrupted.
+        #[arg(long, conflicts_with_all = ["run", "index", "batch"])]
+        follow: bool,
         /// LTF files (.jsonl, or .json with one document).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -309,11 +315,35 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// Most iterations the demo loop runs.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
         iterations: u64,
         /// Seed of the demo's simulated scores.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Wait this long in each iteration (a slow loop, e.g. for `show --follow`).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+        iteration_delay_ms: u64,
+        /// Print `iteration N journaled` once each iteration is in the journal.
+        #[arg(long)]
+        progress: bool,
+        /// Run every iteration, also after the goal target is reached.
+        #[arg(long)]
+        keep_going: bool,
+        #[command(flatten)]
+        journal: output::JournalFlags,
+    },
+    /// Turn the unfinished runs in FILE's journal (FILE.journal, left by processes that
+    /// ended mid-run) into documents appended to FILE.
+    ///
+    /// Outcome `unknown`, every span that had ended, spans still open closed at the run's
+    /// last known time and marked `recovered`. Journal files of running processes are left
+    /// alone. Running it twice changes nothing.
+    Recover {
+        /// The JSON Lines output the journal belongs to.
+        path: PathBuf,
+        /// The journal directory (default: PATH.journal).
+        #[arg(long)]
+        journal: Option<PathBuf>,
     },
 }
 
@@ -335,6 +365,15 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Readers of a file say when its journal holds runs a crash left unfinished.
+    if let Command::Validate { paths, .. }
+    | Command::Les { paths, .. }
+    | Command::Export { paths, .. }
+    | Command::Report { paths, .. }
+    | Command::Show { paths, .. } = &cli.command
+    {
+        paths.iter().for_each(|p| output::note_pending_journal(p));
+    }
     match cli.command {
         Command::Validate { strict, paths } => validate(&paths, strict),
         Command::Les { json, paths } => les(&paths, json),
@@ -344,12 +383,21 @@ fn main() -> ExitCode {
             force,
             iterations,
             seed,
-        } => demo(
-            &out,
-            output::Existing::from_flags(append, force),
+            iteration_delay_ms,
+            progress,
+            keep_going,
+            journal,
+        } => demo(&DemoOptions {
+            out,
+            existing: output::Existing::from_flags(append, force),
             iterations,
             seed,
-        ),
+            delay: std::time::Duration::from_millis(iteration_delay_ms),
+            progress,
+            keep_going,
+            journal,
+        }),
+        Command::Recover { path, journal } => recover(&path, journal),
         Command::Run {
             envs,
             tasks,
@@ -370,6 +418,7 @@ fn main() -> ExitCode {
             metrics_linger,
             model,
             report,
+            journal,
         } => run::run(run::Options {
             envs,
             tasks,
@@ -389,6 +438,7 @@ fn main() -> ExitCode {
             batch_id,
             shard,
             report,
+            journal,
         }),
         Command::List { json, loopgym_dir } => run::list(loopgym_dir, json),
         Command::Convert {
@@ -470,8 +520,12 @@ fn main() -> ExitCode {
             run,
             index,
             batch,
+            follow,
             paths,
         } => {
+            if follow {
+                return show::follow(&paths);
+            }
             let pick = match (run, index) {
                 (Some(id), _) => Some(show::Pick::Id(id)),
                 (None, Some(n)) => {
@@ -653,8 +707,59 @@ fn print_les_table(doc: &LtfDocument, rows: &[LesRow]) {
 }
 
 /// A deterministic stand-in for an agent: the critic's score rises with each revision.
-fn demo(out: &Path, existing: output::Existing, iterations: u64, seed: u64) -> ExitCode {
-    let exporter = match output::open(out, existing) {
+fn recover(path: &Path, journal: Option<PathBuf>) -> ExitCode {
+    let dir = journal.unwrap_or_else(|| loopotel::journal::dir_beside(path));
+    match loopotel::journal::recover(path, &dir) {
+        Ok(r) => {
+            println!(
+                "recovered {} run(s) ({} spans) from {} into {}",
+                r.runs,
+                r.spans,
+                dir.display(),
+                path.display()
+            );
+            if r.already_recovered > 0 {
+                println!(
+                    "{} run(s) were recovered before (not written again)",
+                    r.already_recovered
+                );
+            }
+            if r.torn_records > 0 {
+                println!(
+                    "{} torn record(s) skipped (cut by the process's end)",
+                    r.torn_records
+                );
+            }
+            if r.live_files > 0 {
+                println!(
+                    "{} journal file(s) of running processes left alone",
+                    r.live_files
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loopotel recover: {}: {e}", dir.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What `loopotel demo` was asked.
+struct DemoOptions {
+    out: PathBuf,
+    existing: output::Existing,
+    iterations: u64,
+    seed: u64,
+    delay: std::time::Duration,
+    progress: bool,
+    keep_going: bool,
+    journal: output::JournalFlags,
+}
+
+fn demo(opts: &DemoOptions) -> ExitCode {
+    let (out, iterations, seed) = (opts.out.as_path(), opts.iterations, opts.seed);
+    let exporter = match output::open(out, opts.existing) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("loopotel demo: {e}");
@@ -662,7 +767,11 @@ fn demo(out: &Path, existing: output::Existing, iterations: u64, seed: u64) -> E
         }
     };
     let exporter = std::sync::Arc::new(exporter);
-    let tracer = LoopTracer::builder().shared_sink(exporter.clone()).build();
+    let mut builder = LoopTracer::builder().shared_sink(exporter.clone());
+    if let Some(journal) = opts.journal.config(out) {
+        builder = builder.journal(journal);
+    }
+    let tracer = builder.build();
     let mut rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
     let target = 0.8;
     let run = tracer
@@ -695,12 +804,20 @@ fn demo(out: &Path, existing: output::Existing, iterations: u64, seed: u64) -> E
         {
             let _critic = it.span("evaluate critic", SpanKind::Evaluator);
         }
+        if !opts.delay.is_zero() {
+            std::thread::sleep(opts.delay);
+        }
         score = (score + 0.12 + rng.unit() * 0.15).min(1.0);
         it.evaluator_complete("critic", score);
         drop(it);
+        if opts.progress && tracer.flush_journal() {
+            println!("iteration {n} journaled");
+        }
         if score >= target {
             reached = true;
-            break;
+            if !opts.keep_going {
+                break;
+            }
         }
     }
     let doc = if reached {

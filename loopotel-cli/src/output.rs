@@ -47,3 +47,41 @@ pub(crate) fn open(path: &Path, existing: Existing) -> Result<JsonlExporter, Str
     }
     JsonlExporter::create(path).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// The journal flags of `run` and `demo`: the crash-safe journal beside the output is on
+/// unless `--no-journal`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct JournalFlags {
+    /// Do not journal runs as they are recorded (a run cut short by the process's end is
+    /// then lost from the JSONL).
+    #[arg(long)]
+    no_journal: bool,
+    /// fdatasync the journal at each iteration end (survives a power loss, not only the
+    /// process's end).
+    #[arg(long, conflicts_with = "no_journal")]
+    journal_sync: bool,
+}
+
+impl JournalFlags {
+    /// The journal of `out`, unless turned off.
+    pub(crate) fn config(&self, out: &Path) -> Option<loopotel::journal::JournalConfig> {
+        (!self.no_journal)
+            .then(|| loopotel::journal::JournalConfig::beside(out).sync(self.journal_sync))
+    }
+}
+
+/// Says on stderr when the journal beside `path` holds unfinished runs of ended processes.
+pub(crate) fn note_pending_journal(path: &Path) {
+    let dir = loopotel::journal::dir_beside(path);
+    if let Ok(p) = loopotel::journal::pending(&dir)
+        && p.runs > 0
+    {
+        eprintln!(
+            "note: {} holds {} unfinished run(s) of a process that ended; `loopotel recover {}` \
+             turns them into documents",
+            dir.display(),
+            p.runs,
+            path.display()
+        );
+    }
+}

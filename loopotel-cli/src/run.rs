@@ -61,6 +61,7 @@ pub(crate) struct Options {
     pub shard: Option<Shard>,
     /// Also write `loopotel report`'s page of this batch here.
     pub report: Option<PathBuf>,
+    pub journal: crate::output::JournalFlags,
 }
 
 /// `--shard K/N`: the K-th (from 1) of N disjoint slices of the (env, task, seed) grid —
@@ -302,6 +303,9 @@ pub(crate) fn run(opts: Options) -> ExitCode {
         .run_attribute("loop.batch.id", batch_id.clone());
     if let Some(m) = &metrics {
         builder = builder.meter_provider(m.meter_provider());
+    }
+    if let Some(journal) = opts.journal.config(&opts.out) {
+        builder = builder.journal(journal);
     }
     if let Some(p) = &provider {
         builder = builder.tracer_provider(p);

@@ -309,3 +309,77 @@ impl RunSummaryLine {
         ))
     }
 }
+
+/// `loopotel show --follow FILE...`: the runs still being recorded into the files, from
+/// their journals, refreshed every second (the screen redrawn on a terminal; one block per
+/// refresh otherwise) until interrupted.
+pub(crate) fn follow(paths: &[PathBuf]) -> ExitCode {
+    let paint = Paint::detect();
+    loop {
+        let mut out = String::new();
+        let now = loopotel::Timestamp::now();
+        out.push_str(&format!(
+            "{:<8} {:<30} {:>4} {:>5} {:>7} {:>8} {:>6} {:<6}\n",
+            "run", "loop/env/task", "it", "score", "tokens", "cost", "idle", "state"
+        ));
+        let mut n = 0;
+        for path in paths {
+            let dir = loopotel::journal::dir_beside(path);
+            let runs = match loopotel::journal::progress(&dir) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{}: {e}", dir.display());
+                    return ExitCode::from(1);
+                }
+            };
+            for r in runs {
+                n += 1;
+                let id = r.trace_id.to_string();
+                let where_ = format!(
+                    "{}/{}",
+                    r.env_id.as_deref().unwrap_or(&r.loop_name),
+                    r.task_id.as_deref().unwrap_or("-")
+                );
+                let state = if r.live {
+                    paint.code("32", "live  ")
+                } else {
+                    paint.code("33", "ended ")
+                };
+                out.push_str(&format!(
+                    "{:<8} {:<30} {:>4} {:>5} {:>7} {:>8} {:>6} {}\n",
+                    id.trim_start_matches("ltf-").get(..8).unwrap_or(&id),
+                    cut_left(&where_, 30),
+                    r.current_iteration
+                        .map_or("-".to_owned(), |i| i.to_string()),
+                    r.goal_score.map_or("-".to_owned(), |g| format!("{g:.2}")),
+                    r.tokens,
+                    r.cost_usd.map_or("-".to_owned(), |c| format!("${c:.4}")),
+                    fmt_ms(now.saturating_since(r.last_seen).as_secs_f64() * 1e3),
+                    state
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "{n} run(s) in progress{}\n",
+            if n == 0 {
+                " (runs appear here while a journaled `loopotel run`/`demo` or tracer records them)"
+            } else {
+                "; \"ended\": its process is gone, `loopotel recover FILE` writes it"
+            }
+        ));
+        let mut stdout = std::io::stdout().lock();
+        if paint.on {
+            let _ = write!(stdout, "\x1b[2J\x1b[H");
+        }
+        let _ = write!(stdout, "{out}");
+        if !paint.on {
+            let _ = writeln!(stdout);
+        }
+        if stdout.flush().is_err() {
+            // The reader went away.
+            return ExitCode::SUCCESS;
+        }
+        drop(stdout);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}

@@ -280,7 +280,10 @@ fn bad_lines_are_listed_with_their_line_numbers_and_the_rest_is_shown() {
     assert!(html.contains("mixed.jsonl:1"));
     let runs = docs(&[&builtin]).len();
     assert!(html.contains(&format!("mixed.jsonl:{}", runs + 2)));
-    assert!(html.contains(&format!("mixed.jsonl:{}", runs + 3)), "unknown kind");
+    assert!(
+        html.contains(&format!("mixed.jsonl:{}", runs + 3)),
+        "unknown kind"
+    );
     assert!(html.contains("banana"));
     // The huge value is shown cut, and said so.
     assert_eq!(card(&html, "runs"), (runs + 1).to_string());

@@ -213,15 +213,16 @@ impl ReplayEnv {
         if self.records.is_empty() {
             return None;
         }
-        if task_id.starts_with("ln-") {
-            if let Some(i) = self.records.iter().position(|r| r["record_id"] == task_id) {
-                return Some(i);
-            }
+        if task_id.starts_with("ln-")
+            && let Some(i) = self.records.iter().position(|r| r["record_id"] == task_id)
+        {
+            return Some(i);
         }
-        if !task_id.is_empty() && task_id != "default" {
-            if let Some(i) = self.records.iter().position(|r| r["loop_name"] == task_id) {
-                return Some(i);
-            }
+        if !task_id.is_empty()
+            && task_id != "default"
+            && let Some(i) = self.records.iter().position(|r| r["loop_name"] == task_id)
+        {
+            return Some(i);
         }
         Some(PyRandom::new(seed.unwrap_or(0)).below(self.records.len()))
     }

@@ -312,10 +312,12 @@ impl Bridged {
             let before = g.naming.name();
             g.naming.update(&m);
             let after = g.naming.name();
-            if !named && after.is_some() && after != before {
-                if let Some(name) = after {
-                    self.guard.update_name(name);
-                }
+            if !named
+                && after.is_some()
+                && after != before
+                && let Some(name) = after
+            {
+                self.guard.update_name(name);
             }
             if let Some(op) = m.operation {
                 g.operation = op;

@@ -57,10 +57,23 @@ fn benches(c: &mut Criterion) {
     g.bench_function("empty_fn", |b| b.iter(|| black_box(())));
     g.finish();
 
+    // The same, with the crash-safe journal on (a journal thread writes it every 2 ms).
+    let journal_dir = tempfile::tempdir().expect("a temporary directory");
+    let journaled = LoopTracer::builder()
+        .journal(loopotel::journal::JournalConfig::in_dir(journal_dir.path()))
+        .build();
+
     let mut g = c.benchmark_group("iteration");
     g.bench_function("emit_iteration", |b| {
         b.iter_custom(|iters| {
             time_records(&enabled, iters, |run, n| {
+                black_box(run.emit_iteration(record(n)));
+            })
+        })
+    });
+    g.bench_function("emit_iteration_journaled", |b| {
+        b.iter_custom(|iters| {
+            time_records(&journaled, iters, |run, n| {
                 black_box(run.emit_iteration(record(n)));
             })
         })
@@ -186,6 +199,11 @@ fn report() {
             1.0,
         ),
         (
+            "iteration/emit_iteration_journaled",
+            "`emit_iteration`, journal on",
+            1.0,
+        ),
+        (
             "iteration/guard",
             "`Iteration` guard (span + 4 events + LES, 4 clock reads)",
             1.0,
@@ -216,6 +234,12 @@ fn report() {
             100_000.0,
         ),
     ];
+    if let (Some(on), Some(off)) = (
+        mean_ns("iteration/emit_iteration_journaled"),
+        mean_ns("iteration/emit_iteration"),
+    ) {
+        println!("\njournal on ÷ off, `emit_iteration`: {:.2}×\n", on / off);
+    }
     for (id, label, per) in rows {
         if let Some(ns) = mean_ns(id) {
             println!(

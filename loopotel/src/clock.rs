@@ -205,7 +205,7 @@ mod tests {
             worst = worst.max(before - now).max(now - after);
             last = now;
             reads += 1;
-            if reads % 64 == 0 {
+            if reads.is_multiple_of(64) {
                 std::thread::sleep(std::time::Duration::from_micros(200));
             }
         }

@@ -81,7 +81,11 @@ fn parse_hex<const N: usize>(s: &str, dashes: &[usize]) -> Result<[u8; N], IdErr
             position: pos,
         })?;
         let byte = &mut out[nibble / 2];
-        *byte = if nibble % 2 == 0 { v << 4 } else { *byte | v };
+        *byte = if nibble.is_multiple_of(2) {
+            v << 4
+        } else {
+            *byte | v
+        };
         nibble += 1;
     }
     Ok(out)

@@ -36,6 +36,7 @@ pub mod attr;
 mod clock;
 pub mod context;
 pub mod ids;
+pub mod journal;
 pub mod jsonl;
 pub mod les;
 pub mod limits;

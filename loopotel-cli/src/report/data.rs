@@ -335,6 +335,9 @@ fn offset_ms(t: loopotel::Timestamp, t0: loopotel::Timestamp) -> f64 {
     (t.saturating_since(t0).as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// Attributes as `[key, value]` pairs.
+type Pairs<'a> = Vec<(&'a str, Cut<'a>)>;
+
 /// One span of a detailed run (see `page.js`).
 #[derive(serde::Serialize)]
 struct SpanOut<'a> {
@@ -347,9 +350,9 @@ struct SpanOut<'a> {
     d: Option<f64>,
     err: Option<Cut<'a>>,
     end: Option<Cut<'a>>,
-    a: Vec<(&'a str, Cut<'a>)>,
-    ct: Vec<(&'a str, Cut<'a>)>,
-    ev: Vec<(f64, &'a str, Vec<(&'a str, Cut<'a>)>)>,
+    a: Pairs<'a>,
+    ct: Pairs<'a>,
+    ev: Vec<(f64, &'a str, Pairs<'a>)>,
     evn: usize,
 }
 

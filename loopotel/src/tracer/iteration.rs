@@ -65,6 +65,17 @@ impl Iteration {
             state.last_iteration = state.last_iteration.max(number);
             run.reserve(&mut state, SpanSlot::Iteration(Box::new(data.clone())))
         };
+        if slot.is_some() {
+            run.config.journal(|| crate::journal::writer::Entry::Start {
+                trace_id: run.trace_id,
+                span_id,
+                parent: Some(run.root_span_id),
+                name: crate::SharedStr::Static(crate::semconv::SPAN_ITERATION),
+                kind: crate::SpanKind::Iteration,
+                start,
+                iteration: Some(number),
+            });
+        }
         if slot.is_none() {
             if let Some(o) = otel {
                 o.end(&data.into_span(run));

@@ -24,7 +24,7 @@
 
 pub(crate) mod iteration;
 mod owner;
-mod record;
+pub(crate) mod record;
 pub(crate) mod run;
 mod scope;
 pub(crate) mod span;
@@ -86,6 +86,9 @@ pub struct TracerStats {
     /// while recording into one of this tracer's runs: caught, and what it was recording
     /// is lost.
     pub instrumentation_panics: u64,
+    /// Journal records not written (the journal's queue was full, or its directory could
+    /// not be written: a full disk, a read-only directory). Recording went on in memory.
+    pub journal_lost: u64,
 }
 
 pub(crate) struct TracerConfig {
@@ -102,6 +105,8 @@ pub(crate) struct TracerConfig {
     pub(crate) scope_in_every_context: bool,
     /// Attributes every run's root span starts with ([`LoopTracerBuilder::run_attribute`]).
     pub(crate) run_attributes: Vec<(crate::attr::Key, crate::AttrValue)>,
+    /// The crash-safe journal ([`LoopTracerBuilder::journal`]).
+    pub(crate) journal: Option<crate::journal::writer::Journal>,
 }
 
 impl TracerConfig {
@@ -112,6 +117,18 @@ impl TracerConfig {
                 self.stats.sink_panics.fetch_add(1, Ordering::Relaxed);
                 self.count_metric_drop("sink_panic");
             }
+        }
+        // The document went to the sinks: the run's journal records are retired.
+        self.journal(|| crate::journal::writer::Entry::End {
+            trace_id: doc.trace_id,
+        });
+    }
+
+    /// Queues a journal entry (built only when there is a journal).
+    #[inline]
+    pub(crate) fn journal(&self, entry: impl FnOnce() -> crate::journal::writer::Entry) {
+        if let Some(j) = &self.journal {
+            j.push(entry());
         }
     }
 
@@ -214,7 +231,23 @@ impl LoopTracer {
             late_records: s.late_records.load(Ordering::Relaxed),
             sink_panics: s.sink_panics.load(Ordering::Relaxed),
             instrumentation_panics: s.instrumentation_panics.load(Ordering::Relaxed),
+            journal_lost: self
+                .config
+                .journal
+                .as_ref()
+                .map_or(0, |j| j.shared.lost.load(Ordering::Relaxed)),
         }
+    }
+
+    /// Waits (at most 10 s) until every span and iteration that ended before the call is
+    /// written to the journal — and `fdatasync`ed, with [`crate::journal::JournalConfig::sync`].
+    /// Returns whether it was (`false` without a journal). Recording never needs this; it
+    /// is for a program that reports progress only once it would survive a crash.
+    pub fn flush_journal(&self) -> bool {
+        self.config
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.flush(std::time::Duration::from_secs(10)))
     }
 }
 
@@ -229,6 +262,7 @@ pub struct LoopTracerBuilder {
     sinks: Vec<Arc<dyn TraceSink>>,
     scope_in_every_context: bool,
     run_attributes: Vec<(crate::attr::Key, crate::AttrValue)>,
+    journal: Option<crate::journal::JournalConfig>,
 }
 
 impl Default for LoopTracerBuilder {
@@ -243,6 +277,7 @@ impl Default for LoopTracerBuilder {
             sinks: Vec::new(),
             scope_in_every_context: false,
             run_attributes: Vec::new(),
+            journal: None,
         }
     }
 }
@@ -372,8 +407,36 @@ impl LoopTracerBuilder {
         self
     }
 
+    /// Journals each run as it is recorded, so that a run cut short by the process's end
+    /// can be recovered ([`crate::journal`]). With [`crate::journal::JournalConfig::beside`]
+    /// an output, unfinished runs of ended processes are first recovered into it.
+    pub fn journal(mut self, config: crate::journal::JournalConfig) -> Self {
+        self.journal = Some(config);
+        self
+    }
+
     /// Builds the tracer.
     pub fn build(self) -> LoopTracer {
+        let journal = self.journal.filter(|_| self.enabled).map(|config| {
+            if config.recover_on_open
+                && let Some(output) = &config.output
+            {
+                match crate::journal::recover(output, &config.dir) {
+                    Ok(r) if r.runs > 0 => eprintln!(
+                        "loopotel: recovered {} unfinished run(s) from {} into {}",
+                        r.runs,
+                        config.dir.display(),
+                        output.display()
+                    ),
+                    Ok(_) => {}
+                    Err(e) => eprintln!(
+                        "loopotel: could not recover the journal {}: {e}",
+                        config.dir.display()
+                    ),
+                }
+            }
+            crate::journal::writer::Journal::start(config)
+        });
         LoopTracer {
             config: Arc::new(TracerConfig {
                 enabled: self.enabled,
@@ -386,6 +449,7 @@ impl LoopTracerBuilder {
                 stats: StatsCounters::default(),
                 scope_in_every_context: self.scope_in_every_context,
                 run_attributes: self.run_attributes,
+                journal,
             }),
         }
     }

@@ -273,13 +273,29 @@ impl IterationData {
             self.cost,
         ));
         let record = match otel {
-            None => SpanSlot::Iteration(Box::new(self)),
+            None => {
+                if !late {
+                    run.config
+                        .journal(|| crate::journal::writer::Entry::Iteration {
+                            trace_id: run.trace_id,
+                            data: Box::new(self.clone()),
+                        });
+                }
+                SpanSlot::Iteration(Box::new(self))
+            }
             Some(otel) => {
                 // The OpenTelemetry span ends now, so its attributes are built now (outside
                 // the lock), and the LTF view reuses them.
                 drop(state);
                 let span = self.into_span(run);
                 otel.end(&span);
+                if !late {
+                    run.config.journal(|| crate::journal::writer::Entry::Span {
+                        trace_id: run.trace_id,
+                        span: span.clone(),
+                        iteration: true,
+                    });
+                }
                 state = run.lock();
                 SpanSlot::Span(span)
             }

@@ -200,6 +200,11 @@ impl RunBuilder {
             }),
             open_spans: Default::default(),
         });
+        if shared.enabled() {
+            shared
+                .config
+                .journal(|| crate::journal::writer::Entry::Run(shared.clone()));
+        }
         Run {
             handle: RunHandle { shared },
             finished: false,

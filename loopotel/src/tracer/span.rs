@@ -83,10 +83,10 @@ mod spare {
             )
         };
         let _ = BOXES.try_with(|b| {
-            if let Ok(mut b) = b.try_borrow_mut() {
-                if b.len() < KEEP {
-                    b.push(place);
-                }
+            if let Ok(mut b) = b.try_borrow_mut()
+                && b.len() < KEEP
+            {
+                b.push(place);
             }
         });
         value
@@ -107,10 +107,10 @@ mod spare {
             return;
         }
         let _ = ATTRIBUTES.try_with(|a| {
-            if let Ok(mut a) = a.try_borrow_mut() {
-                if a.len() < KEEP {
-                    a.push(attributes);
-                }
+            if let Ok(mut a) = a.try_borrow_mut()
+                && a.len() < KEEP
+            {
+                a.push(attributes);
             }
         });
     }
@@ -223,6 +223,16 @@ impl SpanGuard {
             }
             _ => SpanId::random(),
         };
+        let run = live.owner.run();
+        run.config.journal(|| crate::journal::writer::Entry::Start {
+            trace_id: run.trace_id,
+            span_id: live.span.span_id,
+            parent: live.span.parent_span_id,
+            name: live.span.name.clone(),
+            kind: live.span.kind,
+            start: start_time,
+            iteration: None,
+        });
         Self { inner: Some(live) }
     }
 
@@ -476,6 +486,11 @@ impl SpanGuard {
         if let Some(slot) = s.open {
             run.open_spans.remove(slot);
         }
+        run.config.journal(|| crate::journal::writer::Entry::Span {
+            trace_id: run.trace_id,
+            span: s.span.clone(),
+            iteration: false,
+        });
         let emptied = {
             let mut state = run.lock();
             run.keep_ended(&mut state, s.span)

@@ -59,10 +59,10 @@ impl Spool {
                 if pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid)) {
                     let _ = fs::rename(&path, spool.dir.join(original));
                 }
-            } else if let Some(pid) = name.strip_prefix(".tmp-").and_then(|r| r.split('-').next()) {
-                if pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid)) {
-                    let _ = fs::remove_file(&path);
-                }
+            } else if let Some(pid) = name.strip_prefix(".tmp-").and_then(|r| r.split('-').next())
+                && pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid))
+            {
+                let _ = fs::remove_file(&path);
             }
         }
         let files = spool.files();
