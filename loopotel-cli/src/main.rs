@@ -828,6 +828,7 @@ fn demo(opts: &DemoOptions) -> ExitCode {
     } else {
         run.finish(Outcome::Failure, "max_iterations")
     };
+    tracer.flush_journal();
     if exporter.failed() > 0 {
         eprintln!(
             "failed to write {}: {}",

@@ -461,6 +461,8 @@ pub(crate) fn run(opts: Options) -> ExitCode {
             otlp: delivered,
         },
     );
+    // The journal's last records (the last runs' ends) are written before the process ends.
+    tracer.flush_journal();
     let mut report_failed = false;
     if let Some(page) = &opts.report {
         let written = crate::report::write(&crate::report::Options {

@@ -411,22 +411,31 @@ impl Writer {
     /// Deletes older segments whose runs all finished; starts a new segment when the
     /// current one is full.
     fn retire(&mut self) {
+        // A segment is done when none of its runs is still open (the writer's own list of
+        // open runs is the authority).
+        let runs = &self.runs;
+        let done = |seg: &Segment| !seg.open_runs.iter().any(|t| runs.contains_key(t));
         if self
             .current
             .as_ref()
-            .is_some_and(|s| s.len >= SEGMENT_BYTES)
+            .is_some_and(|s| s.len >= SEGMENT_BYTES || (runs.is_empty() && done(s)))
             && let Some(full) = self.current.take()
         {
             self.older.push(full);
         }
+        let before = self.older.len();
         self.older.retain(|seg| {
-            if seg.open_runs.is_empty() {
+            if done(seg) {
                 let _ = std::fs::remove_file(&seg.path);
                 false
             } else {
                 true
             }
         });
+        if self.older.len() < before && self.current.is_none() && self.older.is_empty() {
+            // Only succeeds when no other process has files here.
+            let _ = std::fs::remove_dir(&self.dir);
+        }
     }
 
     /// At the tracer's end: files whose runs all finished are deleted; the others stay
