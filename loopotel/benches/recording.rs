@@ -24,9 +24,17 @@ fn record(n: u64) -> IterationRecord {
 
 /// Times `iters` iteration records, in runs of at most 10 000 iterations (run set-up and
 /// finish are not timed).
-fn time_records(
+fn time_records(tracer: &LoopTracer, iters: u64, one: impl FnMut(&loopotel::Run, u64)) -> Duration {
+    time_records_paced(tracer, iters, u64::MAX, one)
+}
+
+/// As [`time_records`], with a pause every `batch` iterations (not timed) in which the
+/// tracer's journal, if any, writes what was queued: how an agent loop runs, whose
+/// iterations wait on models and tools while the journal thread writes.
+fn time_records_paced(
     tracer: &LoopTracer,
     iters: u64,
+    batch: u64,
     mut one: impl FnMut(&loopotel::Run, u64),
 ) -> Duration {
     let mut total = Duration::ZERO;
@@ -38,16 +46,29 @@ fn time_records(
             .env_id("bench/env")
             .task_id("t")
             .start();
-        let start = Instant::now();
-        for n in 1..=chunk {
-            one(&run, n);
+        let mut n = 1;
+        while n <= chunk {
+            let end = chunk.min(n.saturating_add(batch - 1));
+            let start = Instant::now();
+            for i in n..=end {
+                one(&run, i);
+            }
+            total += start.elapsed();
+            if end < chunk {
+                tracer.flush_journal();
+            }
+            n = end + 1;
         }
-        total += start.elapsed();
         black_box(run.finish(Outcome::Success, "done"));
         left -= chunk;
     }
     total
 }
+
+static JOURNAL_PAIRED: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
+
+/// Iterations between two pauses in the paced benches.
+const PACE: u64 = 1_000;
 
 fn benches(c: &mut Criterion) {
     let enabled = LoopTracer::new();
@@ -66,18 +87,47 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("iteration");
     g.bench_function("emit_iteration", |b| {
         b.iter_custom(|iters| {
-            time_records(&enabled, iters, |run, n| {
+            time_records_paced(&enabled, iters, PACE, |run, n| {
                 black_box(run.emit_iteration(record(n)));
             })
         })
     });
     g.bench_function("emit_iteration_journaled", |b| {
         b.iter_custom(|iters| {
+            time_records_paced(&journaled, iters, PACE, |run, n| {
+                black_box(run.emit_iteration(record(n)));
+            })
+        })
+    });
+    // No pauses: the journal thread, busy on the other core, cannot keep up with millions
+    // of iterations a second; what it cannot queue is counted as lost.
+    g.bench_function("emit_iteration_journal_saturated", |b| {
+        b.iter_custom(|iters| {
             time_records(&journaled, iters, |run, n| {
                 black_box(run.emit_iteration(record(n)));
             })
         })
     });
+    g.finish();
+
+    // The journal's cost, measured so that machine noise hits both sides alike.
+    let paired = common::paired_ratio(
+        60,
+        10_000,
+        |n| {
+            time_records_paced(&enabled, n, PACE, |run, i| {
+                black_box(run.emit_iteration(record(i)));
+            })
+        },
+        |n| {
+            time_records_paced(&journaled, n, PACE, |run, i| {
+                black_box(run.emit_iteration(record(i)));
+            })
+        },
+    );
+    let _ = JOURNAL_PAIRED.set(paired);
+
+    let mut g = c.benchmark_group("iteration");
     g.bench_function("guard", |b| {
         b.iter_custom(|iters| {
             time_records(&enabled, iters, |run, n| {
@@ -204,6 +254,11 @@ fn report() {
             1.0,
         ),
         (
+            "iteration/emit_iteration_journal_saturated",
+            "`emit_iteration`, journal on, saturated (no pauses)",
+            1.0,
+        ),
+        (
             "iteration/guard",
             "`Iteration` guard (span + 4 events + LES, 4 clock reads)",
             1.0,
@@ -238,7 +293,14 @@ fn report() {
         mean_ns("iteration/emit_iteration_journaled"),
         mean_ns("iteration/emit_iteration"),
     ) {
-        println!("\njournal on ÷ off, `emit_iteration`: {:.2}×\n", on / off);
+        println!("\njournal on ÷ off, `emit_iteration`: {:.2}×", on / off);
+        if let Some(paired) = JOURNAL_PAIRED.get() {
+            println!("journal on ÷ off, paired: {paired}");
+        }
+        if let Some(sat) = mean_ns("iteration/emit_iteration_journal_saturated") {
+            println!("journal on, saturated ÷ off: {:.2}×", sat / off);
+        }
+        println!();
     }
     for (id, label, per) in rows {
         if let Some(ns) = mean_ns(id) {

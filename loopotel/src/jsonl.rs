@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::journal::JournaledSpans;
 use crate::model::LtfDocument;
 use crate::tracer::TraceSink;
 
@@ -46,7 +47,12 @@ impl JsonlExporter {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        end_torn_line(&file)?;
         Ok(Self {
             path,
             file: Mutex::new(file),
@@ -86,6 +92,69 @@ impl JsonlExporter {
         Ok(())
     }
 
+    /// Appends one document whose spans are `doc`'s followed by `rest`'s, writing each span
+    /// as it is read from the journal: memory stays flat however many spans the run has.
+    /// The line is written in several calls while the file is held, so a crash may tear
+    /// it; its run then stays in the journal, to be recovered.
+    pub fn write_large(&self, doc: &LtfDocument, rest: &JournaledSpans) -> io::Result<()> {
+        let shell = LtfDocument {
+            schema_version: doc.schema_version.clone(),
+            trace_id: doc.trace_id,
+            loop_name: doc.loop_name.clone(),
+            env_id: doc.env_id.clone(),
+            task_id: doc.task_id.clone(),
+            started_at: doc.started_at,
+            ended_at: doc.ended_at,
+            outcome: doc.outcome,
+            termination_reason: doc.termination_reason.clone(),
+            spec_pins: doc.spec_pins.clone(),
+            spans: Vec::new(),
+            metadata: doc.metadata.clone(),
+        };
+        let mut line = Vec::with_capacity(4096);
+        crate::model::write_json_line(&mut line, &shell).map_err(io::Error::other)?;
+        // Every field before `spans` is a string, a number or the fixed `spec_pins`: the
+        // first `"spans":[]` is the document's own.
+        const EMPTY: &[u8] = b"\"spans\":[]";
+        let at = memchr::memmem::find(&line, EMPTY)
+            .ok_or_else(|| io::Error::other("no span list in the document"))?;
+        let (head, tail) = line.split_at(at + EMPTY.len() - 1);
+        let file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = io::BufWriter::with_capacity(1 << 20, &*file);
+        let written = (|| {
+            out.write_all(head)?;
+            let mut buf = Vec::with_capacity(4096);
+            let mut first = true;
+            let mut one = |span: &crate::model::LtfSpan, out: &mut io::BufWriter<&File>| {
+                buf.clear();
+                if !std::mem::take(&mut first) {
+                    buf.push(b',');
+                }
+                crate::model::write_json_line(&mut buf, span).map_err(io::Error::other)?;
+                out.write_all(&buf)
+            };
+            for span in rest.document_order(doc) {
+                one(&span, &mut out)?;
+            }
+            out.write_all(tail)?;
+            out.write_all(b"\n")?;
+            out.flush()
+        })();
+        if let Err(e) = written {
+            // End the torn line, so the next document starts a line of its own.
+            let _ = out.write_all(b"\n").and_then(|()| out.flush());
+            return Err(e);
+        }
+        drop(out);
+        if self.fsync {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
     /// Documents written.
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
@@ -105,9 +174,9 @@ impl JsonlExporter {
     }
 }
 
-impl TraceSink for JsonlExporter {
-    fn export(&self, doc: &LtfDocument) {
-        match self.write_document(doc) {
+impl JsonlExporter {
+    fn count(&self, result: io::Result<()>) {
+        match result {
             Ok(()) => {
                 self.written.fetch_add(1, Ordering::Relaxed);
             }
@@ -123,6 +192,33 @@ impl TraceSink for JsonlExporter {
             }
         }
     }
+}
+
+impl TraceSink for JsonlExporter {
+    fn export(&self, doc: &LtfDocument) {
+        self.count(self.write_document(doc));
+    }
+
+    fn export_large(&self, doc: &LtfDocument, rest: &JournaledSpans) {
+        self.count(self.write_large(doc, rest));
+    }
+}
+
+/// Ends a last line cut short (a crash while a document was written) with a newline, so
+/// that what is appended next starts a line of its own and the cut line stays one bad line.
+fn end_torn_line(mut file: &File) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    file.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        file.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// A line that could not be read as a document.

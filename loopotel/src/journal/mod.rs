@@ -33,6 +33,7 @@
 
 mod format;
 mod recover;
+mod spans;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ pub use recover::{
     Pending, RECOVERED_END_REASON, RECOVERED_REASON, Recovery, RunProgress, pending, progress,
     recover,
 };
+pub use spans::JournaledSpans;
 
 /// The journal directory of a JSON Lines output: `FILE.journal` beside it.
 pub fn dir_beside(output: impl AsRef<Path>) -> PathBuf {
@@ -61,7 +63,11 @@ pub struct JournalConfig {
     pub(crate) output: Option<PathBuf>,
     pub(crate) sync: bool,
     pub(crate) recover_on_open: bool,
+    pub(crate) in_memory_spans: usize,
 }
+
+/// Default of [`JournalConfig::in_memory_spans`].
+pub const DEFAULT_IN_MEMORY_SPANS: usize = 65_536;
 
 impl JournalConfig {
     /// The journal of the JSON Lines file `output`, in [`dir_beside`] it. When the tracer
@@ -73,6 +79,7 @@ impl JournalConfig {
             output: Some(output.as_ref().to_path_buf()),
             sync: false,
             recover_on_open: true,
+            in_memory_spans: DEFAULT_IN_MEMORY_SPANS,
         }
     }
 
@@ -84,6 +91,7 @@ impl JournalConfig {
             output: None,
             sync: false,
             recover_on_open: false,
+            in_memory_spans: DEFAULT_IN_MEMORY_SPANS,
         }
     }
 
@@ -99,6 +107,19 @@ impl JournalConfig {
     /// (default on with [`JournalConfig::beside`]).
     pub fn recover_on_open(mut self, recover: bool) -> Self {
         self.recover_on_open = recover;
+        self
+    }
+
+    /// Most spans a run holds in memory (default [`DEFAULT_IN_MEMORY_SPANS`]). Past that,
+    /// each span that ends is kept only in the journal — a run of any length records in
+    /// flat memory — and the run's document is read back from the journal as it goes to
+    /// the sinks ([`crate::TraceSink::export_large`]; [`crate::jsonl::JsonlExporter`]
+    /// streams it to the file). The [`crate::Run::finish`] value of such a run holds the
+    /// root and the spans still in memory. A span the journal cannot take (its queue is
+    /// full) stays in memory, up to [`crate::LoopTracerBuilder::max_spans_per_run`].
+    /// `usize::MAX` keeps every span in memory.
+    pub fn in_memory_spans(mut self, spans: usize) -> Self {
+        self.in_memory_spans = spans.max(1);
         self
     }
 

@@ -33,29 +33,33 @@ const SEGMENT_BYTES: u64 = 16 << 20;
 pub(crate) enum Entry {
     /// A run started.
     Run(Arc<RunShared>),
-    /// A span or iteration started.
-    Start {
-        trace_id: TraceId,
-        span_id: SpanId,
-        parent: Option<SpanId>,
-        name: SharedStr,
-        kind: SpanKind,
-        start: Timestamp,
-        iteration: Option<u64>,
-    },
+    /// A span or iteration started (behind a pointer, as a span: the queue moves small
+    /// entries).
+    Start(Box<Started>),
     /// An iteration ended, in compact form (made an LTF span by the journal thread).
     Iteration {
         trace_id: TraceId,
-        data: Box<IterationData>,
+        data: Arc<IterationData>,
     },
     /// A span ended (an iteration's too, when it was built already).
     Span {
         trace_id: TraceId,
-        span: LtfSpan,
+        span: Box<LtfSpan>,
         iteration: bool,
     },
     /// The run finished and went to the sinks.
     End { trace_id: TraceId },
+}
+
+/// A span or iteration that started.
+pub(crate) struct Started {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) parent: Option<SpanId>,
+    pub(crate) name: SharedStr,
+    pub(crate) kind: SpanKind,
+    pub(crate) start: Timestamp,
+    pub(crate) iteration: Option<u64>,
 }
 
 struct Queue {
@@ -72,7 +76,9 @@ pub(crate) struct Shared {
     /// Entries not journaled: the queue was full, or writing failed.
     pub(crate) lost: AtomicU64,
     warned: AtomicBool,
-    config: JournalConfig,
+    pub(crate) config: JournalConfig,
+    /// This journal's files are `NAME-INDEX.ltfj`.
+    name: String,
 }
 
 impl Shared {
@@ -107,6 +113,7 @@ impl Journal {
             lost: AtomicU64::new(0),
             warned: AtomicBool::new(false),
             config,
+            name: format!("{}-{:08x}", std::process::id(), fastrand::u32(..)),
         });
         let thread = {
             let shared = shared.clone();
@@ -124,12 +131,14 @@ impl Journal {
         Self { shared, thread }
     }
 
-    /// Queues `entry`: a lock and a push, never a system call.
+    /// Queues `entry`: a lock and a push, never a system call. When it cannot be queued
+    /// (the queue is full, or the journal thread could not start), the loss is counted
+    /// and the entry comes back.
     #[inline]
-    pub(crate) fn push(&self, entry: Entry) {
+    pub(crate) fn push(&self, entry: Entry) -> Result<(), Entry> {
         if self.thread.is_none() {
             self.shared.lost.fetch_add(1, Ordering::Relaxed);
-            return;
+            return Err(entry);
         }
         let mut q = self
             .shared
@@ -141,10 +150,55 @@ impl Journal {
             self.shared.lost.fetch_add(1, Ordering::Relaxed);
             self.shared
                 .warn_once("records arrive faster than they can be written");
-            return;
+            return Err(entry);
         }
         q.entries.push(entry);
         q.seq += 1;
+        Ok(())
+    }
+
+    /// The spans of `doc`'s run that went only to the journal: waits until what was
+    /// queued is written (at most a minute; a journal that cannot keep up loses what it
+    /// has not written, counted), then reads them back on demand.
+    pub(crate) fn journaled_spans(
+        &self,
+        doc: &crate::model::LtfDocument,
+        spilled: crate::tracer::run::Spilled,
+    ) -> super::JournaledSpans {
+        if !self.flush(Duration::from_secs(60)) {
+            self.shared
+                .warn_once("it could not write a finished run's spans within a minute");
+        }
+        let skip = doc.spans.iter().map(|s| s.span_id).collect();
+        super::JournaledSpans::new(
+            doc.trace_id,
+            self.files(),
+            skip,
+            spilled.journal_only,
+            spilled.before,
+        )
+    }
+
+    /// This journal's files, oldest first (some may be gone by the time they are read).
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
+        let prefix = format!("{}-", self.shared.name);
+        let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(&self.shared.config.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let index = name
+                    .to_str()?
+                    .strip_prefix(&prefix)?
+                    .strip_suffix(".ltfj")?
+                    .parse()
+                    .ok()?;
+                Some((index, e.path()))
+            })
+            .collect();
+        files.sort_unstable_by_key(|(i, _)| *i);
+        files.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Waits until everything queued before the call is written (and synced, with
@@ -178,6 +232,11 @@ impl Drop for Journal {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
+            // The journal thread itself may drop the last run, and with it the tracer: it
+            // then ends on its own once its queue is written.
+            if t.thread().id() == std::thread::current().id() {
+                return;
+            }
             t.thread().unpark();
             let _ = t.join();
         }
@@ -209,22 +268,28 @@ fn run(shared: &Arc<Shared>) {
     let mut w = Writer {
         dir: shared.config.dir.clone(),
         sync: shared.config.sync,
-        name: format!("{}-{:08x}", std::process::id(), fastrand::u32(..)),
+        name: shared.name.clone(),
         next_index: 0,
         current: None,
         older: Vec::new(),
         runs: HashMap::new(),
         buf: Vec::with_capacity(64 * 1024),
     };
+    // Two queues, swapped each tick: recording threads push into a vector that already
+    // has its capacity, never one that grows from empty.
+    let mut batch: Vec<Entry> = Vec::new();
     loop {
         let stopping = shared.stop.load(Ordering::SeqCst);
-        let (batch, seq) = {
+        let seq = {
             let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            (std::mem::take(&mut q.entries), q.seq)
+            std::mem::swap(&mut q.entries, &mut batch);
+            q.seq
         };
         let n = batch.len();
         if n > 0 {
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| w.write_batch(batch)));
+            let result =
+                std::panic::catch_unwind(AssertUnwindSafe(|| w.write_batch(batch.drain(..))));
+            batch.clear();
             match result {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -281,15 +346,16 @@ impl Writer {
                 self.runs.insert(trace_id, shared);
                 (trace_id, record, false)
             }
-            Entry::Start {
-                trace_id,
-                span_id,
-                parent,
-                name,
-                kind,
-                start,
-                iteration,
-            } => {
+            Entry::Start(started) => {
+                let Started {
+                    trace_id,
+                    span_id,
+                    parent,
+                    name,
+                    kind,
+                    start,
+                    iteration,
+                } = *started;
                 let mut attributes = Attributes::new();
                 if let Some(n) = iteration {
                     attributes.set(crate::semconv::LOOP_ITERATION, n);
@@ -307,14 +373,21 @@ impl Writer {
             }
             Entry::Iteration { trace_id, data } => {
                 let run = self.runs.get(&trace_id)?;
-                let span = data.into_span(run);
+                let span = Arc::unwrap_or_clone(data).into_span(run);
                 (trace_id, Record::Span { trace_id, span }, true)
             }
             Entry::Span {
                 trace_id,
                 span,
                 iteration,
-            } => (trace_id, Record::Span { trace_id, span }, iteration),
+            } => (
+                trace_id,
+                Record::Span {
+                    trace_id,
+                    span: *span,
+                },
+                iteration,
+            ),
             Entry::End { trace_id } => {
                 self.runs.remove(&trace_id);
                 (trace_id, Record::End { trace_id }, false)
@@ -356,7 +429,7 @@ impl Writer {
             .ok_or_else(|| std::io::Error::other("no segment"))
     }
 
-    fn write_batch(&mut self, batch: Vec<Entry>) -> std::io::Result<()> {
+    fn write_batch(&mut self, batch: impl Iterator<Item = Entry>) -> std::io::Result<()> {
         self.buf.clear();
         let mut iteration_ended = false;
         let mut touched = Vec::new();
@@ -394,7 +467,11 @@ impl Writer {
             return Err(e);
         }
         if let Some(seg) = &mut self.current {
-            seg.open_runs.extend(touched);
+            // One insert at a time: `extend` would reserve room for every record of the
+            // batch, and the set would grow with the records rather than with the runs.
+            for t in touched {
+                seg.open_runs.insert(t);
+            }
         }
         for t in &ended {
             if let Some(seg) = &mut self.current {

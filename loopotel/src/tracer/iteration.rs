@@ -63,17 +63,19 @@ impl Iteration {
         let slot = {
             let mut state = run.lock();
             state.last_iteration = state.last_iteration.max(number);
-            run.reserve(&mut state, SpanSlot::Iteration(Box::new(data.clone())))
+            run.reserve(&mut state, SpanSlot::Iteration(Arc::new(data.clone())))
         };
         if slot.is_some() {
-            run.config.journal(|| crate::journal::writer::Entry::Start {
-                trace_id: run.trace_id,
-                span_id,
-                parent: Some(run.root_span_id),
-                name: crate::SharedStr::Static(crate::semconv::SPAN_ITERATION),
-                kind: crate::SpanKind::Iteration,
-                start,
-                iteration: Some(number),
+            run.config.journal(|| {
+                crate::journal::writer::Entry::Start(Box::new(crate::journal::writer::Started {
+                    trace_id: run.trace_id,
+                    span_id,
+                    parent: Some(run.root_span_id),
+                    name: crate::SharedStr::Static(crate::semconv::SPAN_ITERATION),
+                    kind: crate::SpanKind::Iteration,
+                    start,
+                    iteration: Some(number),
+                }))
             });
         }
         if slot.is_none() {

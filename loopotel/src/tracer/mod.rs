@@ -53,6 +53,23 @@ pub trait TraceSink: Send + Sync {
     /// Takes one finished document. Must not block for long: it runs on the thread that
     /// finished the run.
     fn export(&self, doc: &LtfDocument);
+
+    /// Takes a finished document too large to hold in memory: `doc` holds the root and the
+    /// spans that stayed in memory, `rest` the spans that went only to the journal
+    /// ([`crate::journal::JournalConfig::in_memory_spans`]), read back on demand;
+    /// [`crate::journal::JournaledSpans::document_order`] gives the whole document's spans.
+    ///
+    /// The default gathers them into one document for [`TraceSink::export`], so memory
+    /// grows with the run; a sink that can write spans as they come overrides it, as
+    /// [`crate::jsonl::JsonlExporter`] does.
+    fn export_large(&self, doc: &LtfDocument, rest: &crate::journal::JournaledSpans) {
+        let mut whole = doc.clone();
+        whole.spans = rest
+            .document_order(doc)
+            .map(std::borrow::Cow::into_owned)
+            .collect();
+        self.export(&whole);
+    }
 }
 
 impl<F: Fn(&LtfDocument) + Send + Sync> TraceSink for F {
@@ -110,10 +127,20 @@ pub(crate) struct TracerConfig {
 }
 
 impl TracerConfig {
-    pub(crate) fn export(&self, doc: &LtfDocument) {
+    /// Sends a finished document to the sinks; the spans that `spilled` went only to the
+    /// journal are read back from it.
+    pub(crate) fn export(&self, doc: &LtfDocument, spilled: Option<run::Spilled>) {
         self.stats.runs_finished.fetch_add(1, Ordering::Relaxed);
+        let rest = match (&self.journal, spilled) {
+            (Some(j), Some(spilled)) => Some(j.journaled_spans(doc, spilled)),
+            _ => None,
+        };
         for sink in &self.sinks {
-            if std::panic::catch_unwind(AssertUnwindSafe(|| sink.export(doc))).is_err() {
+            let export = || match &rest {
+                Some(rest) => sink.export_large(doc, rest),
+                None => sink.export(doc),
+            };
+            if std::panic::catch_unwind(AssertUnwindSafe(export)).is_err() {
                 self.stats.sink_panics.fetch_add(1, Ordering::Relaxed);
                 self.count_metric_drop("sink_panic");
             }
@@ -124,11 +151,11 @@ impl TracerConfig {
         });
     }
 
-    /// Queues a journal entry (built only when there is a journal).
+    /// Queues a journal entry (built only when there is a journal; a loss is counted).
     #[inline]
     pub(crate) fn journal(&self, entry: impl FnOnce() -> crate::journal::writer::Entry) {
         if let Some(j) = &self.journal {
-            j.push(entry());
+            let _ = j.push(entry());
         }
     }
 

@@ -3,6 +3,7 @@
 //! fields, turned into an LTF span only when the document is built) and [`SpanSlot`] (one
 //! entry of the run's span list).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::run::RunShared;
@@ -272,16 +273,18 @@ impl IterationData {
             self.tokens,
             self.cost,
         ));
+        // What the run keeps in memory: `None` once the journal took an iteration of a run
+        // that spills.
         let record = match otel {
             None => {
-                if !late {
-                    run.config
-                        .journal(|| crate::journal::writer::Entry::Iteration {
-                            trace_id: run.trace_id,
-                            data: Box::new(self.clone()),
-                        });
+                // One allocation, shared by the run and the journal (which only reads it).
+                let data = Arc::new(self);
+                if late {
+                    None
+                } else {
+                    run.journal_iteration(&mut state, data)
+                        .map(SpanSlot::Iteration)
                 }
-                SpanSlot::Iteration(Box::new(self))
             }
             Some(otel) => {
                 // The OpenTelemetry span ends now, so its attributes are built now (outside
@@ -289,26 +292,28 @@ impl IterationData {
                 drop(state);
                 let span = self.into_span(run);
                 otel.end(&span);
-                if !late {
-                    run.config.journal(|| crate::journal::writer::Entry::Span {
-                        trace_id: run.trace_id,
-                        span: span.clone(),
-                        iteration: true,
-                    });
-                }
                 state = run.lock();
-                SpanSlot::Span(span)
+                if late {
+                    None
+                } else {
+                    run.journal_span(&mut state, span, true).map(SpanSlot::Span)
+                }
             }
         };
         if late {
             return false;
         }
-        let recorded = match slot {
-            Some(slot) => {
+        let recorded = match (slot, record) {
+            (Some(slot), Some(record)) => {
                 run.fill(&mut state, slot, record);
                 true
             }
-            None => run.reserve(&mut state, record).is_some(),
+            (Some(slot), None) => {
+                state.spans.release(slot);
+                true
+            }
+            (None, Some(record)) => run.reserve(&mut state, record).is_some(),
+            (None, None) => true,
         };
         drop(state);
         if let (Some(m), Some((goal, les, tokens, cost))) = (&run.config.metrics, metrics) {
@@ -415,15 +420,18 @@ impl IterationData {
 #[derive(Clone, Debug)]
 pub(crate) enum SpanSlot {
     Span(LtfSpan),
-    // Boxed: a run holds one iteration per many spans, and every slot is the size of the
-    // largest variant.
-    Iteration(Box<IterationData>),
+    // Behind a pointer: a run holds one iteration per many spans, and every slot is the
+    // size of the largest variant. Shared with the journal's queue until it is written.
+    Iteration(Arc<IterationData>),
     /// An ended span whose `attributes` attributes wait in the store's attribute chunks
     /// ([`super::store::SpanStore::push_ended`]); only ever inside the store.
     Ended {
         span: LtfSpan,
         attributes: u32,
     },
+    /// An iteration's place whose span, once it ended, went only to the journal
+    /// ([`super::store::SpanStore::release`]); only ever inside the store.
+    Released,
 }
 
 impl SpanSlot {
@@ -435,17 +443,19 @@ impl SpanSlot {
                     s.attributes.set(sc::LOOP_END_REASON, "run_finished");
                 }
             }
-            SpanSlot::Iteration(i) => i.close_at(at),
-            SpanSlot::Ended { .. } => {}
+            SpanSlot::Iteration(i) => Arc::make_mut(i).close_at(at),
+            SpanSlot::Ended { .. } | SpanSlot::Released => {}
         }
     }
 
-    pub(crate) fn into_span(self, run: &RunShared) -> LtfSpan {
+    /// The LTF span (`None` for a released place, which the store never hands out).
+    pub(crate) fn into_span(self, run: &RunShared) -> Option<LtfSpan> {
         match self {
-            SpanSlot::Span(s) => s,
-            SpanSlot::Iteration(i) => i.into_span(run),
+            SpanSlot::Span(s) => Some(s),
+            SpanSlot::Iteration(i) => Some(Arc::unwrap_or_clone(i).into_span(run)),
             // The store gives ended spans their attributes back before they get here.
-            SpanSlot::Ended { span, .. } => span,
+            SpanSlot::Ended { span, .. } => Some(span),
+            SpanSlot::Released => None,
         }
     }
 }

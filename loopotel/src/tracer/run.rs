@@ -268,6 +268,22 @@ pub(crate) struct RunState {
     pub(crate) outcome_hint: Option<(Outcome, String)>,
     pub(crate) metadata: serde_json::Map<String, serde_json::Value>,
     pub(crate) root_extra: Attributes,
+    /// Spans that ended and went only to the journal
+    /// ([`crate::journal::JournalConfig::in_memory_spans`]).
+    pub(crate) journal_only: u64,
+    /// The store's length when the run began to spill: spans kept in memory from then on
+    /// (the journal could not take them, or they were still open) come after the
+    /// journal's in the document.
+    pub(crate) spill_from: Option<usize>,
+}
+
+/// A finished run some of whose spans went only to the journal.
+pub(crate) struct Spilled {
+    /// How many.
+    pub(crate) journal_only: u64,
+    /// The document's spans that come before them (the others come after, iterations
+    /// merged in number order).
+    pub(crate) before: usize,
 }
 
 pub(crate) struct RunShared {
@@ -304,7 +320,7 @@ impl RunShared {
             self.config.count_late_record();
             return None;
         }
-        if state.spans.len() >= self.config.max_spans_per_run {
+        if state.spans.live() >= self.config.max_spans_per_run {
             state.dropped_spans += 1;
             self.config.count_dropped_span();
             return None;
@@ -312,8 +328,89 @@ impl RunShared {
         Some(state.spans.push(span))
     }
 
+    /// Whether a span that ends now goes only to the journal: the run holds (or once held)
+    /// [`crate::journal::JournalConfig::in_memory_spans`] already.
+    #[inline]
+    fn spills(&self, state: &mut RunState) -> bool {
+        if state.spill_from.is_some() {
+            return true;
+        }
+        let full = self
+            .config
+            .journal
+            .as_ref()
+            .is_some_and(|j| state.spans.live() >= j.shared.config.in_memory_spans);
+        if full {
+            state.spill_from = Some(state.spans.len());
+        }
+        full
+    }
+
+    /// Hands an ended span to the journal, if any. Returns it when the run keeps it in
+    /// memory too: always, unless the run [spills](Self::spills) and the journal took it.
+    pub(crate) fn journal_span(
+        &self,
+        state: &mut RunState,
+        span: LtfSpan,
+        iteration: bool,
+    ) -> Option<LtfSpan> {
+        use crate::journal::writer::Entry;
+        let Some(journal) = self.config.journal.as_ref() else {
+            return Some(span);
+        };
+        let trace_id = self.trace_id;
+        if !self.spills(state) {
+            let _ = journal.push(Entry::Span {
+                trace_id,
+                span: Box::new(span.clone()),
+                iteration,
+            });
+            return Some(span);
+        }
+        match journal.push(Entry::Span {
+            trace_id,
+            span: Box::new(span),
+            iteration,
+        }) {
+            Ok(()) => {
+                state.journal_only += 1;
+                None
+            }
+            Err(Entry::Span { span, .. }) => Some(*span),
+            Err(_) => None,
+        }
+    }
+
+    /// [`RunShared::journal_span`] for an iteration in compact form.
+    pub(crate) fn journal_iteration(
+        &self,
+        state: &mut RunState,
+        data: Arc<IterationData>,
+    ) -> Option<Arc<IterationData>> {
+        use crate::journal::writer::Entry;
+        let Some(journal) = self.config.journal.as_ref() else {
+            return Some(data);
+        };
+        let trace_id = self.trace_id;
+        if !self.spills(state) {
+            let _ = journal.push(Entry::Iteration {
+                trace_id,
+                data: data.clone(),
+            });
+            return Some(data);
+        }
+        match journal.push(Entry::Iteration { trace_id, data }) {
+            Ok(()) => {
+                state.journal_only += 1;
+                None
+            }
+            Err(Entry::Iteration { data, .. }) => Some(data),
+            Err(_) => None,
+        }
+    }
+
     /// Keeps an ended child span, unless the run finished or is at its span cap (counted,
-    /// not kept). Its attributes move into the store's attribute chunks
+    /// not kept), and journals it. Its attributes move into the store's attribute chunks
     /// ([`SpanStore::push_ended`]: a quarter of the memory per span); the emptied vector
     /// comes back, for the next span to reuse.
     pub(crate) fn keep_ended(&self, state: &mut RunState, span: LtfSpan) -> Option<Attributes> {
@@ -321,7 +418,8 @@ impl RunShared {
             self.config.count_late_record();
             return None;
         }
-        if state.spans.len() >= self.config.max_spans_per_run {
+        let span = self.journal_span(state, span, false)?;
+        if state.spans.live() >= self.config.max_spans_per_run {
             state.dropped_spans += 1;
             self.config.count_dropped_span();
             return None;
@@ -349,13 +447,20 @@ impl RunShared {
         }
     }
 
-    fn finish(&self, outcome: Outcome, reason: &str) -> LtfDocument {
+    /// Ends the run and builds its document from the spans in memory; also returns how many
+    /// went only to the journal.
+    fn finish(&self, outcome: Outcome, reason: &str) -> (LtfDocument, Option<Spilled>) {
         // Termination reasons often carry an error's text: the built-in patterns apply.
         let reason = crate::redact::scrub_secrets_cow(reason);
         let reason: &str = &reason;
         let ended_at = Timestamp::now().max(self.started_at);
         let mut state = self.lock();
         let iterations = state.iterations;
+        let journal_only = std::mem::take(&mut state.journal_only);
+        let spilled = state.spill_from.take().map(|at| Spilled {
+            journal_only,
+            before: state.spans.live_below(at),
+        });
         let (spans, metadata) = if state.finished {
             // Already finished: a handle raced to finish twice. Report the facts again with
             // an empty span list replaced by the root alone.
@@ -378,7 +483,10 @@ impl RunShared {
         let spans: Vec<LtfSpan> = if spans.is_empty() {
             vec![self.minimal_root(outcome, reason, ended_at)]
         } else {
-            spans.into_iter().map(|s| s.into_span(self)).collect()
+            spans
+                .into_iter()
+                .filter_map(|s| s.into_span(self))
+                .collect()
         };
         if let Some(m) = &self.config.metrics
             && self.enabled()
@@ -396,7 +504,7 @@ impl RunShared {
             otel.set_attributes(crate::otel::root_document_attributes(&metadata));
             otel.end(root);
         }
-        LtfDocument {
+        let doc = LtfDocument {
             schema_version: SharedStr::Static(SCHEMA_VERSION),
             trace_id: self.trace_id,
             loop_name: self.loop_name.clone(),
@@ -409,7 +517,8 @@ impl RunShared {
             spec_pins: SpecPins::default(),
             spans,
             metadata: Some(metadata),
-        }
+        };
+        (doc, spilled.filter(|s| s.journal_only > 0))
     }
 
     fn close_root(
@@ -641,13 +750,17 @@ impl Run {
     }
 
     /// Ends the run, exports the document to the tracer's sinks and returns it.
+    ///
+    /// A run that held more spans than its journal keeps in memory
+    /// ([`crate::journal::JournalConfig::in_memory_spans`]) goes to the sinks whole, read back
+    /// from the journal; the value returned holds the root and the spans still in memory.
     pub fn finish(mut self, outcome: Outcome, termination_reason: impl AsRef<str>) -> LtfDocument {
         self.finished = true;
-        let doc = self
+        let (doc, spilled) = self
             .handle
             .shared
             .finish(outcome, termination_reason.as_ref());
-        self.handle.shared.config.export(&doc);
+        self.handle.shared.config.export(&doc, spilled);
         doc
     }
 
@@ -673,8 +786,8 @@ impl Drop for Run {
         } else {
             hint.unwrap_or((Outcome::Unknown, "dropped".to_owned()))
         };
-        let doc = self.handle.shared.finish(outcome, &reason);
-        self.handle.shared.config.export(&doc);
+        let (doc, spilled) = self.handle.shared.finish(outcome, &reason);
+        self.handle.shared.config.export(&doc, spilled);
     }
 }
 

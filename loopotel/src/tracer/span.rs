@@ -224,14 +224,16 @@ impl SpanGuard {
             _ => SpanId::random(),
         };
         let run = live.owner.run();
-        run.config.journal(|| crate::journal::writer::Entry::Start {
-            trace_id: run.trace_id,
-            span_id: live.span.span_id,
-            parent: live.span.parent_span_id,
-            name: live.span.name.clone(),
-            kind: live.span.kind,
-            start: start_time,
-            iteration: None,
+        run.config.journal(|| {
+            crate::journal::writer::Entry::Start(Box::new(crate::journal::writer::Started {
+                trace_id: run.trace_id,
+                span_id: live.span.span_id,
+                parent: live.span.parent_span_id,
+                name: live.span.name.clone(),
+                kind: live.span.kind,
+                start: start_time,
+                iteration: None,
+            }))
         });
         Self { inner: Some(live) }
     }
@@ -486,11 +488,6 @@ impl SpanGuard {
         if let Some(slot) = s.open {
             run.open_spans.remove(slot);
         }
-        run.config.journal(|| crate::journal::writer::Entry::Span {
-            trace_id: run.trace_id,
-            span: s.span.clone(),
-            iteration: false,
-        });
         let emptied = {
             let mut state = run.lock();
             run.keep_ended(&mut state, s.span)

@@ -24,14 +24,24 @@ const ATTRIBUTE_CHUNK: usize = 512;
 #[derive(Default)]
 pub(crate) struct SpanStore {
     chunks: Vec<Vec<SpanSlot>>,
+    /// Slots of each chunk not [released](SpanStore::release).
+    chunk_live: Vec<u32>,
     len: usize,
+    /// Slots not released.
+    live: usize,
     /// The attributes of [`SpanSlot::Ended`] slots, in slot order.
     attributes: Vec<Vec<(Key, AttrValue)>>,
 }
 
 impl SpanStore {
+    /// Slots ever pushed (released ones included: indexes never move).
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Slots that hold a span (pushed and not released).
+    pub(crate) fn live(&self) -> usize {
+        self.live
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -41,14 +51,62 @@ impl SpanStore {
     /// Appends and returns the slot's index.
     #[inline]
     pub(crate) fn push(&mut self, slot: SpanSlot) -> usize {
-        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+        // By count, not by the last chunk's length: a full chunk may have been freed.
+        if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
+            self.chunk_live.push(0);
         }
         if let Some(chunk) = self.chunks.last_mut() {
             chunk.push(slot);
         }
+        if let Some(live) = self.chunk_live.last_mut() {
+            *live += 1;
+        }
+        self.live += 1;
         self.len += 1;
         self.len - 1
+    }
+
+    /// Slots below `index` that hold a span.
+    pub(crate) fn live_below(&self, index: usize) -> usize {
+        let index = index.min(self.len);
+        let (full, rest) = (index / CHUNK, index % CHUNK);
+        let mut n: usize = self.chunk_live[..full].iter().map(|&l| l as usize).sum();
+        if let Some(chunk) = self.chunks.get(full) {
+            n += chunk
+                .iter()
+                .take(rest)
+                .filter(|s| !matches!(s, SpanSlot::Released))
+                .count();
+        }
+        n
+    }
+
+    /// Empties slot `index`, whose span now lives only in the journal; a full chunk whose
+    /// slots were all released is freed.
+    pub(crate) fn release(&mut self, index: usize) {
+        let c = index / CHUNK;
+        let Some(slot) = self
+            .chunks
+            .get_mut(c)
+            .and_then(|ch| ch.get_mut(index % CHUNK))
+        else {
+            return;
+        };
+        if matches!(slot, SpanSlot::Released) {
+            return;
+        }
+        *slot = SpanSlot::Released;
+        self.live -= 1;
+        if let Some(live) = self.chunk_live.get_mut(c) {
+            *live -= 1;
+            if *live == 0
+                && let Some(chunk) = self.chunks.get_mut(c)
+                && chunk.len() == CHUNK
+            {
+                *chunk = Vec::new();
+            }
+        }
     }
 
     /// Appends an ended span, its attributes moved into the attribute chunks, and returns
@@ -90,13 +148,15 @@ impl SpanStore {
         self.chunks.iter_mut().flatten()
     }
 
-    /// The slots in order, ended spans with their attributes back.
+    /// The slots in order (released ones left out), ended spans with their attributes
+    /// back.
     pub(crate) fn into_iter(self) -> impl Iterator<Item = SpanSlot> {
         // Ended slots took their attributes in slot order, each span's within one chunk.
         let mut attributes = self.attributes.into_iter().flatten();
         self.chunks
             .into_iter()
             .flatten()
+            .filter(|slot| !matches!(slot, SpanSlot::Released))
             .map(move |slot| match slot {
                 SpanSlot::Ended {
                     mut span,
@@ -178,6 +238,61 @@ mod tests {
             ended += 1;
         }
         assert_eq!(ended, sizes.len());
+    }
+
+    /// Released slots leave the document; a chunk whose slots were all released is freed,
+    /// and the indexes of the others stay valid.
+    #[test]
+    fn released_slots_free_their_chunks() {
+        let mut store = SpanStore::default();
+        for n in 0..(3 * CHUNK) as i64 {
+            store.push(slot(n));
+        }
+        for i in 0..2 * CHUNK {
+            if i != CHUNK + 5 {
+                store.release(i);
+            }
+        }
+        store.release(7); // twice: no effect
+        assert_eq!(store.live(), CHUNK + 1);
+        assert_eq!(store.live_below(CHUNK + 5), 0);
+        assert_eq!(store.live_below(CHUNK + 6), 1);
+        assert_eq!(store.live_below(2 * CHUNK + 10), 11);
+        assert_eq!(store.len(), 3 * CHUNK);
+        assert!(store.chunks[0].capacity() == 0, "the first chunk is freed");
+        assert!(
+            store.chunks[1].capacity() > 0,
+            "one slot still holds a span"
+        );
+        assert!(store.get_mut(3).is_none());
+        let Some(SpanSlot::Span(s)) = store.get_mut(CHUNK + 5) else {
+            panic!()
+        };
+        assert_eq!(s.start_time.unix_nanos(), (CHUNK + 5) as i64);
+        let starts: Vec<i64> = store
+            .into_iter()
+            .map(|s| match s {
+                SpanSlot::Span(s) => s.start_time.unix_nanos(),
+                _ => -1,
+            })
+            .collect();
+        let mut want = vec![(CHUNK + 5) as i64];
+        want.extend((2 * CHUNK) as i64..(3 * CHUNK) as i64);
+        assert_eq!(starts, want);
+
+        // The last chunk freed, the next push still starts a chunk of its own.
+        let mut store = SpanStore::default();
+        for n in 0..CHUNK as i64 {
+            store.push(slot(n));
+        }
+        for i in 0..CHUNK {
+            store.release(i);
+        }
+        assert_eq!(store.push(slot(-7)), CHUNK);
+        let Some(SpanSlot::Span(s)) = store.get_mut(CHUNK) else {
+            panic!()
+        };
+        assert_eq!(s.start_time.unix_nanos(), -7);
     }
 
     #[test]
