@@ -47,12 +47,8 @@ impl JsonlExporter {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)?;
-        end_torn_line(&file)?;
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        end_torn_line(&path, &file);
         Ok(Self {
             path,
             file: Mutex::new(file),
@@ -206,19 +202,25 @@ impl TraceSink for JsonlExporter {
 
 /// Ends a last line cut short (a crash while a document was written) with a newline, so
 /// that what is appended next starts a line of its own and the cut line stays one bad line.
-fn end_torn_line(mut file: &File) -> io::Result<()> {
+/// Best effort: a file that cannot be read back (a pipe, a write-only file) is left as it is.
+fn end_torn_line(path: &Path, mut append: &File) {
     use std::io::{Seek, SeekFrom};
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(());
+    let last = (|| {
+        let mut reader = File::open(path)?;
+        let len = reader.metadata()?.len();
+        if len == 0 {
+            return Ok::<_, io::Error>(None);
+        }
+        reader.seek(SeekFrom::Start(len - 1))?;
+        let mut last = [0u8; 1];
+        reader.read_exact(&mut last)?;
+        Ok(Some(last[0]))
+    })();
+    if let Ok(Some(byte)) = last
+        && byte != b'\n'
+    {
+        let _ = append.write_all(b"\n");
     }
-    file.seek(SeekFrom::Start(len - 1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    if last[0] != b'\n' {
-        file.write_all(b"\n")?;
-    }
-    Ok(())
 }
 
 /// A line that could not be read as a document.
