@@ -1,9 +1,17 @@
-//! What the traced client adds to plain async-openai, against a local OpenAI-compatible
-//! server (hyper on 127.0.0.1, answering from memory so the server costs little): per
-//! chat call, and per chunk of a 500-chunk stream. Ratios are computed from this run.
+//! What the traced client adds to plain async-openai: per chat call, and per chunk of a
+//! 500-chunk stream. Two transports: a local OpenAI-compatible server (hyper on 127.0.0.1,
+//! answering from memory so the server costs little) and an in-memory HTTP service
+//! installed with `Client::with_http_service` (the request is still built and serialized,
+//! the response still parsed; no socket, so the round trip's noise is gone and what the
+//! traced client adds stands out). Criterion's means, and paired interleaved rounds for the
+//! added time per call, both from this run.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,14 +24,19 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use loopotel::{LoopTracer, Outcome};
 use loopotel_openai::TracedClient;
 use loopotel_openai::async_openai::config::OpenAIConfig;
+use loopotel_openai::async_openai::error::OpenAIError;
+use loopotel_openai::async_openai::middleware::HttpRequestFactory;
 use loopotel_openai::async_openai::types::chat::CreateChatCompletionRequest;
 use opentelemetry::context::FutureExt as _;
 use serde_json::json;
 
-use common::mean_ns;
+use common::{PairedRatio, mean_ns, paired_ratio};
 use loopotel_test_support::bench as common;
 
 const CHUNKS: usize = 500;
+
+/// Paired rounds of each comparison, printed by [`report`].
+static PAIRED: OnceLock<Vec<(&'static str, PairedRatio)>> = OnceLock::new();
 
 fn completion() -> Bytes {
     Bytes::from(
@@ -94,6 +107,46 @@ async fn serve() -> String {
     format!("http://{addr}/v1")
 }
 
+/// Answers every request from memory, as the local server does, without a socket.
+#[derive(Clone)]
+struct InMemory {
+    plain: Bytes,
+    stream: Bytes,
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<reqwest::Response, OpenAIError>> + Send>>;
+
+impl tower::Service<HttpRequestFactory> for InMemory {
+    type Response = reqwest::Response;
+    type Error = OpenAIError;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), OpenAIError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, factory: HttpRequestFactory) -> Answer {
+        let this = self.clone();
+        Box::pin(async move {
+            let request = factory.build().await?;
+            let streaming = request
+                .body()
+                .and_then(|b| b.as_bytes())
+                .is_some_and(|b| b.windows(13).any(|w| w == b"\"stream\":true"));
+            let (ct, bytes) = if streaming {
+                ("text/event-stream", this.stream)
+            } else {
+                ("application/json", this.plain)
+            };
+            let response = http::Response::builder()
+                .header("content-type", ct)
+                .body(bytes)
+                .expect("response");
+            Ok(reqwest::Response::from(response))
+        })
+    }
+}
+
 fn request() -> CreateChatCompletionRequest {
     serde_json::from_value(
         json!({"model": "bench", "messages": [{"role": "user", "content": "hi"}]}),
@@ -108,16 +161,85 @@ fn benches(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let base = rt.block_on(serve());
-    let client = loopotel_openai::async_openai::Client::with_config(
-        OpenAIConfig::new()
-            .with_api_base(base)
-            .with_api_key("sk-bench"),
-    );
-    let traced = TracedClient::new(client.clone());
+    let config = OpenAIConfig::new()
+        .with_api_base(base)
+        .with_api_key("sk-bench");
+    let client = loopotel_openai::async_openai::Client::with_config(config.clone());
+    let memory =
+        loopotel_openai::async_openai::Client::with_config(config).with_http_service(InMemory {
+            plain: completion(),
+            stream: sse(),
+        });
     let tracer = LoopTracer::new();
+    let socket = Transport::new(&rt, &tracer, client);
+    let memory = Transport::new(&rt, &tracer, memory);
 
-    // Every timed call runs inside an iteration's context, plain or traced.
-    let timed = |iters: u64, traced_call: bool, streaming: bool| -> Duration {
+    let mut g = c.benchmark_group("openai");
+    g.sample_size(30);
+    for (name, t) in [("", &socket), ("memory_", &memory)] {
+        g.bench_function(format!("{name}chat_plain"), |b| {
+            b.iter_custom(|n| t.timed(n, false, false))
+        });
+        g.bench_function(format!("{name}chat_traced"), |b| {
+            b.iter_custom(|n| t.timed(n, true, false))
+        });
+        g.bench_function(format!("{name}stream_500_plain"), |b| {
+            b.iter_custom(|n| t.timed(n, false, true))
+        });
+        g.bench_function(format!("{name}stream_500_traced"), |b| {
+            b.iter_custom(|n| t.timed(n, true, true))
+        });
+    }
+    g.finish();
+    if std::env::args().any(|a| a == "--profile-time") {
+        return; // profiling one benchmark: no paired rounds
+    }
+
+    let pair = |t: &Transport<'_>, streaming: bool, per_round: u64| {
+        paired_ratio(
+            40,
+            per_round,
+            |n| t.timed(n, false, streaming),
+            |n| t.timed(n, true, streaming),
+        )
+    };
+    let _ = PAIRED.set(vec![
+        ("chat completion, local server", pair(&socket, false, 200)),
+        ("chat completion, in memory", pair(&memory, false, 1000)),
+        (
+            "stream of 500 chunks, local server",
+            pair(&socket, true, 10),
+        ),
+        ("stream of 500 chunks, in memory", pair(&memory, true, 20)),
+    ]);
+}
+
+/// One transport's plain and traced clients, timed inside an iteration's context.
+struct Transport<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    tracer: &'a LoopTracer,
+    client: loopotel_openai::async_openai::Client<OpenAIConfig>,
+    traced: TracedClient<OpenAIConfig>,
+}
+
+impl<'a> Transport<'a> {
+    fn new(
+        rt: &'a tokio::runtime::Runtime,
+        tracer: &'a LoopTracer,
+        client: loopotel_openai::async_openai::Client<OpenAIConfig>,
+    ) -> Self {
+        let traced = TracedClient::new(client.clone());
+        Self {
+            rt,
+            tracer,
+            client,
+            traced,
+        }
+    }
+
+    /// `iters` calls, plain or traced, each inside an iteration's context.
+    fn timed(&self, iters: u64, traced_call: bool, streaming: bool) -> Duration {
+        let (rt, tracer, client, traced) = (self.rt, self.tracer, &self.client, &self.traced);
         rt.block_on(async {
             let run = tracer.run("bench").start();
             let it = run.iteration(1);
@@ -158,45 +280,64 @@ fn benches(c: &mut Criterion) {
             black_box(run.finish(Outcome::Success, "done"));
             took
         })
-    };
-
-    let mut g = c.benchmark_group("openai");
-    g.sample_size(30);
-    g.bench_function("chat_plain", |b| b.iter_custom(|n| timed(n, false, false)));
-    g.bench_function("chat_traced", |b| b.iter_custom(|n| timed(n, true, false)));
-    g.bench_function("stream_500_plain", |b| {
-        b.iter_custom(|n| timed(n, false, true))
-    });
-    g.bench_function("stream_500_traced", |b| {
-        b.iter_custom(|n| timed(n, true, true))
-    });
-    g.finish();
+    }
 }
 
 fn report() {
-    println!("\n## loopotel-openai overhead (this run, local server)\n");
+    println!("\n## loopotel-openai overhead (this run)\n");
+    println!("Criterion means:\n");
     println!("| call | plain async-openai | traced | ratio | added |");
     println!("|---|---|---|---|---|");
-    if let (Some(p), Some(t)) = (mean_ns("openai/chat_plain"), mean_ns("openai/chat_traced")) {
-        println!(
-            "| chat completion | {:.1} µs | {:.1} µs | {:.3}× | {:.1} µs per call |",
-            p / 1e3,
-            t / 1e3,
-            t / p,
-            (t - p) / 1e3
-        );
+    for (label, id) in [
+        ("chat completion, local server", "chat"),
+        ("chat completion, in memory", "memory_chat"),
+    ] {
+        if let (Some(p), Some(t)) = (
+            mean_ns(&format!("openai/{id}_plain")),
+            mean_ns(&format!("openai/{id}_traced")),
+        ) {
+            println!(
+                "| {label} | {:.1} µs | {:.1} µs | {:.3}× | {:.2} µs per call |",
+                p / 1e3,
+                t / 1e3,
+                t / p,
+                (t - p) / 1e3
+            );
+        }
     }
-    if let (Some(p), Some(t)) = (
-        mean_ns("openai/stream_500_plain"),
-        mean_ns("openai/stream_500_traced"),
-    ) {
-        println!(
-            "| stream of {CHUNKS} chunks | {:.1} µs | {:.1} µs | {:.3}× | {:.0} ns per chunk |",
-            p / 1e3,
-            t / 1e3,
-            t / p,
-            (t - p) / CHUNKS as f64
-        );
+    for (label, id) in [
+        ("stream of {CHUNKS} chunks, local server", "stream_500"),
+        ("stream of {CHUNKS} chunks, in memory", "memory_stream_500"),
+    ] {
+        if let (Some(p), Some(t)) = (
+            mean_ns(&format!("openai/{id}_plain")),
+            mean_ns(&format!("openai/{id}_traced")),
+        ) {
+            println!(
+                "| {} | {:.1} µs | {:.1} µs | {:.3}× | {:.0} ns per chunk |",
+                label.replace("{CHUNKS}", &CHUNKS.to_string()),
+                p / 1e3,
+                t / 1e3,
+                t / p,
+                (t - p) / CHUNKS as f64
+            );
+        }
+    }
+    let Some(paired) = PAIRED.get() else { return };
+    println!("\nPaired rounds (traced ÷ plain; added = median of the per-round differences):\n");
+    println!("| call | ratio | added |");
+    println!("|---|---|---|");
+    for (label, r) in paired {
+        let added = if label.starts_with("stream") {
+            format!(
+                "{:.2} µs per stream, {:.0} ns per chunk",
+                r.added_ns / 1e3,
+                r.added_ns / CHUNKS as f64
+            )
+        } else {
+            format!("{:.2} µs per call", r.added_ns / 1e3)
+        };
+        println!("| {label} | {r} | {added} |");
     }
 }
 

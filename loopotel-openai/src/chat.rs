@@ -113,8 +113,8 @@ fn record_response(
     if !span.is_recording() {
         return;
     }
-    span.set_attribute("gen_ai.response.id", response.id.clone());
-    span.set_attribute("gen_ai.response.model", response.model.clone());
+    span.set_attribute("gen_ai.response.id", genai::shared(&response.id));
+    span.set_attribute("gen_ai.response.model", genai::shared(&response.model));
     let reasons: Vec<serde_json::Value> = response
         .choices
         .iter()
@@ -164,7 +164,7 @@ impl<C: Config> TracedChat<'_, C> {
         request: CreateChatCompletionRequest,
     ) -> Result<CreateChatCompletionResponse, OpenAIError> {
         let t = &self.client.telemetry;
-        let model = request.model.clone();
+        let model = genai::shared(&request.model);
         let mut span = genai::start(t, &self.client.server, "chat", &model);
         record_request(&mut span, t, &request);
         genai::traced_call(span, self.client.inner.chat().create(request), |span, r| {
@@ -184,7 +184,7 @@ impl<C: Config> TracedChat<'_, C> {
             .stream_options
             .get_or_insert_with(ChatCompletionStreamOptions::default);
         let expect_usage = *options.include_usage.get_or_insert(true);
-        let model = request.model.clone();
+        let model = genai::shared(&request.model);
         let mut span = genai::start(t, &self.client.server, "chat", &model);
         record_request(&mut span, t, &request);
         let stream =
@@ -270,7 +270,7 @@ impl ChatStreamState {
             span.set_attribute("gen_ai.response.id", id);
         }
         if let Some(m) = &self.model {
-            span.set_attribute("gen_ai.response.model", m.clone());
+            span.set_attribute("gen_ai.response.model", genai::shared(m));
         }
         if let Some(first) = end.time_to_first_item {
             span.set_attribute("gen_ai.response.time_to_first_chunk", first.as_secs_f64());

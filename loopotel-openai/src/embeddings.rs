@@ -21,7 +21,7 @@ impl<C: Config> TracedEmbeddings<'_, C> {
         request: CreateEmbeddingRequest,
     ) -> Result<CreateEmbeddingResponse, OpenAIError> {
         let t = &self.client.telemetry;
-        let model = request.model.clone();
+        let model = genai::shared(&request.model);
         let mut span = genai::start(t, &self.client.server, "embeddings", &model);
         if span.is_recording()
             && let Some(d) = request.dimensions
@@ -35,7 +35,7 @@ impl<C: Config> TracedEmbeddings<'_, C> {
                 if !span.is_recording() {
                     return;
                 }
-                span.set_attribute("gen_ai.response.model", r.model.clone());
+                span.set_attribute("gen_ai.response.model", genai::shared(&r.model));
                 if let Some(first) = r.data.first() {
                     span.set_attribute(
                         "gen_ai.embeddings.dimension.count",

@@ -1,16 +1,22 @@
 //! The GenAI span of one call: start with the request attributes, record usage, cost and
 //! errors (semantic conventions v1.41 names).
 
+use std::borrow::BorrowMut;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
 use async_openai::error::OpenAIError;
-use loopotel::{AttrValue, SpanGuard, SpanKind};
-use opentelemetry::context::FutureExt as _;
+use std::sync::Arc;
+
+use loopotel::{AttrValue, SharedStr, SpanGuard, SpanKind};
 
 use crate::telemetry::{GenAiTelemetry, scrub_secrets};
 
 /// Where the client sends requests: `server.address` / `server.port`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Server {
-    pub(crate) address: Option<String>,
+    pub(crate) address: Option<SharedStr>,
     pub(crate) port: Option<u16>,
 }
 
@@ -26,7 +32,7 @@ impl Server {
             _ => None,
         });
         Self {
-            address: uri.host().map(str::to_owned),
+            address: uri.host().map(shared),
             port,
         }
     }
@@ -41,12 +47,17 @@ pub(crate) struct Usage {
     pub(crate) reasoning_output: Option<u64>,
 }
 
+/// `s` as a shared string: one allocation, then cloned for free into every attribute.
+pub(crate) fn shared(s: &str) -> SharedStr {
+    SharedStr::from(Arc::<str>::from(s))
+}
+
 /// Starts `{operation} {model}` as a child of the current loop span (a no-op outside any run).
 pub(crate) fn start(
     telemetry: &GenAiTelemetry,
     server: &Server,
     operation: &'static str,
-    model: &str,
+    model: &SharedStr,
 ) -> SpanGuard {
     if !loopotel::context::is_recording() {
         return SpanGuard::noop();
@@ -65,7 +76,7 @@ pub(crate) fn start(
         ),
     ]
     .into_iter()
-    .chain((!model.is_empty()).then(|| ("gen_ai.request.model", AttrValue::from(model.to_owned()))))
+    .chain((!model.is_empty()).then(|| ("gen_ai.request.model", AttrValue::from(model.clone()))))
     .chain(
         server
             .address
@@ -148,35 +159,92 @@ pub(crate) fn error_type(err: &OpenAIError) -> String {
     }
 }
 
-/// `error.type` and an `exception` event (the message scrubbed of keys and tokens).
-/// The shape of every non-streaming call: `call` runs in `span`'s context, then the
-/// response (`on_ok`) or the error is recorded and the span ends. The call's own result is
-/// returned unchanged.
-pub(crate) async fn traced_call<T>(
-    mut span: SpanGuard,
-    call: impl std::future::Future<Output = Result<T, OpenAIError>>,
-    on_ok: impl FnOnce(&mut SpanGuard, &T),
-) -> Result<T, OpenAIError> {
-    let result = call_in_span(&mut span, call).await;
-    if let Ok(response) = &result {
-        on_ok(&mut span, response);
+pin_project_lite::pin_project! {
+    /// The shape of every call: `call` runs in its span's context (attached on each poll),
+    /// then `on_ok` records the response or the error is recorded on the span, and an owned
+    /// span ends. The call's own result is returned unchanged. A hand-written future, so the
+    /// call's future (kilobytes for async-openai's) is stored once, not once per `async`
+    /// layer, and is not copied between them.
+    pub(crate) struct InSpan<S, F, R> {
+        #[pin]
+        call: F,
+        cx: opentelemetry::Context,
+        span: Option<S>,
+        on_ok: Option<R>,
     }
-    result
 }
 
-/// Runs `call` in `span`'s context and records its error, if any, on the span. Streaming
-/// calls open their stream with it (the span then lives on with the stream).
-pub(crate) async fn call_in_span<T>(
+impl<S, F, R> InSpan<S, F, R>
+where
+    S: BorrowMut<SpanGuard>,
+{
+    /// `call` in `span`: `S` is the span itself (it ends with the call) or `&mut` it (a
+    /// stream's span lives on with the stream).
+    pub(crate) fn new(mut span: S, call: F, on_ok: R) -> Self {
+        let cx = span.borrow_mut().context();
+        Self {
+            call,
+            cx,
+            span: Some(span),
+            on_ok: Some(on_ok),
+        }
+    }
+}
+
+impl<S, F, R, T> Future for InSpan<S, F, R>
+where
+    S: BorrowMut<SpanGuard>,
+    F: Future<Output = Result<T, OpenAIError>>,
+    R: FnOnce(&mut SpanGuard, &T),
+{
+    type Output = Result<T, OpenAIError>;
+
+    fn poll(self: Pin<&mut Self>, task: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let polled = {
+            let _attached = this.cx.clone().attach();
+            this.call.poll(task)
+        };
+        let Poll::Ready(result) = polled else {
+            return Poll::Pending;
+        };
+        if let Some(mut span) = this.span.take() {
+            let span = span.borrow_mut();
+            match &result {
+                Ok(response) => {
+                    if let Some(on_ok) = this.on_ok.take() {
+                        on_ok(span, response);
+                    }
+                }
+                Err(e) => record_error(span, e),
+            }
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// A non-streaming call: `call` in `span`, `on_ok` on success; the span ends with the call.
+pub(crate) fn traced_call<T, F, R>(span: SpanGuard, call: F, on_ok: R) -> InSpan<SpanGuard, F, R>
+where
+    F: Future<Output = Result<T, OpenAIError>>,
+    R: FnOnce(&mut SpanGuard, &T),
+{
+    InSpan::new(span, call, on_ok)
+}
+
+/// Opens a stream: `call` in `span`'s context, its error (if any) recorded on the span,
+/// which lives on with the stream.
+pub(crate) fn call_in_span<T, F>(
     span: &mut SpanGuard,
-    call: impl std::future::Future<Output = Result<T, OpenAIError>>,
-) -> Result<T, OpenAIError> {
-    let result = call.with_context(span.context()).await;
-    if let Err(e) = &result {
-        record_error(span, e);
-    }
-    result
+    call: F,
+) -> InSpan<&mut SpanGuard, F, fn(&mut SpanGuard, &T)>
+where
+    F: Future<Output = Result<T, OpenAIError>>,
+{
+    InSpan::new(span, call, |_, _| {})
 }
 
+/// `error.type` and an `exception` event (the message scrubbed of keys and tokens).
 pub(crate) fn record_error(span: &mut SpanGuard, err: &OpenAIError) {
     if let OpenAIError::ApiError(e) = err {
         span.set_attribute(

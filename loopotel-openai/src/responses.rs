@@ -58,8 +58,8 @@ fn record_response(span: &mut SpanGuard, t: &GenAiTelemetry, request_model: &str
     if !span.is_recording() {
         return;
     }
-    span.set_attribute("gen_ai.response.id", r.id.clone());
-    span.set_attribute("gen_ai.response.model", r.model.clone());
+    span.set_attribute("gen_ai.response.id", genai::shared(&r.id));
+    span.set_attribute("gen_ai.response.model", genai::shared(&r.model));
     let reason = match &r.incomplete_details {
         Some(d) => d.reason.clone(),
         None => status_str(&r.status).to_owned(),
@@ -117,7 +117,7 @@ impl<C: Config> TracedResponses<'_, C> {
     /// `async_openai::Responses::create`, recorded as a `chat {model}` span.
     pub async fn create(&self, request: CreateResponse) -> Result<Response, OpenAIError> {
         let t = &self.client.telemetry;
-        let model = request.model.clone().unwrap_or_default();
+        let model = genai::shared(request.model.as_deref().unwrap_or_default());
         let mut span = genai::start(t, &self.client.server, "chat", &model);
         record_request(&mut span, t, &request);
         genai::traced_call(
@@ -136,7 +136,7 @@ impl<C: Config> TracedResponses<'_, C> {
         request: CreateResponse,
     ) -> Result<ResponseEvents, OpenAIError> {
         let t = &self.client.telemetry;
-        let model = request.model.clone().unwrap_or_default();
+        let model = genai::shared(request.model.as_deref().unwrap_or_default());
         let mut span = genai::start(t, &self.client.server, "chat", &model);
         record_request(&mut span, t, &request);
         let stream = genai::call_in_span(

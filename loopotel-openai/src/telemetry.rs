@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use loopotel::SharedStr;
 use loopotel::price::PriceTable;
 
 /// The environment variable that turns content capture on (`true`), as in the GenAI
@@ -30,7 +31,7 @@ type Redactor = Arc<dyn Fn(&str) -> String + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct GenAiTelemetry {
-    pub(crate) provider: String,
+    pub(crate) provider: SharedStr,
     pub(crate) capture: bool,
     pub(crate) redactor: Option<Redactor>,
     pub(crate) budget: usize,
@@ -53,7 +54,7 @@ impl std::fmt::Debug for GenAiTelemetry {
 impl Default for GenAiTelemetry {
     fn default() -> Self {
         Self {
-            provider: "openai".to_owned(),
+            provider: SharedStr::from("openai"),
             capture: false,
             redactor: None,
             budget: DEFAULT_CONTENT_BUDGET,
@@ -74,7 +75,7 @@ impl GenAiTelemetry {
 
     /// `gen_ai.provider.name` (default `openai`; e.g. `azure.ai.openai` for Azure).
     pub fn provider_name(mut self, name: impl Into<String>) -> Self {
-        self.provider = name.into();
+        self.provider = SharedStr::from(name.into());
         self
     }
 

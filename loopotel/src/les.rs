@@ -121,6 +121,32 @@ pub struct LesPoint {
     pub delta: f64,
 }
 
+/// An iteration's LES values before rounding: what the recording hot path keeps, so that the
+/// three roundings happen when the span is written, not while the loop waits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct RawLesPoint {
+    effectiveness: f64,
+    mean: f64,
+    previous_mean: f64,
+}
+
+impl RawLesPoint {
+    /// The point as written: exactly what [`LesAccumulator::push`] returns.
+    pub(crate) fn rounded(&self) -> LesPoint {
+        let cumulative = round4(self.mean);
+        LesPoint {
+            effectiveness: round4(self.effectiveness),
+            cumulative,
+            delta: round4(cumulative - round4(self.previous_mean)),
+        }
+    }
+
+    /// `round4` of the mean effectiveness so far.
+    pub(crate) fn cumulative(&self) -> f64 {
+        round4(self.mean)
+    }
+}
+
 /// Running LES state for one run.
 ///
 /// Keeps the goal scores so that a change of goal target mid-run recomputes the mean over all
@@ -130,12 +156,18 @@ pub struct LesAccumulator {
     scores: Vec<f64>,
     target: Option<f64>,
     sum: NeumaierSum,
-    last_cumulative: f64,
+    /// The mean effectiveness after the latest push, not rounded.
+    last_mean: f64,
 }
 
 impl LesAccumulator {
     /// Adds an iteration's goal score under `goal_target` and returns its LES point.
     pub fn push(&mut self, goal_score: f64, goal_target: f64) -> LesPoint {
+        self.push_raw(goal_score, goal_target).rounded()
+    }
+
+    /// [`Self::push`], the rounding left to the caller ([`RawLesPoint::rounded`]).
+    pub(crate) fn push_raw(&mut self, goal_score: f64, goal_target: f64) -> RawLesPoint {
         let same_target = self
             .target
             .is_some_and(|t| t.to_bits() == goal_target.to_bits());
@@ -149,13 +181,12 @@ impl LesAccumulator {
         self.scores.push(goal_score);
         let eff = effectiveness(goal_score, goal_target);
         self.sum.add(eff);
-        let cumulative = round4(self.sum.value() / self.scores.len() as f64);
-        let delta = round4(cumulative - self.last_cumulative);
-        self.last_cumulative = cumulative;
-        LesPoint {
-            effectiveness: round4(eff),
-            cumulative,
-            delta,
+        let mean = self.sum.value() / self.scores.len() as f64;
+        let previous_mean = std::mem::replace(&mut self.last_mean, mean);
+        RawLesPoint {
+            effectiveness: eff,
+            mean,
+            previous_mean,
         }
     }
 
@@ -171,7 +202,7 @@ impl LesAccumulator {
 
     /// The latest cumulative LES (0 before the first iteration).
     pub fn cumulative(&self) -> f64 {
-        self.last_cumulative
+        round4(self.last_mean)
     }
 }
 

@@ -51,7 +51,7 @@ pub fn fmt_ns(ns: f64) -> String {
 /// machine's state (sequential criterion groups can be seconds apart on a noisy machine).
 /// Not exact either: what one side leaves behind (an exporter thread still freeing, the
 /// allocator's state) carries over into the other side's batch. Returns the median and the
-/// quartiles of the per-round ratios.
+/// quartiles of the per-round ratios, and the median time `b` adds per unit.
 pub fn paired_ratio(
     rounds: usize,
     per_round: u64,
@@ -61,6 +61,7 @@ pub fn paired_ratio(
     // Warm both sides up first.
     a(per_round);
     b(per_round);
+    let mut added = Vec::with_capacity(rounds);
     let mut ratios: Vec<f64> = (0..rounds)
         .map(|round| {
             let (ta, tb) = if round % 2 == 0 {
@@ -70,16 +71,19 @@ pub fn paired_ratio(
                 let tb = b(per_round);
                 (a(per_round), tb)
             };
+            added.push((tb.as_secs_f64() - ta.as_secs_f64()) * 1e9 / per_round.max(1) as f64);
             tb.as_secs_f64() / ta.as_secs_f64().max(f64::MIN_POSITIVE)
         })
         .collect();
     ratios.sort_by(f64::total_cmp);
-    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    added.sort_by(f64::total_cmp);
+    let at = |v: &[f64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
     PairedRatio {
         rounds,
-        median: at(0.5),
-        q1: at(0.25),
-        q3: at(0.75),
+        median: at(&ratios, 0.5),
+        q1: at(&ratios, 0.25),
+        q3: at(&ratios, 0.75),
+        added_ns: at(&added, 0.5),
     }
 }
 
@@ -93,6 +97,8 @@ pub struct PairedRatio {
     pub q1: f64,
     /// Upper quartile.
     pub q3: f64,
+    /// Median of the per-round differences `b − a`, in nanoseconds per unit.
+    pub added_ns: f64,
 }
 
 impl std::fmt::Display for PairedRatio {

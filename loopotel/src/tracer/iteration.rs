@@ -1,7 +1,7 @@
 //! [`Iteration`]: an open `loop.iteration` span, a guard with a real duration. What the run
 //! keeps of it is in [`super::record`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::LoopScope;
 use super::owner::{IterationUsage, SpanOwner};
@@ -17,9 +17,19 @@ use crate::time::Timestamp;
 struct LiveIteration {
     run: Arc<RunShared>,
     otel: Option<LiveOtelSpan>,
-    usage: Arc<IterationUsage>,
+    /// Made when the first child span or context asks for it: an iteration without
+    /// children keeps its usage in `data` alone.
+    usage: OnceLock<Arc<IterationUsage>>,
     slot: Option<usize>,
     data: IterationData,
+}
+
+impl LiveIteration {
+    /// What the iteration's children roll their usage up into.
+    fn usage(&self) -> &Arc<IterationUsage> {
+        self.usage
+            .get_or_init(|| Arc::new(IterationUsage::new(self.run.clone(), self.data.number)))
+    }
 }
 
 /// An open `loop.iteration` span. Ends on [`Iteration::end`] or when dropped (a drop during
@@ -63,7 +73,13 @@ impl Iteration {
         let slot = {
             let mut state = run.lock();
             state.last_iteration = state.last_iteration.max(number);
-            run.reserve(&mut state, SpanSlot::Iteration(Arc::new(data.clone())))
+            let place = SpanSlot::OpenIteration {
+                number,
+                span_id,
+                start,
+                goal_target: data.goal_target,
+            };
+            run.reserve(&mut state, place)
         };
         if slot.is_some() {
             run.config.journal(|| {
@@ -88,7 +104,7 @@ impl Iteration {
             inner: Some(LiveIteration {
                 run: run.clone(),
                 otel,
-                usage: Arc::new(IterationUsage::new(run.clone(), number)),
+                usage: OnceLock::new(),
                 slot,
                 data,
             }),
@@ -137,15 +153,15 @@ impl Iteration {
 
     /// Adds tokens to `loop.tokens_delta`.
     pub fn add_tokens(&mut self, tokens: u64) {
-        if let Some(i) = &self.inner {
-            i.usage.add_tokens(tokens);
+        if let Some(i) = &mut self.inner {
+            i.data.tokens = i.data.tokens.saturating_add(tokens);
         }
     }
 
     /// Adds a cost in US dollars to `loop.cost_usd`.
     pub fn add_cost_usd(&mut self, usd: f64) {
-        if let Some(i) = &self.inner {
-            i.usage.add_cost(usd);
+        if let Some(i) = &mut self.inner {
+            *i.data.cost.get_or_insert(0.0) += usd;
         }
     }
 
@@ -179,7 +195,7 @@ impl Iteration {
     pub fn span(&self, name: impl Into<SharedStr>, kind: impl Into<SpanKindPair>) -> SpanGuard {
         match &self.inner {
             Some(i) => SpanGuard::start(
-                SpanOwner::Iteration(i.usage.clone()),
+                SpanOwner::Iteration(i.usage().clone()),
                 i.data.span_id,
                 i.otel.as_ref().map(|o| &o.cx),
                 name.into(),
@@ -197,8 +213,12 @@ impl Iteration {
             Some(i) => {
                 let otel = i.otel.as_ref().map(|o| o.cx.clone());
                 let base = otel.clone().unwrap_or_else(opentelemetry::Context::current);
-                LoopScope::new(SpanOwner::Iteration(i.usage.clone()), i.data.span_id, otel)
-                    .attach_to(&base)
+                LoopScope::new(
+                    SpanOwner::Iteration(i.usage().clone()),
+                    i.data.span_id,
+                    otel,
+                )
+                .attach_to(&base)
             }
             None => opentelemetry::Context::current(),
         }
@@ -217,9 +237,11 @@ impl Iteration {
 
     fn finish(&mut self, end_reason: Option<&'static str>) {
         if let Some(mut i) = self.inner.take() {
-            i.data.tokens = i.data.tokens.saturating_add(i.usage.tokens());
-            if let Some(c) = i.usage.cost() {
-                *i.data.cost.get_or_insert(0.0) += c;
+            if let Some(usage) = i.usage.get() {
+                i.data.tokens = i.data.tokens.saturating_add(usage.tokens());
+                if let Some(c) = usage.cost() {
+                    *i.data.cost.get_or_insert(0.0) += c;
+                }
             }
             i.data.record(&i.run, i.slot, end_reason, i.otel.as_ref());
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::run::RunShared;
 use crate::attr::{AttrValue, Attributes, SharedStr};
 use crate::ids::SpanId;
-use crate::les::{LesPoint, round4};
+use crate::les::{RawLesPoint, round4};
 use crate::model::{LtfEvent, LtfSpan, SpanKind};
 use crate::otel::LiveOtelSpan;
 use crate::semconv as sc;
@@ -116,7 +116,7 @@ pub(crate) struct IterationData {
     pub(super) worker: Option<(SharedStr, Option<Timestamp>)>,
     /// The evaluator id, and when `loop.evaluator.complete` happened with which score.
     pub(super) evaluator: Option<(SharedStr, Option<(Timestamp, f64)>)>,
-    pub(super) les: Option<LesPoint>,
+    pub(super) les: Option<RawLesPoint>,
     pub(super) end_reason: Option<&'static str>,
     /// User attributes and events: rare, so boxed to keep the record small to move.
     pub(super) extras: Option<Box<IterationExtras>>,
@@ -159,13 +159,18 @@ fn evaluator_event(id: &SharedStr, at: Timestamp, score: f64) -> LtfEvent {
 
 impl IterationData {
     pub(super) fn new(run: &RunShared, number: u64, span_id: SpanId, start: Timestamp) -> Self {
+        Self::open(number, span_id, start, run.goal_target)
+    }
+
+    /// An iteration started at `start`, nothing recorded on it yet.
+    fn open(number: u64, span_id: SpanId, start: Timestamp, goal_target: f64) -> Self {
         Self {
             number,
             span_id,
             start,
             end: None,
             goal_score: None,
-            goal_target: run.goal_target,
+            goal_target,
             tokens: 0,
             cost: None,
             latency_ms: None,
@@ -258,7 +263,7 @@ impl IterationData {
         } else {
             self.les = self
                 .goal_score
-                .map(|score| state.les.push(score, self.goal_target));
+                .map(|score| state.les.push_raw(score, self.goal_target));
             state.tokens_total = state.tokens_total.saturating_add(self.tokens);
             if let Some(c) = self.cost {
                 *state.cost_total.get_or_insert(0.0) += c;
@@ -267,12 +272,7 @@ impl IterationData {
             state.last_iteration = state.last_iteration.max(self.number);
         }
         // Metric values, recorded once the run's lock is released.
-        let metrics = (!late).then_some((
-            self.goal_score,
-            self.les.map(|p| p.cumulative),
-            self.tokens,
-            self.cost,
-        ));
+        let metrics = (!late).then_some((self.goal_score, self.les, self.tokens, self.cost));
         // What the run keeps in memory: `None` once the journal took an iteration of a run
         // that spills.
         let record = match otel {
@@ -317,6 +317,7 @@ impl IterationData {
         };
         drop(state);
         if let (Some(m), Some((goal, les, tokens, cost))) = (&run.config.metrics, metrics) {
+            let les = les.map(|p| p.cumulative());
             m.iteration_ended(&run.loop_name, goal, les, tokens, cost);
         }
         recorded
@@ -356,7 +357,7 @@ impl IterationData {
         if let Some(ms) = self.latency_ms {
             a.push_new(sc::LOOP_LATENCY_MS, ms);
         }
-        if let Some(p) = self.les {
+        if let Some(p) = self.les.map(|p| p.rounded()) {
             a.push_new(sc::LOOP_LES_CUMULATIVE, p.cumulative);
             a.push_new(sc::LOOP_LES_EFFECTIVENESS, p.effectiveness);
             a.push_new(sc::LOOP_LES_DELTA, p.delta);
@@ -423,6 +424,14 @@ pub(crate) enum SpanSlot {
     // Behind a pointer: a run holds one iteration per many spans, and every slot is the
     // size of the largest variant. Shared with the journal's queue until it is written.
     Iteration(Arc<IterationData>),
+    /// An open iteration's place, reserved when it started (so the document lists spans in
+    /// start order): what a run that finishes before the iteration ends writes of it.
+    OpenIteration {
+        number: u64,
+        span_id: SpanId,
+        start: Timestamp,
+        goal_target: f64,
+    },
     /// An ended span whose `attributes` attributes wait in the store's attribute chunks
     /// ([`super::store::SpanStore::push_ended`]); only ever inside the store.
     Ended {
@@ -444,7 +453,26 @@ impl SpanSlot {
                 }
             }
             SpanSlot::Iteration(i) => Arc::make_mut(i).close_at(at),
+            SpanSlot::OpenIteration { .. } => {
+                if let Some(mut data) = self.open_iteration() {
+                    data.close_at(at);
+                    *self = SpanSlot::Iteration(Arc::new(data));
+                }
+            }
             SpanSlot::Ended { .. } | SpanSlot::Released => {}
+        }
+    }
+
+    /// The iteration an [`SpanSlot::OpenIteration`] place stands for.
+    fn open_iteration(&self) -> Option<IterationData> {
+        match *self {
+            SpanSlot::OpenIteration {
+                number,
+                span_id,
+                start,
+                goal_target,
+            } => Some(IterationData::open(number, span_id, start, goal_target)),
+            _ => None,
         }
     }
 
@@ -453,6 +481,7 @@ impl SpanSlot {
         match self {
             SpanSlot::Span(s) => Some(s),
             SpanSlot::Iteration(i) => Some(Arc::unwrap_or_clone(i).into_span(run)),
+            SpanSlot::OpenIteration { .. } => self.open_iteration().map(|i| i.into_span(run)),
             // The store gives ended spans their attributes back before they get here.
             SpanSlot::Ended { span, .. } => Some(span),
             SpanSlot::Released => None,
