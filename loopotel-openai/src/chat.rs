@@ -165,7 +165,7 @@ impl<C: Config> TracedChat<'_, C> {
     ) -> Result<CreateChatCompletionResponse, OpenAIError> {
         let t = &self.client.telemetry;
         let model = genai::shared(&request.model);
-        let mut span = genai::start(t, &self.client.server, "chat", &model);
+        let mut span = genai::start(t, &self.client.server, &self.client.names, "chat", &model);
         record_request(&mut span, t, &request);
         genai::traced_call(span, self.client.inner.chat().create(request), |span, r| {
             record_response(span, t, &model, r)
@@ -185,7 +185,7 @@ impl<C: Config> TracedChat<'_, C> {
             .get_or_insert_with(ChatCompletionStreamOptions::default);
         let expect_usage = *options.include_usage.get_or_insert(true);
         let model = genai::shared(&request.model);
-        let mut span = genai::start(t, &self.client.server, "chat", &model);
+        let mut span = genai::start(t, &self.client.server, &self.client.names, "chat", &model);
         record_request(&mut span, t, &request);
         let stream =
             genai::call_in_span(&mut span, self.client.inner.chat().create_stream(request)).await?;

@@ -7,7 +7,7 @@ use async_openai::config::Config;
 
 use crate::chat::TracedChat;
 use crate::embeddings::TracedEmbeddings;
-use crate::genai::Server;
+use crate::genai::{Server, SpanNames};
 use crate::responses::TracedResponses;
 use crate::telemetry::GenAiTelemetry;
 
@@ -45,6 +45,7 @@ pub struct TracedClient<C: Config> {
     pub(crate) inner: Client<C>,
     pub(crate) telemetry: Arc<GenAiTelemetry>,
     pub(crate) server: Server,
+    pub(crate) names: Arc<SpanNames>,
 }
 
 impl<C: Config> TracedClient<C> {
@@ -55,6 +56,7 @@ impl<C: Config> TracedClient<C> {
             inner: client,
             telemetry: Arc::new(GenAiTelemetry::default()),
             server,
+            names: Arc::default(),
         }
     }
 

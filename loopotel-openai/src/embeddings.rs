@@ -22,7 +22,13 @@ impl<C: Config> TracedEmbeddings<'_, C> {
     ) -> Result<CreateEmbeddingResponse, OpenAIError> {
         let t = &self.client.telemetry;
         let model = genai::shared(&request.model);
-        let mut span = genai::start(t, &self.client.server, "embeddings", &model);
+        let mut span = genai::start(
+            t,
+            &self.client.server,
+            &self.client.names,
+            "embeddings",
+            &model,
+        );
         if span.is_recording()
             && let Some(d) = request.dimensions
         {

@@ -7,7 +7,8 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use async_openai::error::OpenAIError;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use loopotel::{AttrValue, SharedStr, SpanGuard, SpanKind};
 
@@ -52,21 +53,46 @@ pub(crate) fn shared(s: &str) -> SharedStr {
     SharedStr::from(Arc::<str>::from(s))
 }
 
+/// Span names `{operation} {model}` a client made, so a call names its span without
+/// formatting or allocating (up to [`SpanNames::MAX`] names; past that, each call makes its
+/// own).
+#[derive(Debug, Default)]
+pub(crate) struct SpanNames(Mutex<HashMap<(&'static str, SharedStr), SharedStr>>);
+
+impl SpanNames {
+    /// Names kept per client.
+    const MAX: usize = 64;
+
+    /// The span name of `operation` on `model` (just the operation without a model).
+    fn get(&self, operation: &'static str, model: &SharedStr) -> SharedStr {
+        if model.is_empty() {
+            return SharedStr::Static(operation);
+        }
+        let key = (operation, model.clone());
+        let mut names = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(name) = names.get(&key) {
+            return name.clone();
+        }
+        let name = shared(&format!("{operation} {model}"));
+        if names.len() < Self::MAX {
+            names.insert(key, name.clone());
+        }
+        name
+    }
+}
+
 /// Starts `{operation} {model}` as a child of the current loop span (a no-op outside any run).
 pub(crate) fn start(
     telemetry: &GenAiTelemetry,
     server: &Server,
+    names: &SpanNames,
     operation: &'static str,
     model: &SharedStr,
 ) -> SpanGuard {
     if !loopotel::context::is_recording() {
         return SpanGuard::noop();
     }
-    let name = if model.is_empty() {
-        operation.to_owned()
-    } else {
-        format!("{operation} {model}")
-    };
+    let name = names.get(operation, model);
     // The semantic conventions' sampling-relevant attributes, on the span from its creation.
     let attributes = [
         ("gen_ai.operation.name", AttrValue::from(operation)),
@@ -286,5 +312,26 @@ mod tests {
             (Some("127.0.0.1"), Some(8080))
         );
         assert_eq!(Server::from_api_base("not a url"), Server::default());
+    }
+
+    #[test]
+    fn span_names_are_made_once_per_model_and_bounded() {
+        let names = SpanNames::default();
+        let model = shared("gpt-4o-mini");
+        let first = names.get("chat", &model);
+        assert_eq!(first, "chat gpt-4o-mini");
+        let again = names.get("chat", &shared("gpt-4o-mini"));
+        assert!(
+            matches!((&first, &again), (SharedStr::Shared(a), SharedStr::Shared(b)) if Arc::ptr_eq(a, b))
+        );
+        assert_eq!(names.get("embeddings", &model), "embeddings gpt-4o-mini");
+        assert_eq!(names.get("chat", &shared("")), "chat");
+        for i in 0..2 * SpanNames::MAX {
+            assert_eq!(
+                names.get("chat", &shared(&format!("m{i}"))),
+                format!("chat m{i}").as_str()
+            );
+        }
+        assert_eq!(names.0.lock().map(|n| n.len()).unwrap_or(0), SpanNames::MAX);
     }
 }

@@ -118,7 +118,7 @@ impl<C: Config> TracedResponses<'_, C> {
     pub async fn create(&self, request: CreateResponse) -> Result<Response, OpenAIError> {
         let t = &self.client.telemetry;
         let model = genai::shared(request.model.as_deref().unwrap_or_default());
-        let mut span = genai::start(t, &self.client.server, "chat", &model);
+        let mut span = genai::start(t, &self.client.server, &self.client.names, "chat", &model);
         record_request(&mut span, t, &request);
         genai::traced_call(
             span,
@@ -137,7 +137,7 @@ impl<C: Config> TracedResponses<'_, C> {
     ) -> Result<ResponseEvents, OpenAIError> {
         let t = &self.client.telemetry;
         let model = genai::shared(request.model.as_deref().unwrap_or_default());
-        let mut span = genai::start(t, &self.client.server, "chat", &model);
+        let mut span = genai::start(t, &self.client.server, &self.client.names, "chat", &model);
         record_request(&mut span, t, &request);
         let stream = genai::call_in_span(
             &mut span,
