@@ -288,38 +288,27 @@ fn report() {
     println!("Criterion means:\n");
     println!("| call | plain async-openai | traced | ratio | added |");
     println!("|---|---|---|---|---|");
-    for (label, id) in [
-        ("chat completion, local server", "chat"),
-        ("chat completion, in memory", "memory_chat"),
+    let chunks = format!("stream of {CHUNKS} chunks");
+    for (label, id, per) in [
+        ("chat completion", "chat", None),
+        (chunks.as_str(), "stream_500", Some(CHUNKS)),
     ] {
-        if let (Some(p), Some(t)) = (
-            mean_ns(&format!("openai/{id}_plain")),
-            mean_ns(&format!("openai/{id}_traced")),
-        ) {
+        for (transport, prefix) in [("local server", ""), ("in memory", "memory_")] {
+            let (Some(p), Some(t)) = (
+                mean_ns(&format!("openai/{prefix}{id}_plain")),
+                mean_ns(&format!("openai/{prefix}{id}_traced")),
+            ) else {
+                continue;
+            };
+            let added = match per {
+                Some(n) => format!("{:.0} ns per chunk", (t - p) / n as f64),
+                None => format!("{:.2} µs per call", (t - p) / 1e3),
+            };
             println!(
-                "| {label} | {:.1} µs | {:.1} µs | {:.3}× | {:.2} µs per call |",
+                "| {label}, {transport} | {:.1} µs | {:.1} µs | {:.3}× | {added} |",
                 p / 1e3,
                 t / 1e3,
                 t / p,
-                (t - p) / 1e3
-            );
-        }
-    }
-    for (label, id) in [
-        ("stream of {CHUNKS} chunks, local server", "stream_500"),
-        ("stream of {CHUNKS} chunks, in memory", "memory_stream_500"),
-    ] {
-        if let (Some(p), Some(t)) = (
-            mean_ns(&format!("openai/{id}_plain")),
-            mean_ns(&format!("openai/{id}_traced")),
-        ) {
-            println!(
-                "| {} | {:.1} µs | {:.1} µs | {:.3}× | {:.0} ns per chunk |",
-                label.replace("{CHUNKS}", &CHUNKS.to_string()),
-                p / 1e3,
-                t / 1e3,
-                t / p,
-                (t - p) / CHUNKS as f64
             );
         }
     }

@@ -2,14 +2,13 @@
 //! errors (semantic conventions v1.41 names).
 
 use std::borrow::BorrowMut;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
 use async_openai::error::OpenAIError;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use loopotel::{AttrValue, SharedStr, SpanGuard, SpanKind};
 
 use crate::telemetry::{GenAiTelemetry, scrub_secrets};

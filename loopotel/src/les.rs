@@ -133,7 +133,7 @@ pub(crate) struct RawLesPoint {
 impl RawLesPoint {
     /// The point as written: exactly what [`LesAccumulator::push`] returns.
     pub(crate) fn rounded(&self) -> LesPoint {
-        let cumulative = round4(self.mean);
+        let cumulative = self.cumulative();
         LesPoint {
             effectiveness: round4(self.effectiveness),
             cumulative,

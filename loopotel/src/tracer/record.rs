@@ -453,26 +453,17 @@ impl SpanSlot {
                 }
             }
             SpanSlot::Iteration(i) => Arc::make_mut(i).close_at(at),
-            SpanSlot::OpenIteration { .. } => {
-                if let Some(mut data) = self.open_iteration() {
-                    data.close_at(at);
-                    *self = SpanSlot::Iteration(Arc::new(data));
-                }
-            }
-            SpanSlot::Ended { .. } | SpanSlot::Released => {}
-        }
-    }
-
-    /// The iteration an [`SpanSlot::OpenIteration`] place stands for.
-    fn open_iteration(&self) -> Option<IterationData> {
-        match *self {
-            SpanSlot::OpenIteration {
+            &mut SpanSlot::OpenIteration {
                 number,
                 span_id,
                 start,
                 goal_target,
-            } => Some(IterationData::open(number, span_id, start, goal_target)),
-            _ => None,
+            } => {
+                let mut data = IterationData::open(number, span_id, start, goal_target);
+                data.close_at(at);
+                *self = SpanSlot::Iteration(Arc::new(data));
+            }
+            SpanSlot::Ended { .. } | SpanSlot::Released => {}
         }
     }
 
@@ -481,7 +472,12 @@ impl SpanSlot {
         match self {
             SpanSlot::Span(s) => Some(s),
             SpanSlot::Iteration(i) => Some(Arc::unwrap_or_clone(i).into_span(run)),
-            SpanSlot::OpenIteration { .. } => self.open_iteration().map(|i| i.into_span(run)),
+            SpanSlot::OpenIteration {
+                number,
+                span_id,
+                start,
+                goal_target,
+            } => Some(IterationData::open(number, span_id, start, goal_target).into_span(run)),
             // The store gives ended spans their attributes back before they get here.
             SpanSlot::Ended { span, .. } => Some(span),
             SpanSlot::Released => None,
