@@ -4,7 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
-use loopotel::{AttrValue, SharedStr};
+use loopotel::{AttrValue, Attributes, SharedStr};
 use tracing_core::field::{Field, Visit};
 
 /// What a GenAI operation is, from `gen_ai.operation.name`.
@@ -235,6 +235,44 @@ fn span_kind(s: &str) -> Option<opentelemetry::trace::SpanKind> {
     }
 }
 
+/// Whether a field name means something to the mapping (`message`, `error`, `otel.*`,
+/// `gen_ai.*`). A span with none of these is plain: its fields are typed attributes and
+/// nothing more, and [`PlainVisitor`] writes them straight into the span.
+pub(crate) fn is_mapped_field(name: &str) -> bool {
+    name == "message" || name == "error" || name.starts_with("otel.") || name.starts_with("gen_ai.")
+}
+
+/// Values as attributes: bool / i64 / f64 / str keep their types; integers beyond `i64`
+/// keep their exact value as text rather than a wrapped number; JSON has no NaN or
+/// infinity, so those are kept as their names; strings and renderings are bounded.
+mod typed {
+    use super::{MAX_RENDERED, render_display};
+    use loopotel::{AttrValue, SharedStr};
+
+    pub(super) fn wide(value: impl TryInto<i64> + ToString + Copy) -> AttrValue {
+        value
+            .try_into()
+            .map(AttrValue::Int)
+            .unwrap_or_else(|_| AttrValue::Str(SharedStr::from(value.to_string())))
+    }
+
+    pub(super) fn float(value: f64) -> AttrValue {
+        if value.is_finite() {
+            AttrValue::Float(value)
+        } else {
+            AttrValue::Str(SharedStr::from(value.to_string()))
+        }
+    }
+
+    pub(super) fn text(value: &str) -> AttrValue {
+        AttrValue::Str(if value.len() > MAX_RENDERED {
+            SharedStr::from(render_display(&value))
+        } else {
+            SharedStr::Shared(std::sync::Arc::from(value))
+        })
+    }
+}
+
 impl Visit for FieldVisitor<'_> {
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.value(field, AttrValue::Bool(value));
@@ -245,44 +283,23 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        // Beyond i64, the exact value as text rather than a wrapped number.
-        let value = i64::try_from(value)
-            .map(AttrValue::Int)
-            .unwrap_or_else(|_| AttrValue::Str(SharedStr::from(value.to_string())));
-        self.value(field, value);
+        self.value(field, typed::wide(value));
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
-        let value = i64::try_from(value)
-            .map(AttrValue::Int)
-            .unwrap_or_else(|_| AttrValue::Str(SharedStr::from(value.to_string())));
-        self.value(field, value);
+        self.value(field, typed::wide(value));
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
-        let value = i64::try_from(value)
-            .map(AttrValue::Int)
-            .unwrap_or_else(|_| AttrValue::Str(SharedStr::from(value.to_string())));
-        self.value(field, value);
+        self.value(field, typed::wide(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        // JSON has no NaN or infinity: those are kept as their names.
-        let value = if value.is_finite() {
-            AttrValue::Float(value)
-        } else {
-            AttrValue::Str(SharedStr::from(value.to_string()))
-        };
-        self.value(field, value);
+        self.value(field, typed::float(value));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        let value = if value.len() > MAX_RENDERED {
-            SharedStr::from(render_display(&value))
-        } else {
-            SharedStr::Shared(std::sync::Arc::from(value))
-        };
-        self.value(field, AttrValue::Str(value));
+        self.value(field, typed::text(value));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
@@ -301,6 +318,48 @@ impl Visit for FieldVisitor<'_> {
             return;
         }
         self.value(field, AttrValue::Str(SharedStr::from(rendered)));
+    }
+}
+
+/// Visits the fields of a plain span (see [`is_mapped_field`]) straight into its
+/// attribute list, typed as [`FieldVisitor`] types them.
+pub(crate) struct PlainVisitor<'a>(pub(crate) &'a mut Attributes);
+
+impl Visit for PlainVisitor<'_> {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.set(field.name(), value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.set(field.name(), value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.set(field.name(), typed::wide(value));
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.0.set(field.name(), typed::wide(value));
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.0.set(field.name(), typed::wide(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.set(field.name(), typed::float(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.set(field.name(), typed::text(value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.set(field.name(), render_display(&value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.set(field.name(), render_debug(value));
     }
 }
 

@@ -17,7 +17,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::enter;
-use crate::fields::{FieldVisitor, Mapped, Operation, Usage};
+use crate::fields::{FieldVisitor, Mapped, Operation, PlainVisitor, Usage, is_mapped_field};
 
 /// The environment variable that turns content capture on (`true`), as for the GenAI
 /// instrumentations of OpenTelemetry.
@@ -275,8 +275,12 @@ impl Config {
         AttrValue::Str(SharedStr::from(kept))
     }
 
-    fn visit(&self, record: impl FnOnce(&mut FieldVisitor<'_>)) -> Mapped {
-        let mut mapped = Mapped::default();
+    /// Maps the fields `record` visits (`fields`: how many there may be).
+    fn visit(&self, fields: usize, record: impl FnOnce(&mut FieldVisitor<'_>)) -> Mapped {
+        let mut mapped = Mapped {
+            attributes: Vec::with_capacity(fields),
+            ..Mapped::default()
+        };
         record(&mut FieldVisitor {
             mapped: &mut mapped,
             capture_content: self.capture_content,
@@ -298,6 +302,24 @@ impl Mapped {
 }
 
 impl Bridged {
+    /// A bridged span (counted alive until dropped).
+    fn new(
+        guard: SpanGuard,
+        run: &RunHandle,
+        cx: opentelemetry::Context,
+        named: bool,
+        genai: Option<Box<GenAi>>,
+    ) -> Self {
+        BRIDGED_LIVE.fetch_add(1, Ordering::Relaxed);
+        Self {
+            guard,
+            run: run.clone(),
+            cx,
+            named,
+            genai,
+        }
+    }
+
     /// Applies mapped fields (at creation, with the attributes already given to the span,
     /// or from `Span::record`).
     fn apply(&mut self, config: &Config, mut m: Mapped) {
@@ -425,7 +447,23 @@ impl LoopLayer {
         let config = &*self.config;
         let meta = attrs.metadata();
         let made = fail_open(Some(&run), || {
-            let mut m = config.visit(|v| attrs.record(v));
+            let fields = meta.fields();
+            if !fields.iter().any(|f| is_mapped_field(f.name())) {
+                // A plain span: named by its callsite, its fields written straight into it.
+                let kinds = SpanKindPair {
+                    ltf: SpanKind::Worker,
+                    otel: OtelKind::Internal,
+                };
+                let fill = |list: &mut Attributes| attrs.record(&mut PlainVisitor(list));
+                let name = SharedStr::Static(meta.name());
+                let mut guard = match config.views {
+                    Views::Both => scope.start_span_with(&parent_cx, name, kinds, fill),
+                    Views::LtfOnly => scope.start_ltf_span_with(&parent_cx, name, kinds, fill),
+                };
+                let cx = guard.context_on(&parent_cx);
+                return Bridged::new(guard, &run, cx, false, None);
+            }
+            let mut m = config.visit(fields.len(), |v| attrs.record(v));
             let named = m.name.is_some();
             let mut genai = m.has_genai().then(Box::<GenAi>::default);
             if let Some(g) = &mut genai {
@@ -438,32 +476,24 @@ impl LoopLayer {
             };
             let kinds = config.kinds(&m);
             // The fields known at the start go in with the span (samplers see them).
-            let attributes = std::mem::take(&mut m.attributes)
-                .into_iter()
-                .map(|(k, v)| (k, config.value(k, v)));
+            let fill = |list: &mut Attributes| {
+                for (k, v) in std::mem::take(&mut m.attributes) {
+                    list.set(k, config.value(k, v));
+                }
+            };
             let mut guard = match config.views {
-                Views::Both => scope.start_span_in(&parent_cx, name, kinds, attributes),
-                Views::LtfOnly => scope.start_ltf_span_in(&parent_cx, name, kinds, attributes),
+                Views::Both => scope.start_span_with(&parent_cx, name, kinds, fill),
+                Views::LtfOnly => scope.start_ltf_span_with(&parent_cx, name, kinds, fill),
             };
             // Spans that can report usage (they declare `gen_ai.usage.*` fields) count what
             // is reported inside them; others take the cheaper plain context.
-            let counts_usage = meta
-                .fields()
-                .iter()
-                .any(|f| f.name().starts_with("gen_ai.usage."));
+            let counts_usage = fields.iter().any(|f| f.name().starts_with("gen_ai.usage."));
             let cx = if counts_usage {
                 guard.usage_context_on(&parent_cx)
             } else {
                 guard.context_on(&parent_cx)
             };
-            BRIDGED_LIVE.fetch_add(1, Ordering::Relaxed);
-            let mut bridged = Bridged {
-                guard,
-                run: run.clone(),
-                cx,
-                named,
-                genai,
-            };
+            let mut bridged = Bridged::new(guard, &run, cx, named, genai);
             bridged.apply(config, m);
             bridged
         });
@@ -495,7 +525,7 @@ where
         let run = bridged.run.clone();
         let config = &*self.config;
         let _ = fail_open(Some(&run), || {
-            let m = config.visit(|v| values.record(v));
+            let m = config.visit(values.len(), |v| values.record(v));
             bridged.apply(config, m);
         });
     }
@@ -517,7 +547,7 @@ where
         let config = &*self.config;
         let _ = fail_open(Some(&run), || {
             let meta = event.metadata();
-            let m = config.visit(|v| event.record(v));
+            let m = config.visit(meta.fields().len(), |v| event.record(v));
             let mut attributes = Attributes::new();
             attributes.set("level", meta.level().as_str());
             attributes.set("target", meta.target());

@@ -9,7 +9,7 @@ use opentelemetry::trace::TraceContextExt as _;
 use super::owner::SpanOwner;
 use super::run::{LIVE_RUNS, RunShared};
 use super::{RunHandle, SpanGuard};
-use crate::attr::{AttrValue, Key, SharedStr};
+use crate::attr::{AttrValue, Attributes, Key, SharedStr};
 use crate::ids::SpanId;
 use crate::model::SpanKindPair;
 
@@ -316,7 +316,7 @@ impl LoopScope {
             self.otel.as_ref(),
             name.into(),
             kind.into(),
-            attributes,
+            setting(attributes),
         )
     }
 
@@ -351,28 +351,41 @@ impl LoopScope {
         kind: impl Into<SpanKindPair>,
         attributes: impl IntoIterator<Item = (K, V)>,
     ) -> SpanGuard {
+        self.start_span_with(cx, name, kind, setting(attributes))
+    }
+
+    /// [`Self::start_span_in`] with the span's first attributes written by `fill` straight
+    /// into the span's list (for a bridge that visits another library's fields: no
+    /// collection in between). `fill` runs only when the scope records.
+    pub fn start_span_with(
+        &self,
+        cx: &opentelemetry::Context,
+        name: impl Into<SharedStr>,
+        kind: impl Into<SpanKindPair>,
+        fill: impl FnOnce(&mut Attributes),
+    ) -> SpanGuard {
         let parent = self.open_span_in(cx).unwrap_or(self.parent);
         self.start(
             parent,
             self.otel_parent_in(cx),
             name.into(),
             kind.into(),
-            attributes,
+            fill,
         )
     }
 
-    /// [`Self::start_span_in`] in the LTF view only: for a span that another layer already
-    /// records in OpenTelemetry (a `tracing` span beside `tracing-opentelemetry`). Spans
-    /// started inside it still take `cx`'s active span as their OpenTelemetry parent.
-    pub fn start_ltf_span_in<K: Into<Key>, V: Into<AttrValue>>(
+    /// [`Self::start_span_with`] in the LTF view only: for a span that another layer
+    /// already records in OpenTelemetry (a `tracing` span beside `tracing-opentelemetry`).
+    /// Spans started inside it still take `cx`'s active span as their OpenTelemetry parent.
+    pub fn start_ltf_span_with(
         &self,
         cx: &opentelemetry::Context,
         name: impl Into<SharedStr>,
         kind: impl Into<SpanKindPair>,
-        attributes: impl IntoIterator<Item = (K, V)>,
+        fill: impl FnOnce(&mut Attributes),
     ) -> SpanGuard {
         let parent = self.open_span_in(cx).unwrap_or(self.parent);
-        self.start(parent, None, name.into(), kind.into(), attributes)
+        self.start(parent, None, name.into(), kind.into(), fill)
     }
 
     /// The OpenTelemetry parent of a child started in `cx`: `cx` when its active span is in
@@ -390,29 +403,29 @@ impl LoopScope {
         Some(if in_trace { cx } else { own })
     }
 
-    fn start<K: Into<Key>, V: Into<AttrValue>>(
+    fn start(
         &self,
         parent: SpanId,
         otel_parent: Option<&opentelemetry::Context>,
         name: SharedStr,
         kinds: SpanKindPair,
-        attributes: impl IntoIterator<Item = (K, V)>,
+        fill: impl FnOnce(&mut Attributes),
     ) -> SpanGuard {
         if !self.is_recording() {
             return SpanGuard::noop();
         }
-        SpanGuard::start(
-            self.owner.clone(),
-            parent,
-            otel_parent,
-            name,
-            kinds,
-            |list| {
-                for (k, v) in attributes {
-                    list.set(k, v);
-                }
-            },
-        )
+        SpanGuard::start(self.owner.clone(), parent, otel_parent, name, kinds, fill)
+    }
+}
+
+/// Sets each of `attributes` on a span's list.
+fn setting<K: Into<Key>, V: Into<AttrValue>>(
+    attributes: impl IntoIterator<Item = (K, V)>,
+) -> impl FnOnce(&mut Attributes) {
+    |list| {
+        for (k, v) in attributes {
+            list.set(k, v);
+        }
     }
 }
 
