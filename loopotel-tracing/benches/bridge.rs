@@ -2,7 +2,7 @@
 //! tracing-opentelemetry and the SDK's batch processor, measured in the same run: a span
 //! with 5 fields, created, entered, exited and closed inside an iteration. Also a span
 //! outside any loop with `LoopLayer` installed, against a `Registry` without it. Prints a
-//! ratio table after the criterion output, and the main ratio in interleaved rounds.
+//! ratio table after the criterion output, and the two in-loop ratios in interleaved rounds.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -138,9 +138,16 @@ fn benches(c: &mut Criterion) {
         |n| time_spans(&s.tracing_otel, Some(&ltf), n),
         |n| time_spans(&s.loop_layer, Some(&s.bridged), n),
     ));
+    let _ = PAIRED_LTF.set(common::paired_ratio(
+        40,
+        10_000,
+        |n| time_spans(&s.tracing_otel, Some(&ltf), n),
+        |n| time_spans(&s.loop_layer, Some(&s.ltf), n),
+    ));
 }
 
 static PAIRED: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
+static PAIRED_LTF: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
 static OUTSIDE: std::sync::OnceLock<(f64, f64, f64)> = std::sync::OnceLock::new();
 
 fn report() {
@@ -187,6 +194,9 @@ fn report() {
     }
     if let Some(paired) = PAIRED.get() {
         println!("LoopLayer LTF + OpenTelemetry ÷ tracing-opentelemetry + SDK, paired: {paired}");
+    }
+    if let Some(paired) = PAIRED_LTF.get() {
+        println!("LoopLayer LTF only ÷ tracing-opentelemetry + SDK, paired: {paired}");
     }
 }
 
