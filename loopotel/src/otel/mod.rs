@@ -150,14 +150,16 @@ const KNOWN_OPERATIONS: [&str; 8] = [
 /// (`specs/otel-semconv-loop.md`, "Span kinds in backends"): the run is an agent invocation
 /// (GenAI semantic conventions); iterations and other work are OpenInference `CHAIN`
 /// spans, evaluations `EVALUATOR` — unless the span names a known GenAI operation itself.
-/// Never added to the LTF view.
-pub(crate) fn backend_kind_attributes(ltf: &LtfSpan) -> Vec<KeyValue> {
+/// Never added to the LTF view. At most [`BACKEND_KIND_ATTRIBUTES`], without allocating.
+pub(crate) fn backend_kind_attributes(
+    ltf: &LtfSpan,
+) -> [Option<KeyValue>; BACKEND_KIND_ATTRIBUTES] {
     let operation = ltf
         .attributes
         .get("gen_ai.operation.name")
         .and_then(AttrValue::as_str);
     if operation.is_some_and(|op| KNOWN_OPERATIONS.contains(&op)) {
-        return Vec::new();
+        return [None, None];
     }
     match ltf.kind {
         crate::model::SpanKind::Loop => {
@@ -166,19 +168,24 @@ pub(crate) fn backend_kind_attributes(ltf: &LtfSpan) -> Vec<KeyValue> {
                 .get(crate::semconv::LOOP_NAME)
                 .and_then(AttrValue::as_str)
                 .map_or_else(|| text_to_cow(&ltf.name), |n| Cow::Owned(n.to_owned()));
-            vec![
-                KeyValue::new("gen_ai.operation.name", "invoke_agent"),
-                KeyValue::new("gen_ai.agent.name", name),
+            [
+                Some(KeyValue::new("gen_ai.operation.name", "invoke_agent")),
+                Some(KeyValue::new("gen_ai.agent.name", name)),
             ]
         }
-        crate::model::SpanKind::Evaluator => {
-            vec![KeyValue::new("openinference.span.kind", "EVALUATOR")]
-        }
-        crate::model::SpanKind::Iteration | crate::model::SpanKind::Worker => {
-            vec![KeyValue::new("openinference.span.kind", "CHAIN")]
-        }
+        crate::model::SpanKind::Evaluator => [
+            Some(KeyValue::new("openinference.span.kind", "EVALUATOR")),
+            None,
+        ],
+        crate::model::SpanKind::Iteration | crate::model::SpanKind::Worker => [
+            Some(KeyValue::new("openinference.span.kind", "CHAIN")),
+            None,
+        ],
     }
 }
+
+/// The most attributes [`backend_kind_attributes`] adds.
+pub(crate) const BACKEND_KIND_ATTRIBUTES: usize = 2;
 
 /// The bridge a tracer holds when it was given a provider.
 #[derive(Clone)]
@@ -304,17 +311,21 @@ impl OtelBridge {
             .span_builder(text_to_cow(&ltf.name))
             .with_kind(kind)
             .with_start_time(ltf.start_time.to_system_time());
-        // The SDK keeps this vector for the span. With attributes at start it is exactly
-        // their size (small vectors go back to the allocator without its lock when the
-        // exporter thread frees them); without, room for the ones given at the end.
+        // The SDK keeps this vector for the span. With attributes at start it is their
+        // size plus room for the backend kinds the end adds (small vectors go back to the
+        // allocator without its lock when the exporter thread frees them); without, room
+        // for the ones given at the end.
         builder.attributes = Some(if initial == 0 {
             Vec::with_capacity(LEAF_ATTRIBUTES)
         } else {
-            ltf.attributes
-                .iter_keys()
-                .take(initial)
-                .map(|(k, v)| KeyValue::new(k.clone(), to_otel_value(v)))
-                .collect()
+            let mut attributes = Vec::with_capacity(initial + BACKEND_KIND_ATTRIBUTES);
+            attributes.extend(
+                ltf.attributes
+                    .iter_keys()
+                    .take(initial)
+                    .map(|(k, v)| KeyValue::new(k.clone(), to_otel_value(v))),
+            );
+            attributes
         });
         let span = self.tracer.start(builder, parent);
         let id = span.span_id(parent);
@@ -486,12 +497,12 @@ fn finish(span: &mut impl FinishableSpan, ltf: &LtfSpan, skip: usize, changed: u
     let kinds = backend_kind_attributes(ltf);
     let more = ltf.attributes.len() > skip
         || changed != 0
-        || !kinds.is_empty()
+        || kinds.iter().any(Option::is_some)
         || !ltf.events.is_empty()
         || ltf.attributes.get("error.type").is_some();
     if more && span.recording() {
-        if !kinds.is_empty() {
-            span.attributes(kinds.into_iter());
+        if kinds.iter().any(Option::is_some) {
+            span.attributes(kinds.into_iter().flatten());
         }
         if changed == 0 {
             span.attributes(otel_attributes(&ltf.attributes, skip));

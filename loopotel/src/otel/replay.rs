@@ -89,7 +89,7 @@ pub fn document_to_span_data(doc: &LtfDocument) -> Vec<SpanData> {
                 (None, None) => (opentelemetry::trace::SpanId::INVALID, false),
             };
             let mut attributes = to_otel_attributes(&span.attributes, 0);
-            attributes.extend(backend_kind_attributes(span));
+            attributes.extend(backend_kind_attributes(span).into_iter().flatten());
             if is_root {
                 let metadata = doc.metadata.clone().unwrap_or_default();
                 attributes.extend(root_document_attributes(&metadata));
