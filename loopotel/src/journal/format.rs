@@ -86,29 +86,36 @@ pub(crate) fn decode(line: &[u8]) -> Option<Record> {
     serde_json::from_slice(json).ok()
 }
 
-/// The records of a journal file's bytes, in order, and how many lines were torn or
-/// corrupt. A last line without its newline counts as torn.
-pub(crate) fn decode_all(bytes: &[u8]) -> (Vec<Record>, usize) {
-    let mut records = Vec::new();
+/// Reads a journal file a line at a time, handing each record to `each` in order; returns
+/// how many lines were torn or corrupt. A last line without its newline counts as torn.
+pub(crate) fn read_records(
+    mut reader: impl std::io::BufRead,
+    mut each: impl FnMut(Record),
+) -> std::io::Result<usize> {
     let mut torn = 0;
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
-            torn += 1;
-            break;
-        };
-        match decode(&rest[..nl]) {
-            Some(r) => records.push(r),
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(torn);
+        }
+        match line.strip_suffix(b"\n").and_then(decode) {
+            Some(record) => each(record),
             None => torn += 1,
         }
-        rest = &rest[nl + 1..];
     }
-    (records, torn)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The records of a file's bytes and how many lines were torn.
+    fn decode_all(bytes: &[u8]) -> (Vec<Record>, usize) {
+        let mut records = Vec::new();
+        let torn = read_records(bytes, |r| records.push(r)).expect("reading from memory");
+        (records, torn)
+    }
 
     fn sample() -> Vec<Record> {
         let trace_id = TraceId::random();

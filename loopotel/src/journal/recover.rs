@@ -80,10 +80,15 @@ pub struct RunProgress {
 /// One journal file, read; locked (so no other recovery takes it) unless it is `live`.
 struct JournalFile {
     path: PathBuf,
-    records: Vec<Record>,
     torn: usize,
     live: bool,
     _lock: Option<File>,
+}
+
+/// A journal directory, read: its files and the runs their records describe.
+struct Journal {
+    files: Vec<JournalFile>,
+    runs: Runs,
 }
 
 fn journal_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -104,10 +109,14 @@ fn journal_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// Reads every journal file of `dir`; with `lock`, keeps the files of ended processes
-/// locked while the result lives.
-fn read_journal(dir: &Path, lock: bool) -> io::Result<Vec<JournalFile>> {
-    let mut out = Vec::new();
+/// Reads every journal file of `dir` a line at a time into the runs it describes (no
+/// file is held in memory whole; a finished run's spans are let go when its end is
+/// read); with `lock`, keeps the files of ended processes locked while the result lives.
+fn read_journal(dir: &Path, lock: bool) -> io::Result<Journal> {
+    let mut journal = Journal {
+        files: Vec::new(),
+        runs: Runs::default(),
+    };
     for path in journal_files(dir)? {
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -120,27 +129,21 @@ fn read_journal(dir: &Path, lock: bool) -> io::Result<Vec<JournalFile>> {
             Err(TryLockError::WouldBlock) => true,
             Err(TryLockError::Error(e)) => return Err(e),
         };
-        let mut bytes = Vec::new();
-        let mut reader = BufReader::new(&file);
-        loop {
-            let n = reader.read_until(b'\n', &mut bytes)?;
-            if n == 0 {
-                break;
-            }
-        }
-        let (records, torn) = format::decode_all(&bytes);
+        let runs = &mut journal.runs;
+        let torn = format::read_records(BufReader::with_capacity(256 * 1024, &file), |r| {
+            runs.add(r, live)
+        })?;
         if !live && !lock {
             let _ = file.unlock();
         }
-        out.push(JournalFile {
+        journal.files.push(JournalFile {
             path,
-            records,
             torn,
             live,
             _lock: (lock && !live).then_some(file),
         });
     }
-    Ok(out)
+    Ok(journal)
 }
 
 struct RunInfo {
@@ -179,27 +182,46 @@ impl RunJournal {
     }
 }
 
-/// The runs of `files`, in the order they first appear.
-fn runs_of(files: &[JournalFile]) -> Vec<(TraceId, RunJournal)> {
-    let mut order: Vec<TraceId> = Vec::new();
-    let mut runs: HashMap<TraceId, RunJournal> = HashMap::new();
-    for f in files {
-        for r in &f.records {
-            let trace_id = match r {
-                Record::Header { .. } => continue,
-                Record::Run { trace_id, .. }
-                | Record::Start { trace_id, .. }
-                | Record::Span { trace_id, .. }
-                | Record::End { trace_id } => *trace_id,
-            };
-            let run = runs.entry(trace_id).or_insert_with(|| {
-                order.push(trace_id);
-                RunJournal::default()
-            });
-            run.live |= f.live;
-            match r {
-                Record::Header { .. } => {}
-                Record::Run {
+/// The runs of a journal's records, in the order they first appear.
+#[derive(Default)]
+struct Runs {
+    order: Vec<TraceId>,
+    runs: HashMap<TraceId, RunJournal>,
+}
+
+impl Runs {
+    /// Adds a record (of a file a running process is writing, if `live`).
+    fn add(&mut self, record: Record, live: bool) {
+        let trace_id = match &record {
+            Record::Header { .. } => return,
+            Record::Run { trace_id, .. }
+            | Record::Start { trace_id, .. }
+            | Record::Span { trace_id, .. }
+            | Record::End { trace_id } => *trace_id,
+        };
+        let run = self.runs.entry(trace_id).or_insert_with(|| {
+            self.order.push(trace_id);
+            RunJournal::default()
+        });
+        run.live |= live;
+        if run.finished {
+            // A finished run's document was written: nothing of it is kept.
+            return;
+        }
+        match record {
+            Record::Header { .. } => {}
+            Record::Run {
+                span_id,
+                loop_name,
+                env_id,
+                task_id,
+                started_at,
+                attributes,
+                metadata,
+                ..
+            } => {
+                run.seen(started_at);
+                run.info = Some(RunInfo {
                     span_id,
                     loop_name,
                     env_id,
@@ -207,58 +229,56 @@ fn runs_of(files: &[JournalFile]) -> Vec<(TraceId, RunJournal)> {
                     started_at,
                     attributes,
                     metadata,
-                    ..
-                } => {
-                    run.seen(*started_at);
-                    run.info = Some(RunInfo {
-                        span_id: *span_id,
-                        loop_name: loop_name.clone(),
-                        env_id: env_id.clone(),
-                        task_id: task_id.clone(),
-                        started_at: *started_at,
-                        attributes: attributes.clone(),
-                        metadata: metadata.clone(),
-                    });
-                }
-                Record::Start {
+                });
+            }
+            Record::Start {
+                span_id,
+                parent_span_id,
+                name,
+                kind,
+                start_time,
+                attributes,
+                ..
+            } => {
+                run.seen(start_time);
+                run.started.push(Started {
                     span_id,
-                    parent_span_id,
+                    parent: parent_span_id,
                     name,
                     kind,
-                    start_time,
+                    start: start_time,
                     attributes,
-                    ..
-                } => {
-                    run.seen(*start_time);
-                    run.started.push(Started {
-                        span_id: *span_id,
-                        parent: *parent_span_id,
-                        name: name.clone(),
-                        kind: *kind,
-                        start: *start_time,
-                        attributes: attributes.clone(),
-                    });
-                }
-                Record::Span { span, .. } => {
-                    if run.ended_ids.insert(span.span_id) {
-                        run.seen(span.start_time);
-                        if let Some(e) = span.end_time {
-                            run.seen(e);
-                        }
-                        for ev in &span.events {
-                            run.seen(ev.timestamp);
-                        }
-                        run.ended.push(span.clone());
+                });
+            }
+            Record::Span { span, .. } => {
+                if run.ended_ids.insert(span.span_id) {
+                    run.seen(span.start_time);
+                    if let Some(e) = span.end_time {
+                        run.seen(e);
                     }
+                    for ev in &span.events {
+                        run.seen(ev.timestamp);
+                    }
+                    run.ended.push(span);
                 }
-                Record::End { .. } => run.finished = true,
+            }
+            Record::End { .. } => {
+                *run = RunJournal {
+                    finished: true,
+                    live: run.live,
+                    ..RunJournal::default()
+                };
             }
         }
     }
-    order
-        .into_iter()
-        .filter_map(|t| runs.remove(&t).map(|r| (t, r)))
-        .collect()
+
+    /// The runs, in the order they first appear.
+    fn into_ordered(mut self) -> Vec<(TraceId, RunJournal)> {
+        self.order
+            .into_iter()
+            .filter_map(|t| self.runs.remove(&t).map(|r| (t, r)))
+            .collect()
+    }
 }
 
 fn iteration_number(s: &LtfSpan) -> u64 {
@@ -380,7 +400,7 @@ fn trace_ids_in(path: &Path) -> io::Result<HashSet<TraceId>> {
 /// journal files it read. Files of running processes are left alone. Idempotent: a run
 /// whose document `output` already holds is not written again.
 pub fn recover(output: &Path, dir: &Path) -> io::Result<Recovery> {
-    let files = read_journal(dir, true)?;
+    let Journal { files, runs } = read_journal(dir, true)?;
     let mut report = Recovery {
         live_files: files.iter().filter(|f| f.live).count(),
         torn_records: files.iter().map(|f| f.torn).sum(),
@@ -390,10 +410,9 @@ pub fn recover(output: &Path, dir: &Path) -> io::Result<Recovery> {
     if dead.is_empty() {
         return Ok(report);
     }
-    let runs = runs_of(&files);
     let existing = trace_ids_in(output)?;
     let mut docs = Vec::new();
-    for (trace_id, run) in runs {
+    for (trace_id, run) in runs.into_ordered() {
         if run.finished || run.live {
             continue;
         }
@@ -429,9 +448,10 @@ pub fn recover(output: &Path, dir: &Path) -> io::Result<Recovery> {
 /// How many unfinished runs of ended processes the journal `dir` holds (what [`recover`]
 /// would write), and how many files running processes are writing.
 pub fn pending(dir: &Path) -> io::Result<Pending> {
-    let files = read_journal(dir, false)?;
+    let Journal { files, runs } = read_journal(dir, false)?;
     let live_files = files.iter().filter(|f| f.live).count();
-    let runs = runs_of(&files)
+    let runs = runs
+        .into_ordered()
         .into_iter()
         .filter(|(_, r)| !r.finished && !r.live && r.info.is_some())
         .count();
@@ -441,9 +461,9 @@ pub fn pending(dir: &Path) -> io::Result<Pending> {
 /// The unfinished runs of the journal `dir`, oldest first: those being recorded now
 /// (`live`) and those of processes that ended.
 pub fn progress(dir: &Path) -> io::Result<Vec<RunProgress>> {
-    let files = read_journal(dir, false)?;
+    let Journal { runs, .. } = read_journal(dir, false)?;
     let mut out = Vec::new();
-    for (trace_id, run) in runs_of(&files) {
+    for (trace_id, run) in runs.into_ordered() {
         if run.finished {
             continue;
         }
