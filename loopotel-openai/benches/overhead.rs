@@ -38,6 +38,9 @@ const CHUNKS: usize = 500;
 /// Paired rounds of each comparison, printed by [`report`].
 static PAIRED: OnceLock<Vec<(&'static str, PairedRatio)>> = OnceLock::new();
 
+/// The busy work of the "+ busy work" row: the traced call's added time in memory.
+static WORK: OnceLock<Duration> = OnceLock::new();
+
 fn completion() -> Bytes {
     Bytes::from(
         json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "bench",
@@ -203,9 +206,21 @@ fn benches(c: &mut Criterion) {
             |n| t.timed(n, true, streaming),
         )
     };
+    // The floor over the socket: plain calls with as much busy work as the traced client
+    // adds in memory, against plain calls.
+    let in_memory = pair(&memory, false, 1000);
+    let work = Duration::from_nanos(in_memory.added_ns.max(0.0) as u64);
+    let _ = WORK.set(work);
+    let worked = paired_ratio(
+        40,
+        200,
+        |n| socket.timed(n, false, false),
+        |n| socket.timed_with_work(n, false, false, work),
+    );
     let _ = PAIRED.set(vec![
         ("chat completion, local server", pair(&socket, false, 200)),
-        ("chat completion, in memory", pair(&memory, false, 1000)),
+        ("chat completion, in memory", in_memory),
+        ("plain chat completion + busy work, local server", worked),
         (
             "stream of 500 chunks, local server",
             pair(&socket, true, 10),
@@ -239,6 +254,19 @@ impl<'a> Transport<'a> {
 
     /// `iters` calls, plain or traced, each inside an iteration's context.
     fn timed(&self, iters: u64, traced_call: bool, streaming: bool) -> Duration {
+        self.timed_with_work(iters, traced_call, streaming, Duration::ZERO)
+    }
+
+    /// [`Self::timed`], with `work` of busy waiting on the calling thread around each call
+    /// (half before the request, half after the reply), as the traced client's own work
+    /// sits around it: what that much work costs over this transport, whatever does it.
+    fn timed_with_work(
+        &self,
+        iters: u64,
+        traced_call: bool,
+        streaming: bool,
+        work: Duration,
+    ) -> Duration {
         let (rt, tracer, client, traced) = (self.rt, self.tracer, &self.client, &self.traced);
         rt.block_on(async {
             let run = tracer.run("bench").start();
@@ -247,6 +275,7 @@ impl<'a> Transport<'a> {
             let start = Instant::now();
             for _ in 0..iters {
                 let fut = async {
+                    busy(work / 2);
                     match (traced_call, streaming) {
                         (false, false) => {
                             black_box(client.chat().create(request()).await.expect("reply"));
@@ -274,12 +303,24 @@ impl<'a> Transport<'a> {
                     }
                 };
                 fut.with_context(cx.clone()).await;
+                busy(work / 2);
             }
             let took = start.elapsed();
             drop(it);
             black_box(run.finish(Outcome::Success, "done"));
             took
         })
+    }
+}
+
+/// Busy-waits for `work` (no sleep: the thread stays on its core, as instrumentation does).
+fn busy(work: Duration) {
+    if work.is_zero() {
+        return;
+    }
+    let until = Instant::now() + work;
+    while Instant::now() < until {
+        std::hint::spin_loop();
     }
 }
 
@@ -327,6 +368,12 @@ fn report() {
             format!("{:.2} µs per call", r.added_ns / 1e3)
         };
         println!("| {label} | {r} | {added} |");
+    }
+    if let Some(work) = WORK.get() {
+        println!(
+            "\nBusy work: {:.2} µs per call (the traced call's added time in memory).",
+            work.as_secs_f64() * 1e6
+        );
     }
 }
 
