@@ -117,6 +117,49 @@ fn tracing_spans_inside_an_iteration_are_spans_of_it_in_both_views() {
     assert_eq!(spans.iter().filter(|s| s.name == "plan").count(), 1);
 }
 
+/// A plain span (no mapped field) whose fields are declared empty and recorded later, as
+/// `#[instrument(fields(rows = Empty))]` code does: typed in both views, the last value wins.
+#[test]
+fn a_plain_span_takes_fields_recorded_later_in_both_views() {
+    let (tracer, provider, exporter) = bridged();
+    let subscriber = tracing_subscriber::registry().with(LoopLayer::new());
+    let doc = tracing::subscriber::with_default(subscriber, || {
+        let run = tracer.run("plain-record").start();
+        let it = run.iteration(1);
+        {
+            let _inside = it.enter();
+            let query = tracing::info_span!(
+                "query",
+                db.table = "users",
+                db.rows = Empty,
+                db.ratio = Empty
+            );
+            query.record("db.rows", 3u64);
+            query.record("db.rows", 4u64);
+            query.record("db.ratio", f64::NAN);
+            let _e = query.enter();
+        }
+        drop(it);
+        run.finish(Outcome::Success, "done")
+    });
+    let query = span(&doc, "query");
+    assert_eq!(text(query, "db.table"), Some("users"));
+    assert_eq!(int(query, "db.rows"), Some(4));
+    assert_eq!(text(query, "db.ratio"), Some("NaN"));
+    assert!(loopotel::validate::validate_document(&doc).is_empty());
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let o_query = otel(&spans, "query");
+    let rows = o_query
+        .attributes
+        .iter()
+        .filter(|kv| kv.key.as_str() == "db.rows")
+        .map(|kv| kv.value.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(rows, [opentelemetry::Value::I64(4)]);
+    assert_eq!(o_query.span_kind, OtelKind::Internal);
+}
+
 #[test]
 fn outside_any_loop_nothing_is_recorded() {
     let (tracer, provider, exporter) = bridged();
