@@ -9,6 +9,28 @@ use loopotel::jsonl::{JsonlError, JsonlReader};
 
 const OURS: &str = env!("CARGO_BIN_EXE_loopotel");
 
+/// `loopotel demo` recording a slow loop into `out` (`iterations` iterations, `delay_ms`
+/// each, task `demo-{seed}`), printing `iteration N journaled` on its piped stdout as each
+/// one is journaled.
+fn slow_demo(
+    out: &std::path::Path,
+    iterations: u64,
+    delay_ms: u64,
+    seed: u64,
+) -> std::process::Child {
+    Command::new(OURS)
+        .args(["demo", "--progress", "--keep-going"])
+        .args(["--seed", &seed.to_string()])
+        .args(["--iterations", &iterations.to_string()])
+        .args(["--iteration-delay-ms", &delay_ms.to_string()])
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn kill_9_during_heavy_writing_leaves_at_most_one_torn_line() {
     for round in 0..3 {
@@ -89,24 +111,7 @@ fn kill_9_at_random_moments_then_recover_keeps_every_reported_iteration() {
     for trial in 0..trials {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("t.jsonl");
-        let mut child = Command::new(OURS)
-            .args([
-                "demo",
-                "--iterations",
-                "10000",
-                "--iteration-delay-ms",
-                "1",
-                "--progress",
-                "--keep-going",
-                "--seed",
-                "3",
-                "--out",
-            ])
-            .arg(&out)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = slow_demo(&out, 10_000, 1, 3);
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
             std::io::BufReader::new(stdout)
@@ -217,22 +222,7 @@ fn show_follow_lists_the_runs_in_progress() {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t.jsonl");
-    let mut demo = Command::new(OURS)
-        .args([
-            "demo",
-            "--iterations",
-            "100000",
-            "--iteration-delay-ms",
-            "10",
-            "--keep-going",
-            "--progress",
-            "--out",
-        ])
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut demo = slow_demo(&out, 100_000, 10, 7);
     // Wait for the first journaled iteration.
     let mut lines = std::io::BufReader::new(demo.stdout.take().unwrap()).lines();
     assert!(lines.next().unwrap().unwrap().contains("journaled"));

@@ -70,8 +70,8 @@ impl<T> Keep<T> {
     pub(crate) fn finish(self) -> Vec<(u64, T)> {
         let mut problems = self.problems.items;
         problems.sort_by_key(|(seq, _)| *seq);
-        problems.truncate(self.limit);
-        let room = self.limit - problems.len();
+        // The problems' reservoir holds at most `limit`.
+        let room = self.limit.saturating_sub(problems.len());
         let mut others = self.others.items;
         if others.len() > room {
             // Which of the sampled others: again a fair pick, by a seeded shuffle.
