@@ -275,6 +275,21 @@ impl Config {
         AttrValue::Str(SharedStr::from(kept))
     }
 
+    /// Starts a bridged span's loopotel span in the views this layer records.
+    fn start(
+        &self,
+        scope: &LoopScope,
+        cx: &opentelemetry::Context,
+        name: SharedStr,
+        kinds: SpanKindPair,
+        fill: impl FnOnce(&mut Attributes),
+    ) -> SpanGuard {
+        match self.views {
+            Views::Both => scope.start_span_with(cx, name, kinds, fill),
+            Views::LtfOnly => scope.start_ltf_span_with(cx, name, kinds, fill),
+        }
+    }
+
     /// Maps the fields `record` visits (`fields`: how many there may be).
     fn visit(&self, fields: usize, record: impl FnOnce(&mut FieldVisitor<'_>)) -> Mapped {
         let mut mapped = Mapped {
@@ -456,10 +471,7 @@ impl LoopLayer {
                 };
                 let fill = |list: &mut Attributes| attrs.record(&mut PlainVisitor(list));
                 let name = SharedStr::Static(meta.name());
-                let mut guard = match config.views {
-                    Views::Both => scope.start_span_with(&parent_cx, name, kinds, fill),
-                    Views::LtfOnly => scope.start_ltf_span_with(&parent_cx, name, kinds, fill),
-                };
+                let mut guard = config.start(scope, &parent_cx, name, kinds, fill);
                 let cx = guard.context_on(&parent_cx);
                 return Bridged::new(guard, &run, cx, false, None);
             }
@@ -481,10 +493,7 @@ impl LoopLayer {
                     list.set(k, config.value(k, v));
                 }
             };
-            let mut guard = match config.views {
-                Views::Both => scope.start_span_with(&parent_cx, name, kinds, fill),
-                Views::LtfOnly => scope.start_ltf_span_with(&parent_cx, name, kinds, fill),
-            };
+            let mut guard = config.start(scope, &parent_cx, name, kinds, fill);
             // Spans that can report usage (they declare `gen_ai.usage.*` fields) count what
             // is reported inside them; others take the cheaper plain context.
             let counts_usage = fields.iter().any(|f| f.name().starts_with("gen_ai.usage."));
