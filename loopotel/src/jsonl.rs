@@ -332,8 +332,32 @@ impl<R: BufRead> JsonlReader<R> {
     pub fn parsed<T: serde::de::DeserializeOwned>(
         mut self,
     ) -> impl Iterator<Item = Result<JsonlRecord<T>, JsonlError>> {
-        std::iter::from_fn(move || self.next_line()).map(|item| {
-            let (line, index, bytes, complete) = item?;
+        std::iter::from_fn(move || {
+            Some(match self.next_line()? {
+                Ok(Line::Short(line)) => Ok(line),
+                Ok(Line::Long { line, .. }) => match skip_line(&mut self.reader) {
+                    Ok(()) => Err(JsonlError::TooLong {
+                        line,
+                        limit: self.max_line_bytes,
+                    }),
+                    Err(e) => {
+                        self.done = true;
+                        Err(JsonlError::Io {
+                            line,
+                            message: e.to_string(),
+                        })
+                    }
+                },
+                Err(e) => Err(e),
+            })
+        })
+        .map(|item| {
+            let ShortLine {
+                line,
+                index,
+                bytes,
+                complete,
+            } = item?;
             match serde_json::from_slice::<T>(&bytes) {
                 Ok(value) => Ok(JsonlRecord { line, index, value }),
                 Err(e) if !complete && e.is_eof() => Err(JsonlError::Torn {
@@ -348,9 +372,45 @@ impl<R: BufRead> JsonlReader<R> {
         })
     }
 
-    /// The next non-blank line: (line number, index, bytes, ended with a newline).
-    #[allow(clippy::type_complexity)]
-    fn next_line(&mut self) -> Option<Result<(usize, usize, Vec<u8>, bool), JsonlError>> {
+    /// Hands each non-blank line to `short` as bytes, or, when it is longer than
+    /// [`JsonlReader::max_line_bytes`], to `long` as a reader of the whole line (what was
+    /// read of it, then the rest, up to its newline): for callers that can go through a
+    /// line of any length in a stream. `long`'s arguments are the line number and the
+    /// index; what it leaves of the line is skipped.
+    pub(crate) fn each_line(
+        mut self,
+        mut short: impl FnMut(Result<ShortLine, JsonlError>),
+        mut long: impl FnMut(usize, usize, &mut dyn Read),
+    ) {
+        while let Some(item) = self.next_line() {
+            match item {
+                Ok(Line::Short(line)) => short(Ok(line)),
+                Ok(Line::Long { line, index, start }) => {
+                    let mut rest = io::BufReader::with_capacity(
+                        1 << 16,
+                        LongLine {
+                            start: io::Cursor::new(start),
+                            reader: &mut self.reader,
+                            ended: false,
+                        },
+                    );
+                    long(line, index, &mut rest);
+                    let ended = rest.get_ref().ended;
+                    if !ended && let Err(e) = skip_line(&mut self.reader) {
+                        self.done = true;
+                        short(Err(JsonlError::Io {
+                            line,
+                            message: e.to_string(),
+                        }));
+                    }
+                }
+                Err(e) => short(Err(e)),
+            }
+        }
+    }
+
+    /// The next non-blank line.
+    fn next_line(&mut self) -> Option<Result<Line, JsonlError>> {
         loop {
             if self.done {
                 return None;
@@ -376,33 +436,76 @@ impl<R: BufRead> JsonlReader<R> {
                 return None;
             }
             let complete = self.buf.last() == Some(&b'\n');
+            self.index += 1;
             if !complete && n as u64 == limit {
-                // Over the limit: skip the rest of this line.
-                let line = self.line;
-                if let Err(e) = skip_line(&mut self.reader) {
-                    self.done = true;
-                    return Some(Err(JsonlError::Io {
-                        line,
-                        message: e.to_string(),
-                    }));
-                }
-                self.index += 1;
-                return Some(Err(JsonlError::TooLong {
-                    line,
-                    limit: self.max_line_bytes,
+                return Some(Ok(Line::Long {
+                    line: self.line,
+                    index: self.index,
+                    start: std::mem::take(&mut self.buf),
                 }));
             }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
+                self.index -= 1;
                 continue;
             }
-            self.index += 1;
-            return Some(Ok((
-                self.line,
-                self.index,
-                std::mem::take(&mut self.buf),
+            return Some(Ok(Line::Short(ShortLine {
+                line: self.line,
+                index: self.index,
+                bytes: std::mem::take(&mut self.buf),
                 complete,
-            )));
+            })));
         }
+    }
+}
+
+/// A line within the reader's limit.
+pub(crate) struct ShortLine {
+    /// 1-based line number.
+    pub(crate) line: usize,
+    /// 1-based index among non-blank lines.
+    pub(crate) index: usize,
+    /// The line's bytes (with its newline, if it had one).
+    pub(crate) bytes: Vec<u8>,
+    /// Whether it ended with a newline.
+    pub(crate) complete: bool,
+}
+
+enum Line {
+    Short(ShortLine),
+    /// Longer than the limit: its first bytes; the rest is still in the reader.
+    Long {
+        line: usize,
+        index: usize,
+        start: Vec<u8>,
+    },
+}
+
+/// A line longer than a reader's limit: its first bytes, then the reader up to (and
+/// including) the line's newline.
+struct LongLine<'a, R> {
+    start: io::Cursor<Vec<u8>>,
+    reader: &'a mut R,
+    ended: bool,
+}
+
+impl<R: BufRead> Read for LongLine<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.start.read(out)?;
+        if n > 0 || out.is_empty() || self.ended {
+            return Ok(n);
+        }
+        let available = self.reader.fill_buf()?;
+        if available.is_empty() {
+            self.ended = true;
+            return Ok(0);
+        }
+        let available = &available[..available.len().min(out.len())];
+        let line_end = memchr::memchr(b'\n', available).map(|at| at + 1);
+        let take = line_end.unwrap_or(available.len());
+        out[..take].copy_from_slice(&available[..take]);
+        self.reader.consume(take);
+        self.ended = line_end == Some(take);
+        Ok(take)
     }
 }
 

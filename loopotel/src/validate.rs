@@ -118,42 +118,90 @@ pub fn validate_document(doc: &LtfDocument) -> Vec<String> {
 }
 
 fn strict_checks(doc: &Value, errors: &mut Vec<String>) {
-    let time_of = |v: Option<&Value>| {
-        v.and_then(Value::as_str)
-            .and_then(|s| s.parse::<Timestamp>().ok())
+    let Some(spans) = doc.get("spans").and_then(Value::as_array) else {
+        strict_times(doc, errors);
+        return;
     };
+    let mut checks = StrictSpans::default();
+    for span in spans {
+        checks.span(span);
+    }
+    checks.finish(doc, errors);
+}
+
+fn time_of(v: Option<&Value>) -> Option<Timestamp> {
+    v.and_then(Value::as_str)
+        .and_then(|s| s.parse::<Timestamp>().ok())
+}
+
+/// The document's own times, in strict mode.
+fn strict_times(doc: &Value, errors: &mut Vec<String>) {
     if let (Some(start), Some(end)) = (time_of(doc.get("started_at")), time_of(doc.get("ended_at")))
         && end < start
     {
         errors.push("$.ended_at: ends before started_at (strict)".to_owned());
     }
-    let Some(spans) = doc.get("spans").and_then(Value::as_array) else {
-        return;
-    };
-    let mut ids = HashSet::with_capacity(spans.len());
-    for (i, span) in spans.iter().enumerate() {
+}
+
+/// A span id as the strict checks keep it: 16 lowercase hex digits (every id we write)
+/// in 8 bytes, anything else as it is.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum IdKey {
+    Hex(u64),
+    Other(Box<str>),
+}
+
+impl IdKey {
+    fn of(id: &str) -> Self {
+        let hex = id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        match u64::from_str_radix(id, 16) {
+            Ok(n) if hex => Self::Hex(n),
+            _ => Self::Other(id.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for IdKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hex(n) => write!(f, "{n:016x}"),
+            Self::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The strict checks on a document's spans, a span at a time: what they keep is about
+/// 24 bytes per span (its id, and its parent's until the end), never the spans.
+#[derive(Default)]
+struct StrictSpans {
+    errors: Vec<String>,
+    index: usize,
+    ids: HashSet<IdKey>,
+    parents: Vec<(usize, IdKey)>,
+    /// Spans without a parent, and whether each is of kind `loop`.
+    roots: Vec<(usize, bool)>,
+    last_iteration: Option<(usize, f64)>,
+}
+
+impl StrictSpans {
+    fn span(&mut self, span: &Value) {
+        let i = self.index;
+        self.index += 1;
+        let errors = &mut self.errors;
         if let Some(id) = span.get("span_id").and_then(Value::as_str)
-            && !ids.insert(id)
+            && !self.ids.insert(IdKey::of(id))
         {
             errors.push(format!(
                 "$.spans[{i}].span_id: duplicate span id '{id}' (strict)"
             ));
         }
-    }
-    let mut roots = Vec::new();
-    let mut last_iteration: Option<(usize, f64)> = None;
-    for (i, span) in spans.iter().enumerate() {
         let parent = span.get("parent_span_id").filter(|p| !p.is_null());
         let kind = span.get("kind").and_then(Value::as_str);
         match parent {
-            None => roots.push(i),
+            None => self.roots.push((i, kind == Some("loop"))),
             Some(p) => {
-                if let Some(p) = p.as_str()
-                    && !ids.contains(p)
-                {
-                    errors.push(format!(
-                        "$.spans[{i}].parent_span_id: parent '{p}' is not a span of this document (strict)"
-                    ));
+                if let Some(p) = p.as_str() {
+                    self.parents.push((i, IdKey::of(p)));
                 }
             }
         }
@@ -178,14 +226,14 @@ fn strict_checks(doc: &Value, errors: &mut Vec<String>) {
                 .and_then(Value::as_f64)
             {
                 Some(n) => {
-                    if let Some((prev_i, prev)) = last_iteration
+                    if let Some((prev_i, prev)) = self.last_iteration
                         && n <= prev
                     {
                         errors.push(format!(
                             "$.spans[{i}].attributes['loop.iteration']: {n} does not increase on $.spans[{prev_i}] ({prev}) (strict)"
                         ));
                     }
-                    last_iteration = Some((i, n));
+                    self.last_iteration = Some((i, n));
                 }
                 None => errors.push(format!(
                     "$.spans[{i}].attributes: iteration span without a numeric 'loop.iteration' (strict)"
@@ -193,23 +241,259 @@ fn strict_checks(doc: &Value, errors: &mut Vec<String>) {
             }
         }
     }
-    match roots.as_slice() {
-        [] if !spans.is_empty() => {
-            errors.push("$.spans: no root span (every span has a parent) (strict)".to_owned())
-        }
-        [one] => {
-            if spans[*one].get("kind").and_then(Value::as_str) != Some("loop") {
+
+    /// The checks across spans, and the document's own times (`doc`: the document, whose
+    /// spans may be left out).
+    fn finish(mut self, doc: &Value, errors: &mut Vec<String>) {
+        strict_times(doc, errors);
+        errors.append(&mut self.errors);
+        for (i, p) in &self.parents {
+            if !self.ids.contains(p) {
                 errors.push(format!(
-                    "$.spans[{one}].kind: the root span must be of kind 'loop' (strict)"
+                    "$.spans[{i}].parent_span_id: parent '{p}' is not a span of this document (strict)"
                 ));
             }
         }
-        [] => {}
-        many => errors.push(format!(
-            "$.spans: {} root spans (no parent) at {:?}; expected exactly one (strict)",
-            many.len(),
-            many
-        )),
+        match self.roots.as_slice() {
+            [] if self.index > 0 => {
+                errors.push("$.spans: no root span (every span has a parent) (strict)".to_owned())
+            }
+            [(one, is_loop)] => {
+                if !is_loop {
+                    errors.push(format!(
+                        "$.spans[{one}].kind: the root span must be of kind 'loop' (strict)"
+                    ));
+                }
+            }
+            [] => {}
+            many => errors.push(format!(
+                "$.spans: {} root spans (no parent) at {:?}; expected exactly one (strict)",
+                many.len(),
+                many.iter().map(|(i, _)| *i).collect::<Vec<_>>()
+            )),
+        }
+    }
+}
+
+/// The schema of one span (`$defs/Span` of [`LTF_SCHEMA`]).
+fn span_validator(mode: Mode) -> Option<&'static jsonschema::Validator> {
+    fn compile_span(formats: bool) -> Option<jsonschema::Validator> {
+        let mut schema: Value = serde_json::from_str(LTF_SCHEMA).ok()?;
+        let defs = schema.get_mut("$defs")?.take();
+        let span = serde_json::json!({
+            "$schema": schema.get("$schema").cloned().unwrap_or(Value::Null),
+            "$defs": defs,
+            "$ref": "#/$defs/Span",
+        });
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(formats)
+            .build(&span)
+            .ok()
+    }
+    static REFERENCE: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
+    static STRICT: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
+    match mode {
+        Mode::Reference => REFERENCE.get_or_init(|| compile_span(false)).as_ref(),
+        Mode::Strict => STRICT.get_or_init(|| compile_span(true)).as_ref(),
+    }
+}
+
+/// Validates one document read from `reader` a span at a time, with the verdict of
+/// [`validate_value`]: memory grows by about 24 bytes per span, not with the document
+/// (`validate` goes this way for a JSON Lines line longer than the reader's limit).
+pub fn validate_reader(reader: impl std::io::Read, mode: Mode) -> Vec<String> {
+    validate_stream(reader, mode).unwrap_or_else(|e| vec![malformed(e.line(), &e)])
+}
+
+/// The message on malformed JSON, as the reference's line and column.
+fn malformed(line: usize, e: &serde_json::Error) -> String {
+    format!("line {line}: malformed JSON at column {}: {e}", e.column())
+}
+
+/// [`validate_reader`], with the parse error (if the input is not JSON) returned.
+fn validate_stream(
+    reader: impl std::io::Read,
+    mode: Mode,
+) -> Result<Vec<String>, serde_json::Error> {
+    use serde::de::DeserializeSeed as _;
+    let mut spans = StreamedSpans {
+        mode,
+        first: None,
+        errors: Vec::new(),
+        strict: StrictSpans::default(),
+        seen: false,
+    };
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut doc = Shell(&mut spans).deserialize(&mut de)?;
+    de.end()?;
+    if spans.seen
+        && let Value::Object(map) = &mut doc
+    {
+        map.insert(
+            "spans".to_owned(),
+            Value::Array(spans.first.take().into_iter().collect()),
+        );
+    }
+    // The document without its spans (but the first, so that the span list is checked as
+    // a list); the first span's own errors come again from the span checks, de-duplicated.
+    let mut errors = match schema_validator(mode) {
+        Some(v) => v
+            .iter_errors(&doc)
+            .map(|e| format!("{}: {}", json_path(e.instance_path().iter()), e))
+            .collect(),
+        None => vec!["$: internal error: the embedded LTF schema did not compile".to_owned()],
+    };
+    errors.append(&mut spans.errors);
+    if mode == Mode::Strict {
+        spans.strict.finish(&doc, &mut errors);
+    }
+    errors.sort();
+    errors.dedup();
+    Ok(errors)
+}
+
+/// A streamed document's spans, checked as they are read.
+struct StreamedSpans {
+    mode: Mode,
+    /// The first span, kept for the document's own schema check.
+    first: Option<Value>,
+    errors: Vec<String>,
+    strict: StrictSpans,
+    /// Whether the document has a span list.
+    seen: bool,
+}
+
+impl StreamedSpans {
+    fn span(&mut self, span: Value) {
+        let i = self.strict.index;
+        match span_validator(self.mode) {
+            Some(v) => {
+                for e in v.iter_errors(&span) {
+                    let path = json_path(e.instance_path().iter());
+                    let rest = path.strip_prefix('$').unwrap_or(&path);
+                    self.errors.push(format!("$.spans[{i}]{rest}: {e}"));
+                }
+            }
+            None => self
+                .errors
+                .push("$: internal error: the embedded LTF schema did not compile".to_owned()),
+        }
+        if self.mode == Mode::Strict {
+            self.strict.span(&span);
+        } else {
+            self.strict.index += 1;
+        }
+        if i == 0 {
+            self.first = Some(span);
+        }
+    }
+}
+
+/// Reads a document's members into a value, except its span list, which goes through
+/// [`StreamedSpans`] a span at a time.
+struct Shell<'a>(&'a mut StreamedSpans);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Shell<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Shell<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an LTF document")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "spans" {
+                if let Some(other) = map.next_value_seed(SpanList(&mut *self.0))? {
+                    members.insert(key, other);
+                }
+            } else {
+                let value: Value = map.next_value()?;
+                members.insert(key, value);
+            }
+        }
+        Ok(Value::Object(members))
+    }
+
+    // Anything but an object is kept whole: the schema says what is wrong with it.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+/// A document's `spans` member: a list goes through [`StreamedSpans`] (`None`), anything
+/// else is kept whole.
+struct SpanList<'a>(&'a mut StreamedSpans);
+
+impl<'de> serde::de::DeserializeSeed<'de> for SpanList<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SpanList<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a span list")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        self.0.seen = true;
+        while let Some(span) = seq.next_element::<Value>()? {
+            self.0.span(span);
+        }
+        Ok(None)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Some(Value::Null))
     }
 }
 
@@ -245,9 +529,23 @@ pub enum FileError {
     },
 }
 
-/// Validates a file as `loopotel-validate` does: `.jsonl` line by line (blank lines skipped),
-/// anything else as one JSON document.
+/// Validates a file as `loopotel-validate` does: `.jsonl` line by line (blank lines skipped;
+/// a line of any length, those over 1 MiB as a stream), anything else as one JSON document.
 pub fn validate_file(path: &Path, mode: Mode) -> Result<Vec<DocVerdict>, FileError> {
+    validate_file_lines(path, mode, STREAMED_LINE_BYTES)
+}
+
+/// JSON Lines longer than this are validated as a stream ([`validate_reader`]), whatever
+/// their length: memory stays within a few times this plus 24 bytes per span.
+const STREAMED_LINE_BYTES: usize = 1 << 20;
+
+/// [`validate_file`], with JSON Lines longer than `max_line_bytes` validated as a stream
+/// ([`validate_reader`]).
+fn validate_file_lines(
+    path: &Path,
+    mode: Mode,
+    max_line_bytes: usize,
+) -> Result<Vec<DocVerdict>, FileError> {
     let shown = path.display().to_string();
     if !path.exists() {
         return Err(FileError::Missing(shown));
@@ -259,17 +557,60 @@ pub fn validate_file(path: &Path, mode: Mode) -> Result<Vec<DocVerdict>, FileErr
     let results: Vec<(usize, Vec<String>)> = if path.extension().is_some_and(|e| e == "jsonl") {
         let file = std::fs::File::open(path).map_err(unreadable)?;
         let mut out = Vec::new();
-        let mut index = 0;
-        for item in JsonlReader::new(BufReader::new(file)).parsed::<Value>() {
-            index += 1;
-            match item {
-                Ok(rec) => out.push((rec.index, validate_value(&rec.value, mode))),
-                Err(JsonlError::Io { line, message }) => {
-                    out.push((index, vec![format!("line {line}: read error: {message}")]));
-                }
-                Err(e) => out.push((index, vec![format!("{e}")])),
-            }
-        }
+        // Which document an error is about, as the reference counts them.
+        let index = std::cell::Cell::new(0);
+        let out_long = std::cell::RefCell::new(&mut out);
+        JsonlReader::new(BufReader::new(file))
+            .max_line_bytes(max_line_bytes)
+            .each_line(
+                |item| {
+                    index.set(index.get() + 1);
+                    let index = index.get();
+                    let verdict = match item {
+                        Ok(line) => match serde_json::from_slice::<Value>(&line.bytes) {
+                            Ok(value) => (line.index, validate_value(&value, mode)),
+                            Err(e) if !line.complete && e.is_eof() => (
+                                line.index,
+                                vec![format!(
+                                    "{}",
+                                    JsonlError::Torn {
+                                        line: line.line,
+                                        message: e.to_string()
+                                    }
+                                )],
+                            ),
+                            Err(e) => (
+                                line.index,
+                                vec![format!(
+                                    "{}",
+                                    JsonlError::Malformed {
+                                        line: line.line,
+                                        message: e.to_string()
+                                    }
+                                )],
+                            ),
+                        },
+                        Err(JsonlError::Io { line, message }) => {
+                            (index, vec![format!("line {line}: read error: {message}")])
+                        }
+                        Err(e) => (index, vec![format!("{e}")]),
+                    };
+                    out_long.borrow_mut().push(verdict);
+                },
+                |line, at, reader| {
+                    index.set(index.get() + 1);
+                    let errors = validate_stream(reader, mode).unwrap_or_else(|e| {
+                        let message = e.to_string();
+                        let e = if e.is_eof() {
+                            JsonlError::Torn { line, message }
+                        } else {
+                            JsonlError::Malformed { line, message }
+                        };
+                        vec![e.to_string()]
+                    });
+                    out_long.borrow_mut().push((at, errors));
+                },
+            );
         if out.is_empty() && mode == Mode::Strict {
             out.push((1, vec!["$: the file holds no document (strict)".to_owned()]));
         }
@@ -358,8 +699,8 @@ mod tests {
         assert_eq!(errors, sorted);
     }
 
-    #[test]
-    fn strict_catches_what_the_schema_cannot() {
+    /// A document the schema accepts, with every fault the strict checks catch.
+    fn strict_faulty() -> Value {
         let mut doc = minimal();
         doc["started_at"] = json!("yesterday");
         let spans = doc["spans"].as_array_mut().unwrap();
@@ -373,6 +714,12 @@ mod tests {
             "name": "loop.iteration", "kind": "iteration", "start_time": "2026-11-22T03:24:48Z",
             "attributes": {"loop.iteration": 1}}),
         );
+        doc
+    }
+
+    #[test]
+    fn strict_catches_what_the_schema_cannot() {
+        let doc = strict_faulty();
         assert!(validate_value(&doc, Mode::Reference).is_empty());
         let errors = validate_value(&doc, Mode::Strict).join("\n");
         for needle in [
@@ -385,5 +732,80 @@ mod tests {
         ] {
             assert!(errors.contains(needle), "missing {needle:?} in\n{errors}");
         }
+    }
+
+    /// Documents with schema and strict errors in the document, its spans and across
+    /// spans.
+    fn faulty() -> Vec<Value> {
+        let mut schema = minimal();
+        schema["spans"][0]["span_id"] = json!("XYZ");
+        schema["spans"][0]["attributes"] = json!(7);
+        schema["bad key"] = json!(1);
+        let mut odd_ids = strict_faulty();
+        odd_ids["spans"].as_array_mut().unwrap().push(
+            json!({"span_id": "Upper-Case", "parent_span_id": "Upper-Case",
+            "name": "loop.iteration", "kind": "iteration", "start_time": "2026-11-22T03:24:48Z",
+            "attributes": {}}),
+        );
+        let mut no_spans = minimal();
+        no_spans["spans"] = json!([]);
+        let mut not_a_list = minimal();
+        not_a_list["spans"] = json!({"a": 1});
+        let mut missing = minimal();
+        missing.as_object_mut().unwrap().remove("spans");
+        vec![
+            minimal(),
+            schema,
+            strict_faulty(),
+            odd_ids,
+            no_spans,
+            not_a_list,
+            missing,
+            json!([1, 2]),
+            json!("text"),
+        ]
+    }
+
+    #[test]
+    fn a_streamed_document_gets_the_same_verdict() {
+        for doc in faulty() {
+            let text = serde_json::to_vec(&doc).unwrap();
+            for mode in [Mode::Reference, Mode::Strict] {
+                assert_eq!(
+                    validate_reader(&text[..], mode),
+                    validate_value(&doc, mode),
+                    "{mode:?} on {doc}"
+                );
+            }
+        }
+        let torn = validate_reader(&b"{\"spans\":[{\"span_id\""[..], Mode::Strict);
+        assert!(torn[0].starts_with("line 1: malformed JSON"), "{torn:?}");
+    }
+
+    #[test]
+    fn a_line_past_the_reader_limit_is_validated_as_a_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let mut text = Vec::new();
+        for doc in faulty() {
+            serde_json::to_writer(&mut text, &doc).unwrap();
+            text.extend_from_slice(b"\n\n");
+        }
+        text.extend_from_slice(b"{\"spans\":[{\"span_id\":");
+        std::fs::write(&path, &text).unwrap();
+        for mode in [Mode::Reference, Mode::Strict] {
+            let whole = validate_file(&path, mode).unwrap();
+            // Every line but the blank ones is past a 16-byte limit.
+            let streamed = validate_file_lines(&path, mode, 16).unwrap();
+            assert_eq!(whole.len(), faulty().len() + 1);
+            assert_eq!(streamed, whole, "{mode:?}");
+        }
+        let last = validate_file_lines(&path, Mode::Strict, 16).unwrap();
+        let torn = &last.last().unwrap().errors[0];
+        let line = 2 * faulty().len() + 1;
+        assert!(
+            torn.starts_with(&format!("line {line}: torn last line")),
+            "{torn}"
+        );
     }
 }

@@ -26,17 +26,31 @@ fn in_a_child_that_aborts(name: &str, out: &std::path::Path) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+fn iteration_number(s: &loopotel::LtfSpan) -> i64 {
+    s.attributes
+        .get("loop.iteration")
+        .and_then(|v| v.as_i64())
+        .expect("an iteration's number")
+}
+
+/// In a child (`LOOPOTEL_JOURNAL_CHILD` set): a tracer writing to the output it names,
+/// with the journal beside it.
+fn child_tracer() -> Option<LoopTracer> {
+    let out = std::path::PathBuf::from(std::env::var_os("LOOPOTEL_JOURNAL_CHILD")?);
+    Some(
+        LoopTracer::builder()
+            .sink(JsonlExporter::create(&out).unwrap())
+            .journal(JournalConfig::beside(&out))
+            .build(),
+    )
+}
+
 /// The child: records, flushes the journal, prints the trace id, aborts.
 #[test]
 fn child_cut_short() {
-    let Some(out) = std::env::var_os("LOOPOTEL_JOURNAL_CHILD") else {
+    let Some(tracer) = child_tracer() else {
         return;
     };
-    let out = std::path::PathBuf::from(out);
-    let tracer = LoopTracer::builder()
-        .sink(JsonlExporter::create(&out).unwrap())
-        .journal(JournalConfig::beside(&out))
-        .build();
     // A finished run: nothing of it stays in the journal.
     let done = tracer.run("finished-loop").start();
     done.iteration(1).evaluator_complete("critic", 0.9);
@@ -57,28 +71,42 @@ fn child_cut_short() {
         it.evaluator_complete("critic", 0.2 * n as f64);
     }
     let open_it = run.iteration(4);
-    let open_span = open_it.span("execute_tool slow", SpanKind::Worker);
+    let _open_span = open_it.span("execute_tool slow", SpanKind::Worker);
+    die_journaled(&tracer, &run);
+}
+
+/// The end of a child: everything journaled, the run's trace id printed, the process
+/// aborted with its run (and whatever is open) unfinished.
+fn die_journaled(tracer: &LoopTracer, run: &loopotel::Run) -> ! {
     assert!(tracer.flush_journal());
     assert_eq!(tracer.stats().journal_lost, 0);
     println!("TRACE {}", run.trace_id());
-    drop((open_span, open_it));
     std::process::abort();
 }
 
-#[test]
-fn an_unfinished_run_is_recovered_with_every_ended_iteration() {
+/// Runs the child test `name` writing to a fresh output; returns the output's directory,
+/// the output and the trace id the child printed. `None` in a child.
+fn after_child(name: &str) -> Option<(tempfile::TempDir, std::path::PathBuf, loopotel::TraceId)> {
     if std::env::var_os("LOOPOTEL_JOURNAL_CHILD").is_some() {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t.jsonl");
-    let said = in_a_child_that_aborts("child_cut_short", &out);
-    let trace_id: loopotel::TraceId = said
+    let said = in_a_child_that_aborts(name, &out);
+    let trace_id = said
         .lines()
         .find_map(|l| Some(l.split_once("TRACE ")?.1.trim()))
         .unwrap_or_else(|| panic!("the child printed no trace id: {said}"))
         .parse()
         .unwrap();
+    Some((dir, out, trace_id))
+}
+
+#[test]
+fn an_unfinished_run_is_recovered_with_every_ended_iteration() {
+    let Some((_dir, out, trace_id)) = after_child("child_cut_short") else {
+        return;
+    };
     let jdir = journal::dir_beside(&out);
     assert_eq!(journal::pending(&jdir).unwrap().runs, 1);
     let r = journal::recover(&out, &jdir).unwrap();
@@ -96,13 +124,7 @@ fn an_unfinished_run_is_recovered_with_every_ended_iteration() {
     let ended: Vec<i64> = doc
         .iterations()
         .filter(|s| s.attributes.get("loop.end_reason").is_none())
-        .map(|s| {
-            s.attributes
-                .get("loop.iteration")
-                .unwrap()
-                .as_i64()
-                .unwrap()
-        })
+        .map(iteration_number)
         .collect();
     assert_eq!(ended, [1, 2, 3]);
     let open: Vec<&str> = doc
@@ -133,14 +155,85 @@ fn an_unfinished_run_is_recovered_with_every_ended_iteration() {
     assert_eq!(documents(&out).len(), 2);
 }
 
+/// Iterations of the long child run, each with [`LONG_CHILD_SPANS`] child spans: more
+/// spans than recovery writes in one call.
+const LONG_ITERATIONS: u64 = 6_600;
+const LONG_CHILD_SPANS: u64 = 9;
+
+/// The child of the long run: records, prints the trace id, aborts.
+#[test]
+fn child_cut_short_long() {
+    let Some(tracer) = child_tracer() else {
+        return;
+    };
+    let run = tracer.run("long-loop").start();
+    for n in 1..=LONG_ITERATIONS {
+        let mut it = run.iteration(n);
+        for _ in 0..LONG_CHILD_SPANS {
+            it.span("step", SpanKind::Worker).end();
+        }
+        it.add_tokens(10);
+        it.evaluator_complete("critic", n as f64 / LONG_ITERATIONS as f64);
+        if n % 500 == 0 {
+            // As a loop waiting on its models: the journal keeps up.
+            assert!(tracer.flush_journal());
+        }
+    }
+    let _open = run.iteration(LONG_ITERATIONS + 1);
+    die_journaled(&tracer, &run);
+}
+
+#[test]
+fn a_long_unfinished_run_is_recovered_a_span_at_a_time() {
+    let Some((_dir, out, trace_id)) = after_child("child_cut_short_long") else {
+        return;
+    };
+    let jdir = journal::dir_beside(&out);
+    let started = std::time::Instant::now();
+    let r = journal::recover(&out, &jdir).unwrap();
+    eprintln!("recovered in {:?}", started.elapsed());
+    let ended = LONG_ITERATIONS * (1 + LONG_CHILD_SPANS);
+    assert_eq!(r.runs, 1, "{r:?}");
+    // The root, every ended span, the open iteration.
+    assert_eq!(r.spans as u64, 1 + ended + 1, "{r:?}");
+    let verdicts =
+        loopotel::validate::validate_file(&out, loopotel::validate::Mode::Strict).unwrap();
+    assert!(verdicts.iter().all(|v| v.is_valid()), "{verdicts:?}");
+    let docs = documents(&out);
+    assert_eq!(docs.len(), 1);
+    let doc = &docs[0];
+    assert_eq!(doc.trace_id, trace_id);
+    assert_eq!(doc.spans.len() as u64, 1 + ended + 1);
+    let numbers: Vec<i64> = doc.iterations().map(iteration_number).collect();
+    assert_eq!(
+        numbers,
+        (1..=LONG_ITERATIONS as i64 + 1).collect::<Vec<_>>()
+    );
+    let root = doc.root().unwrap();
+    let total = |k: &str| root.attributes.get(k).and_then(|v| v.as_i64());
+    assert_eq!(total("loop.iterations"), Some(LONG_ITERATIONS as i64));
+    assert_eq!(
+        total("loop.tokens_total"),
+        Some(10 * LONG_ITERATIONS as i64)
+    );
+    let les = |s: &loopotel::LtfSpan| {
+        s.attributes
+            .get(loopotel::semconv::LOOP_LES_CUMULATIVE)
+            .and_then(|v| v.as_f64())
+    };
+    let last_ended = doc.iterations().nth(LONG_ITERATIONS as usize - 1).unwrap();
+    assert_eq!(les(root), les(last_ended));
+    assert!(les(root).is_some());
+    // Idempotent.
+    assert!(!jdir.exists());
+    assert_eq!(journal::recover(&out, &jdir).unwrap().runs, 0);
+}
+
 #[test]
 fn a_tracer_opened_on_the_same_output_recovers_first() {
-    if std::env::var_os("LOOPOTEL_JOURNAL_CHILD").is_some() {
+    let Some((_dir, out, _)) = after_child("child_cut_short") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("t.jsonl");
-    in_a_child_that_aborts("child_cut_short", &out);
+    };
     let before = documents(&out).len();
     let again = LoopTracer::builder()
         .sink(JsonlExporter::create(&out).unwrap())

@@ -2,17 +2,23 @@
 //! become LTF documents ([`recover`]); [`pending`] counts them; [`progress`] describes the
 //! runs still being recorded.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, TryLockError};
 use std::io::{self, BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 
+use super::JournaledSpans;
 use super::format::{self, Record};
 use crate::attr::{AttrValue, Attributes, SharedStr};
 use crate::ids::{SpanId, TraceId};
 use crate::model::{LtfDocument, LtfSpan, Outcome, SpanKind, SpecPins};
 use crate::semconv as sc;
 use crate::time::Timestamp;
+
+/// A recovered run of at most this many ended spans is built in memory and written in one
+/// call; a larger one is written a span at a time as it is read from the journal.
+const ONE_WRITE_SPANS: u64 = 65_536;
 
 /// The termination reason of a recovered run.
 pub const RECOVERED_REASON: &str = "recovered: the recording process ended before the run finished";
@@ -105,13 +111,21 @@ fn journal_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    paths.sort();
+    // `NAME-INDEX.ltfj`: each process's segments in the order they were written.
+    paths.sort_by_cached_key(|p| {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        match stem.rsplit_once('-') {
+            Some((name, index)) => (name.to_owned(), index.parse::<u32>().unwrap_or(u32::MAX)),
+            None => (stem.to_owned(), u32::MAX),
+        }
+    });
     Ok(paths)
 }
 
-/// Reads every journal file of `dir` a line at a time into the runs it describes (no
-/// file is held in memory whole; a finished run's spans are let go when its end is
-/// read); with `lock`, keeps the files of ended processes locked while the result lives.
+/// Reads every journal file of `dir` a line at a time into a summary of the runs it
+/// describes (no file and no ended span is held in memory: only each run's spans still
+/// open, and running totals); with `lock`, keeps the files of ended processes locked while
+/// the result lives.
 fn read_journal(dir: &Path, lock: bool) -> io::Result<Journal> {
     let mut journal = Journal {
         files: Vec::new(),
@@ -157,7 +171,6 @@ struct RunInfo {
 }
 
 struct Started {
-    span_id: SpanId,
     parent: Option<SpanId>,
     name: String,
     kind: SpanKind,
@@ -165,12 +178,54 @@ struct Started {
     attributes: Attributes,
 }
 
+/// Running totals of a run's ended iterations.
+#[derive(Default)]
+struct Iterations {
+    count: u64,
+    /// Tokens, each iteration's counted from 0.
+    tokens: u64,
+    cost_usd: Option<f64>,
+    /// The highest-numbered iteration's number, LES and goal score.
+    last: Option<(u64, Option<f64>, Option<f64>)>,
+}
+
+impl Iterations {
+    fn add(&mut self, s: &LtfSpan) {
+        let get = |k: &str| s.attributes.get(k);
+        self.count += 1;
+        let tokens = get(sc::LOOP_TOKENS_DELTA).and_then(AttrValue::as_i64);
+        self.tokens = self
+            .tokens
+            .saturating_add(tokens.map_or(0, |t| t.max(0) as u64));
+        if let Some(c) = get(sc::LOOP_COST_USD).and_then(AttrValue::as_f64) {
+            *self.cost_usd.get_or_insert(0.0) += c;
+        }
+        let n = iteration_number(s);
+        if self.last.is_none_or(|(last, ..)| n >= last) {
+            self.last = Some((
+                n,
+                get(sc::LOOP_LES_CUMULATIVE).and_then(AttrValue::as_f64),
+                get(sc::LOOP_GOAL_SCORE).and_then(AttrValue::as_f64),
+            ));
+        }
+    }
+}
+
+/// What the journal shows of one run: enough to write its document header and root and
+/// to describe its progress; its ended spans stay in the journal files.
 #[derive(Default)]
 struct RunJournal {
     info: Option<RunInfo>,
-    started: Vec<Started>,
-    ended: Vec<LtfSpan>,
-    ended_ids: HashSet<SpanId>,
+    /// Spans started and not (yet) ended.
+    open: HashMap<SpanId, Started>,
+    /// Ended spans.
+    ended: u64,
+    /// Ended iterations.
+    iterations: Iterations,
+    /// Ended iterations that ended normally (no `loop.end_reason`): the document's.
+    completed: Iterations,
+    /// The highest iteration number started.
+    highest_started: Option<u64>,
     finished: bool,
     live: bool,
     last_seen: Option<Timestamp>,
@@ -241,25 +296,40 @@ impl Runs {
                 ..
             } => {
                 run.seen(start_time);
-                run.started.push(Started {
+                if kind == SpanKind::Iteration
+                    && let Some(n) = attributes
+                        .get(sc::LOOP_ITERATION)
+                        .and_then(AttrValue::as_i64)
+                        .and_then(|n| u64::try_from(n).ok())
+                {
+                    run.highest_started = run.highest_started.max(Some(n));
+                }
+                run.open.insert(
                     span_id,
-                    parent: parent_span_id,
-                    name,
-                    kind,
-                    start: start_time,
-                    attributes,
-                });
+                    Started {
+                        parent: parent_span_id,
+                        name,
+                        kind,
+                        start: start_time,
+                        attributes,
+                    },
+                );
             }
             Record::Span { span, .. } => {
-                if run.ended_ids.insert(span.span_id) {
-                    run.seen(span.start_time);
-                    if let Some(e) = span.end_time {
-                        run.seen(e);
+                run.open.remove(&span.span_id);
+                run.ended += 1;
+                run.seen(span.start_time);
+                if let Some(e) = span.end_time {
+                    run.seen(e);
+                }
+                for ev in &span.events {
+                    run.seen(ev.timestamp);
+                }
+                if span.kind == SpanKind::Iteration {
+                    run.iterations.add(&span);
+                    if span.attributes.get(sc::LOOP_END_REASON).is_none() {
+                        run.completed.add(&span);
                     }
-                    for ev in &span.events {
-                        run.seen(ev.timestamp);
-                    }
-                    run.ended.push(span);
                 }
             }
             Record::End { .. } => {
@@ -289,8 +359,9 @@ fn iteration_number(s: &LtfSpan) -> u64 {
         .unwrap_or(0)
 }
 
-/// The document of an unfinished run: every span that had ended, the spans still open
-/// closed at the run's last known time and marked [`RECOVERED_END_REASON`], outcome
+/// The document of an unfinished run, without the spans that ended (they are read from
+/// the journal as it is written, [`JournaledSpans`]): its root, and the spans still open
+/// closed at the run's last known time and marked [`RECOVERED_END_REASON`]; outcome
 /// `unknown`.
 fn document(trace_id: TraceId, run: RunJournal) -> Option<LtfDocument> {
     let info = run.info?;
@@ -298,54 +369,37 @@ fn document(trace_id: TraceId, run: RunJournal) -> Option<LtfDocument> {
         .last_seen
         .unwrap_or(info.started_at)
         .max(info.started_at);
-    let mut spans: Vec<LtfSpan> = run.ended;
-    for s in run.started {
-        if run.ended_ids.contains(&s.span_id) || s.span_id == info.span_id {
-            continue;
-        }
-        let mut attributes = s.attributes;
-        attributes.set(sc::LOOP_END_REASON, RECOVERED_END_REASON);
-        spans.push(LtfSpan {
-            span_id: s.span_id,
-            parent_span_id: s.parent.or(Some(info.span_id)),
-            name: SharedStr::from(s.name),
-            kind: s.kind,
-            start_time: s.start,
-            end_time: Some(last.max(s.start)),
-            attributes,
-            events: Vec::new(),
-        });
-    }
-    // Iterations in number order, each where it started; other spans by start time.
-    spans.sort_by_key(|s| (s.start_time, iteration_number(s)));
-    let mut iterations: Vec<&LtfSpan> = spans
-        .iter()
-        .filter(|s| {
-            s.kind == SpanKind::Iteration && s.attributes.get(sc::LOOP_END_REASON).is_none()
+    let mut open: Vec<LtfSpan> = run
+        .open
+        .into_iter()
+        .filter(|(id, _)| *id != info.span_id)
+        .map(|(span_id, s)| {
+            let mut attributes = s.attributes;
+            attributes.set(sc::LOOP_END_REASON, RECOVERED_END_REASON);
+            LtfSpan {
+                span_id,
+                parent_span_id: s.parent.or(Some(info.span_id)),
+                name: SharedStr::from(s.name),
+                kind: s.kind,
+                start_time: s.start,
+                end_time: Some(last.max(s.start)),
+                attributes,
+                events: Vec::new(),
+            }
         })
         .collect();
-    iterations.sort_by_key(|s| iteration_number(s));
-    let tokens: i64 = iterations
-        .iter()
-        .filter_map(|s| s.attributes.get(sc::LOOP_TOKENS_DELTA)?.as_i64())
-        .sum();
-    let cost: Option<f64> = iterations
-        .iter()
-        .filter_map(|s| s.attributes.get(sc::LOOP_COST_USD)?.as_f64())
-        .reduce(|a, b| a + b);
-    let les = iterations
-        .last()
-        .and_then(|s| s.attributes.get(sc::LOOP_LES_CUMULATIVE)?.as_f64());
+    open.sort_by_key(|s| (s.start_time, iteration_number(s), s.span_id));
+    let done = &run.completed;
     let mut a = info.attributes;
     a.set(sc::LOOP_OUTCOME, Outcome::Unknown.as_str());
     a.set(sc::LOOP_TERMINATION_REASON, RECOVERED_REASON);
-    a.set(sc::LOOP_TOKENS_TOTAL, tokens.max(0));
-    a.set(sc::LOOP_ITERATIONS, iterations.len() as u64);
-    if let Some(c) = cost {
+    a.set(sc::LOOP_TOKENS_TOTAL, done.tokens);
+    a.set(sc::LOOP_ITERATIONS, done.count);
+    if let Some(c) = done.cost_usd {
         a.set(sc::LOOP_COST_TOTAL_USD, c);
     }
-    if let Some(l) = les {
-        a.set(sc::LOOP_LES_CUMULATIVE, l);
+    if let Some((_, Some(les), _)) = done.last {
+        a.set(sc::LOOP_LES_CUMULATIVE, les);
     }
     a.set("loop.recovered", true);
     let root = LtfSpan {
@@ -358,7 +412,7 @@ fn document(trace_id: TraceId, run: RunJournal) -> Option<LtfDocument> {
         attributes: a,
         events: Vec::new(),
     };
-    spans.insert(0, root);
+    open.insert(0, root);
     Some(LtfDocument {
         schema_version: SharedStr::Static(crate::model::SCHEMA_VERSION),
         trace_id,
@@ -370,7 +424,7 @@ fn document(trace_id: TraceId, run: RunJournal) -> Option<LtfDocument> {
         outcome: Some(Outcome::Unknown),
         termination_reason: Some(RECOVERED_REASON.to_owned()),
         spec_pins: SpecPins::default(),
-        spans,
+        spans: open,
         metadata: Some(info.metadata),
     })
 }
@@ -411,7 +465,8 @@ pub fn recover(output: &Path, dir: &Path) -> io::Result<Recovery> {
         return Ok(report);
     }
     let existing = trace_ids_in(output)?;
-    let mut docs = Vec::new();
+    let paths: Vec<PathBuf> = dead.iter().map(|f| f.path.clone()).collect();
+    let mut out = None;
     for (trace_id, run) in runs.into_ordered() {
         if run.finished || run.live {
             continue;
@@ -420,17 +475,26 @@ pub fn recover(output: &Path, dir: &Path) -> io::Result<Recovery> {
             report.already_recovered += 1;
             continue;
         }
-        if let Some(doc) = document(trace_id, run) {
-            docs.push(doc);
+        let ended = run.ended;
+        let Some(mut doc) = document(trace_id, run) else {
+            continue;
+        };
+        let out = match &out {
+            Some(out) => out,
+            None => out.insert(crate::jsonl::JsonlExporter::create(output)?.with_fsync(true)),
+        };
+        let skip = doc.spans.iter().map(|s| s.span_id).collect();
+        let rest = JournaledSpans::new(trace_id, paths.clone(), skip, ended, 1);
+        report.spans += doc.spans.len() + ended as usize;
+        if ended <= ONE_WRITE_SPANS {
+            // Small enough to hold: one write, which no other writer of the output can
+            // interleave with.
+            doc.spans = rest.document_order(&doc).map(Cow::into_owned).collect();
+            out.write_document(&doc)?;
+        } else {
+            out.write_large(&doc, &rest)?;
         }
-    }
-    if !docs.is_empty() {
-        let out = crate::jsonl::JsonlExporter::create(output)?.with_fsync(true);
-        for doc in &docs {
-            out.write_document(doc)?;
-            report.runs += 1;
-            report.spans += doc.spans.len();
-        }
+        report.runs += 1;
     }
     for f in dead {
         if std::fs::remove_file(&f.path).is_ok() {
@@ -468,20 +532,7 @@ pub fn progress(dir: &Path) -> io::Result<Vec<RunProgress>> {
             continue;
         }
         let Some(info) = &run.info else { continue };
-        let mut its: Vec<&LtfSpan> = run
-            .ended
-            .iter()
-            .filter(|s| s.kind == SpanKind::Iteration)
-            .collect();
-        its.sort_by_key(|s| iteration_number(s));
-        let current = run
-            .started
-            .iter()
-            .filter(|s| s.kind == SpanKind::Iteration)
-            .filter_map(|s| s.attributes.get(sc::LOOP_ITERATION)?.as_i64())
-            .chain(its.iter().map(|s| iteration_number(s) as i64))
-            .max()
-            .and_then(|n| u64::try_from(n).ok());
+        let its = &run.iterations;
         out.push(RunProgress {
             trace_id,
             loop_name: info.loop_name.clone(),
@@ -489,20 +540,11 @@ pub fn progress(dir: &Path) -> io::Result<Vec<RunProgress>> {
             task_id: info.task_id.clone(),
             started_at: info.started_at,
             last_seen: run.last_seen.unwrap_or(info.started_at),
-            iterations: its.len() as u64,
-            current_iteration: current,
-            goal_score: its
-                .last()
-                .and_then(|s| s.attributes.get(sc::LOOP_GOAL_SCORE)?.as_f64()),
-            tokens: its
-                .iter()
-                .filter_map(|s| s.attributes.get(sc::LOOP_TOKENS_DELTA)?.as_i64())
-                .map(|n| n.max(0) as u64)
-                .sum(),
-            cost_usd: its
-                .iter()
-                .filter_map(|s| s.attributes.get(sc::LOOP_COST_USD)?.as_f64())
-                .reduce(|a, b| a + b),
+            iterations: its.count,
+            current_iteration: run.highest_started.max(its.last.map(|(n, ..)| n)),
+            goal_score: its.last.and_then(|(_, _, goal)| goal),
+            tokens: its.tokens,
+            cost_usd: its.cost_usd,
             live: run.live,
         });
     }
