@@ -28,9 +28,8 @@ fn time_records(tracer: &LoopTracer, iters: u64, one: impl FnMut(&loopotel::Run,
     time_records_paced(tracer, iters, u64::MAX, one)
 }
 
-/// As [`time_records`], with a pause every `batch` iterations (not timed) in which the
-/// tracer's journal, if any, writes what was queued: how an agent loop runs, whose
-/// iterations wait on models and tools while the journal thread writes.
+/// As [`time_records`], with a [`pause`] every `batch` iterations: how an agent loop runs,
+/// whose iterations wait on models and tools while the journal thread writes.
 fn time_records_paced(
     tracer: &LoopTracer,
     iters: u64,
@@ -55,7 +54,7 @@ fn time_records_paced(
             }
             total += start.elapsed();
             if end < chunk {
-                tracer.flush_journal();
+                pause(tracer);
             }
             n = end + 1;
         }
@@ -63,6 +62,14 @@ fn time_records_paced(
         left -= chunk;
     }
     total
+}
+
+/// The pause of an agent loop waiting on its model (not timed): the journal, if any,
+/// writes what was queued, and either way the loop resumes after a wait, so that both
+/// sides of a comparison come back to caches the wait cooled.
+fn pause(tracer: &LoopTracer) {
+    tracer.flush_journal();
+    std::thread::sleep(Duration::from_millis(1));
 }
 
 static JOURNAL_PAIRED: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
