@@ -6,7 +6,7 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use loopotel::jsonl::JsonlReader;
-use loopotel::{LtfDocument, SpanKind};
+use loopotel::{LtfDocument, LtfSpan, SpanKind};
 
 /// One run, as `show` lists it and `compare` counts it.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,32 +45,24 @@ impl RunSummary {
     }
 
     fn of(doc: &LtfDocument, source: String) -> Self {
-        let root = doc.root();
-        let attr_f64 = |key: &str| root.and_then(|r| r.attributes.get(key)?.as_f64());
-        let mut last: Option<(i64, Option<f64>, Option<f64>)> = None;
-        let mut iterations = 0;
-        let mut errors = 0;
+        let mut spans = SpanTally::default();
         for s in &doc.spans {
-            if s.attributes.get("error.type").is_some() {
-                errors += 1;
-            }
-            if s.kind == SpanKind::Iteration {
-                iterations += 1;
-                let n = s
-                    .attributes
-                    .get("loop.iteration")
-                    .and_then(|v| v.as_i64())
-                    .unwrap_or(0);
-                let score = s.attributes.get("loop.goal_score").and_then(|v| v.as_f64());
-                let les = s
-                    .attributes
-                    .get("loop.les.cumulative_normalized")
-                    .and_then(|v| v.as_f64());
-                if last.is_none_or(|(m, _, _)| n >= m) {
-                    last = Some((n, score, les));
-                }
-            }
+            spans.add(s);
         }
+        Self::from_tally(doc, spans, source)
+    }
+
+    /// The summary of `doc`, whose spans were tallied in `spans` (`doc`'s own span list
+    /// is used only for its root, when it has one).
+    fn from_tally(doc: &LtfDocument, spans: SpanTally, source: String) -> Self {
+        let root = spans.root.as_ref().or_else(|| doc.root());
+        let attr_f64 = |key: &str| root.and_then(|r| r.attributes.get(key)?.as_f64());
+        let SpanTally {
+            last,
+            iterations,
+            errors,
+            ..
+        } = spans;
         let tokens = root
             .and_then(|r| r.attributes.get("loop.tokens_total")?.as_i64())
             .and_then(|n| u64::try_from(n).ok())
@@ -98,6 +90,49 @@ impl RunSummary {
             cost_usd: attr_f64("loop.cost_total_usd"),
             duration_ms: doc.ended_at.saturating_since(doc.started_at).as_secs_f64() * 1e3,
             errors,
+        }
+    }
+}
+
+/// What a summary needs of a run's spans, gathered a span at a time.
+#[derive(Default)]
+struct SpanTally {
+    /// The root, when the spans are not kept.
+    root: Option<LtfSpan>,
+    /// The highest-numbered iteration: its number, goal score and cumulative LES.
+    last: Option<(i64, Option<f64>, Option<f64>)>,
+    iterations: u64,
+    errors: u64,
+}
+
+impl SpanTally {
+    fn add(&mut self, s: &LtfSpan) {
+        if s.attributes.get("error.type").is_some() {
+            self.errors += 1;
+        }
+        if s.kind == SpanKind::Iteration {
+            self.iterations += 1;
+            let n = s
+                .attributes
+                .get("loop.iteration")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
+            let score = s.attributes.get("loop.goal_score").and_then(|v| v.as_f64());
+            let les = s
+                .attributes
+                .get("loop.les.cumulative_normalized")
+                .and_then(|v| v.as_f64());
+            if self.last.is_none_or(|(m, _, _)| n >= m) {
+                self.last = Some((n, score, les));
+            }
+        }
+    }
+
+    /// [`SpanTally::add`], keeping the root.
+    fn take(&mut self, s: LtfSpan) {
+        self.add(&s);
+        if s.parent_span_id.is_none() && self.root.is_none() {
+            self.root = Some(s);
         }
     }
 }
@@ -141,18 +176,62 @@ pub(crate) fn for_each_document(
     Ok(skipped)
 }
 
-/// The runs of `paths` (only those of `batch` when given), and what was skipped.
+/// The runs of `paths` (only those of `batch` when given), and what was skipped. A JSON
+/// Lines document of any length is summarized, those past the reader's line limit a span
+/// at a time.
 pub(crate) fn read_runs(
     paths: &[PathBuf],
     batch: Option<&str>,
 ) -> Result<(Vec<RunSummary>, Vec<Skipped>), String> {
+    read_runs_within(paths, batch, loopotel::jsonl::DEFAULT_MAX_LINE_BYTES)
+}
+
+/// [`read_runs`], streaming lines longer than `max_line_bytes`.
+fn read_runs_within(
+    paths: &[PathBuf],
+    batch: Option<&str>,
+    max_line_bytes: usize,
+) -> Result<(Vec<RunSummary>, Vec<Skipped>), String> {
     let mut runs = Vec::new();
-    let skipped = for_each_document(paths, |doc, source| {
-        let run = RunSummary::of(doc, source);
+    let mut skipped = Vec::new();
+    let mut keep = |run: RunSummary| {
         if batch.is_none_or(|b| run.batch_id.as_deref() == Some(b)) {
             runs.push(run);
         }
-    })?;
+    };
+    for path in paths {
+        if path.extension().is_some_and(|e| e == "json") {
+            skipped.extend(for_each_document(
+                std::slice::from_ref(path),
+                |doc, source| keep(RunSummary::of(doc, source)),
+            )?);
+            continue;
+        }
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let tally = std::cell::RefCell::new(SpanTally::default());
+        JsonlReader::new(BufReader::new(file))
+            .max_line_bytes(max_line_bytes)
+            .each_document(
+                |span| tally.borrow_mut().take(span),
+                |item, streamed| {
+                    let spans = tally.take();
+                    match item {
+                        Ok(rec) => {
+                            let source = format!("{}:{}", path.display(), rec.line);
+                            keep(if streamed {
+                                RunSummary::from_tally(&rec.value, spans, source)
+                            } else {
+                                RunSummary::of(&rec.value, source)
+                            })
+                        }
+                        Err(e) => skipped.push(Skipped {
+                            source: format!("{}:{}", path.display(), e.line()),
+                            reason: e.to_string(),
+                        }),
+                    }
+                },
+            );
+    }
     Ok((runs, skipped))
 }
 
@@ -167,5 +246,54 @@ pub(crate) fn report_skipped(skipped: &[Skipped]) {
     }
     if skipped.len() > 20 {
         eprintln!("  … and {} more", skipped.len() - 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_past_the_line_limit_is_summarized_as_a_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.jsonl");
+        let out = loopotel::jsonl::JsonlExporter::create(&path).unwrap();
+        let tracer = loopotel::LoopTracer::builder().sink(out).build();
+        for (name, outcome) in [
+            ("a", loopotel::Outcome::Success),
+            ("b", loopotel::Outcome::Failure),
+        ] {
+            let run = tracer.run(name).metadata("seed", 3).start();
+            for n in 1..=4 {
+                let mut it = run.iteration(n);
+                it.add_tokens(10);
+                let mut tool = it.span("execute_tool t", SpanKind::Worker);
+                if n == 2 {
+                    tool.record_error("tool_error", "boom");
+                }
+                tool.end();
+                it.evaluator_complete("critic", 0.2 * n as f64);
+            }
+            run.finish(outcome, "done");
+        }
+        std::fs::write(
+            &path,
+            [std::fs::read(&path).unwrap(), b"{\"spans\":[{".to_vec()].concat(),
+        )
+        .unwrap();
+        let paths = [path];
+        let (whole, skipped_whole) = read_runs(&paths, None).unwrap();
+        let (streamed, skipped_streamed) = read_runs_within(&paths, None, 100).unwrap();
+        assert_eq!(whole.len(), 2);
+        assert_eq!(whole[1].errors, 1);
+        assert_eq!(whole[1].iterations, 4);
+        assert_eq!(streamed, whole);
+        assert_eq!(skipped_whole.len(), 1);
+        assert_eq!(skipped_streamed.len(), 1);
+        assert!(
+            skipped_streamed[0].reason.contains("torn"),
+            "{}",
+            skipped_streamed[0].reason
+        );
     }
 }

@@ -351,40 +351,42 @@ impl<R: BufRead> JsonlReader<R> {
                 Err(e) => Err(e),
             })
         })
-        .map(|item| {
-            let ShortLine {
-                line,
-                index,
-                bytes,
-                complete,
-            } = item?;
-            match serde_json::from_slice::<T>(&bytes) {
-                Ok(value) => Ok(JsonlRecord { line, index, value }),
-                Err(e) if !complete && e.is_eof() => Err(JsonlError::Torn {
-                    line,
-                    message: e.to_string(),
-                }),
-                Err(e) => Err(JsonlError::Malformed {
-                    line,
-                    message: e.to_string(),
-                }),
-            }
-        })
+        .map(|item| parse_line(item?))
     }
 
-    /// Hands each non-blank line to `short` as bytes, or, when it is longer than
-    /// [`JsonlReader::max_line_bytes`], to `long` as a reader of the whole line (what was
-    /// read of it, then the rest, up to its newline): for callers that can go through a
-    /// line of any length in a stream. `long`'s arguments are the line number and the
-    /// index; what it leaves of the line is skipped.
-    pub(crate) fn each_line(
-        mut self,
-        mut short: impl FnMut(Result<ShortLine, JsonlError>),
-        mut long: impl FnMut(usize, usize, &mut dyn Read),
+    /// Each document, as [`JsonlReader::documents`] reads them, except that a line longer
+    /// than [`JsonlReader::max_line_bytes`] is read as a stream rather than skipped: its
+    /// spans go one at a time to `span` and are not kept, then `each` gets its document
+    /// with an empty span list and `true`. Memory then stays flat whatever the line's
+    /// length. `each` gets every other document whole, with `false`.
+    pub fn each_document(
+        self,
+        mut span: impl FnMut(crate::model::LtfSpan),
+        mut each: impl FnMut(Result<JsonlRecord<LtfDocument>, JsonlError>, bool),
     ) {
+        self.each_line(|item| match item {
+            LineItem::Short(line) => each(line.and_then(parse_line), false),
+            LineItem::Long {
+                line,
+                index,
+                reader,
+            } => {
+                let doc = read_streamed(reader, &mut span)
+                    .map(|value| JsonlRecord { line, index, value })
+                    .map_err(|e| JsonlError::of_parse(line, &e, false));
+                each(doc, true);
+            }
+        });
+    }
+
+    /// Hands each non-blank line to `each`: as bytes, or, when it is longer than
+    /// [`JsonlReader::max_line_bytes`], as a reader of the whole line (what was read of
+    /// it, then the rest, up to its newline), for callers that can go through a line of
+    /// any length in a stream. What a reader is left with of its line is skipped.
+    pub(crate) fn each_line(mut self, mut each: impl FnMut(LineItem<'_>)) {
         while let Some(item) = self.next_line() {
             match item {
-                Ok(Line::Short(line)) => short(Ok(line)),
+                Ok(Line::Short(line)) => each(LineItem::Short(Ok(line))),
                 Ok(Line::Long { line, index, start }) => {
                     let mut rest = io::BufReader::with_capacity(
                         1 << 16,
@@ -394,17 +396,21 @@ impl<R: BufRead> JsonlReader<R> {
                             ended: false,
                         },
                     );
-                    long(line, index, &mut rest);
+                    each(LineItem::Long {
+                        line,
+                        index,
+                        reader: &mut rest,
+                    });
                     let ended = rest.get_ref().ended;
                     if !ended && let Err(e) = skip_line(&mut self.reader) {
                         self.done = true;
-                        short(Err(JsonlError::Io {
+                        each(LineItem::Short(Err(JsonlError::Io {
                             line,
                             message: e.to_string(),
-                        }));
+                        })));
                     }
                 }
-                Err(e) => short(Err(e)),
+                Err(e) => each(LineItem::Short(Err(e))),
             }
         }
     }
@@ -455,6 +461,118 @@ impl<R: BufRead> JsonlReader<R> {
                 complete,
             })));
         }
+    }
+}
+
+/// What [`JsonlReader::each_line`] hands on.
+pub(crate) enum LineItem<'a> {
+    /// A line within the reader's limit, or what stopped the reading.
+    Short(Result<ShortLine, JsonlError>),
+    /// A longer line: its number, its index, and a reader of it.
+    Long {
+        line: usize,
+        index: usize,
+        reader: &'a mut dyn Read,
+    },
+}
+
+/// Parses a line within the reader's limit.
+pub(crate) fn parse_line<T: serde::de::DeserializeOwned>(
+    line: ShortLine,
+) -> Result<JsonlRecord<T>, JsonlError> {
+    serde_json::from_slice::<T>(&line.bytes)
+        .map(|value| JsonlRecord {
+            line: line.line,
+            index: line.index,
+            value,
+        })
+        .map_err(|e| JsonlError::of_parse(line.line, &e, line.complete))
+}
+
+impl JsonlError {
+    /// A line that did not parse: torn when it has no newline and its JSON ends early.
+    pub(crate) fn of_parse(line: usize, e: &serde_json::Error, complete: bool) -> Self {
+        let message = e.to_string();
+        if !complete && e.is_eof() {
+            JsonlError::Torn { line, message }
+        } else {
+            JsonlError::Malformed { line, message }
+        }
+    }
+}
+
+/// Reads one LTF document from `reader` a span at a time: each span goes to `span`, and
+/// the document comes back with an empty span list (memory does not grow with the spans).
+pub fn read_streamed(
+    reader: impl Read,
+    span: impl FnMut(crate::model::LtfSpan),
+) -> serde_json::Result<LtfDocument> {
+    use serde::de::DeserializeSeed as _;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let members = StreamedDocument(span).deserialize(&mut de)?;
+    de.end()?;
+    serde_json::from_value(serde_json::Value::Object(members))
+}
+
+/// A document's members but its spans, which go to the function one at a time.
+struct StreamedDocument<F>(F);
+
+impl<'de, F: FnMut(crate::model::LtfSpan)> serde::de::DeserializeSeed<'de> for StreamedDocument<F> {
+    type Value = serde_json::Map<String, serde_json::Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(crate::model::LtfSpan)> serde::de::Visitor<'de> for StreamedDocument<F> {
+    type Value = serde_json::Map<String, serde_json::Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an LTF document")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        mut self,
+        mut map: A,
+    ) -> Result<Self::Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "spans" {
+                map.next_value_seed(Spans(&mut self.0))?;
+                members.insert(key, serde_json::Value::Array(Vec::new()));
+            } else {
+                let value: serde_json::Value = map.next_value()?;
+                members.insert(key, value);
+            }
+        }
+        Ok(members)
+    }
+}
+
+/// A document's span list, handed on a span at a time.
+struct Spans<'a, F>(&'a mut F);
+
+impl<'de, F: FnMut(crate::model::LtfSpan)> serde::de::DeserializeSeed<'de> for Spans<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(crate::model::LtfSpan)> serde::de::Visitor<'de> for Spans<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of spans")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(span) = seq.next_element()? {
+            (self.0)(span);
+        }
+        Ok(())
     }
 }
 
@@ -571,5 +689,53 @@ mod tests {
             .parsed::<serde_json::Value>()
             .collect();
         assert!(matches!(out[0], Err(JsonlError::Malformed { line: 1, .. })));
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_read_as_a_stream_of_spans() {
+        let tracer = crate::LoopTracer::new();
+        let mut text = Vec::new();
+        let mut docs = Vec::new();
+        for name in ["a", "b"] {
+            let run = tracer.run(name).metadata("seed", 7).start();
+            for n in 1..=3 {
+                run.iteration(n).evaluator_complete("critic", 0.3);
+            }
+            let doc = run.finish(crate::Outcome::Success, "done");
+            crate::model::write_json_line(&mut text, &doc).unwrap();
+            text.extend_from_slice(b"\n\n");
+            docs.push(doc);
+        }
+        text.extend_from_slice(b"{\"spans\":[");
+        let mut spans = Vec::new();
+        let mut read = Vec::new();
+        JsonlReader::new(&text[..])
+            .max_line_bytes(64)
+            .each_document(
+                |span| spans.push(span),
+                |doc, streamed| read.push((doc.map(|d| d.value), streamed)),
+            );
+        assert_eq!(read.len(), 3);
+        for (doc, (got, streamed)) in docs.iter().zip(&read) {
+            assert!(streamed);
+            let got = got.as_ref().unwrap();
+            assert!(got.spans.is_empty());
+            let mut whole = got.clone();
+            whole.spans = spans.drain(..doc.spans.len()).collect();
+            assert_eq!(&whole, doc);
+        }
+        assert!(
+            matches!(read[2].0, Err(JsonlError::Torn { line: 5, .. })),
+            "{:?}",
+            read[2].0
+        );
+        // Within the limit, documents come whole.
+        let mut whole = Vec::new();
+        JsonlReader::new(&text[..]).each_document(
+            |_| panic!("no line is past the limit"),
+            |doc, streamed| whole.push((doc.map(|d| d.value), streamed)),
+        );
+        assert_eq!(whole[0], (Ok(docs[0].clone()), false));
+        assert_eq!(whole[1], (Ok(docs[1].clone()), false));
     }
 }

@@ -32,7 +32,7 @@ use std::sync::OnceLock;
 use jsonschema::paths::LocationSegment;
 use serde_json::Value;
 
-use crate::jsonl::{JsonlError, JsonlReader};
+use crate::jsonl::{JsonlError, JsonlReader, LineItem, parse_line};
 use crate::model::LtfDocument;
 use crate::time::Timestamp;
 
@@ -143,41 +143,52 @@ fn strict_times(doc: &Value, errors: &mut Vec<String>) {
     }
 }
 
-/// A span id as the strict checks keep it: 16 lowercase hex digits (every id we write)
-/// in 8 bytes, anything else as it is.
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum IdKey {
-    Hex(u64),
-    Other(Box<str>),
+/// The span ids of a document, as the strict checks keep them: 16 lowercase hex digits
+/// (every id loopotel writes) in 8 bytes, anything else as it is.
+#[derive(Default)]
+struct SpanIds {
+    hex: HashSet<u64>,
+    other: HashSet<Box<str>>,
 }
 
-impl IdKey {
-    fn of(id: &str) -> Self {
-        let hex = id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        match u64::from_str_radix(id, 16) {
-            Ok(n) if hex => Self::Hex(n),
-            _ => Self::Other(id.into()),
+/// A span id as 16 lowercase hex digits, in 8 bytes.
+fn hex_id(id: &str) -> Option<u64> {
+    let hex = id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    hex.then(|| u64::from_str_radix(id, 16).ok()).flatten()
+}
+
+impl SpanIds {
+    /// Adds `id`; false when it was there already.
+    fn insert(&mut self, id: &str) -> bool {
+        match hex_id(id) {
+            Some(n) => self.hex.insert(n),
+            None => self.other.insert(id.into()),
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match hex_id(id) {
+            Some(n) => self.hex.contains(&n),
+            None => self.other.contains(id),
         }
     }
 }
 
-impl std::fmt::Display for IdKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Hex(n) => write!(f, "{n:016x}"),
-            Self::Other(s) => f.write_str(s),
-        }
-    }
+/// Parent ids not seen yet when their child was read.
+#[derive(Default)]
+struct PendingParents {
+    hex: Vec<(usize, u64)>,
+    other: Vec<(usize, Box<str>)>,
 }
 
-/// The strict checks on a document's spans, a span at a time: what they keep is about
-/// 24 bytes per span (its id, and its parent's until the end), never the spans.
+/// The strict checks on a document's spans, a span at a time: what they keep is each
+/// span's id, and a parent's id read before the parent itself, never the spans.
 #[derive(Default)]
 struct StrictSpans {
     errors: Vec<String>,
     index: usize,
-    ids: HashSet<IdKey>,
-    parents: Vec<(usize, IdKey)>,
+    ids: SpanIds,
+    parents: PendingParents,
     /// Spans without a parent, and whether each is of kind `loop`.
     roots: Vec<(usize, bool)>,
     last_iteration: Option<(usize, f64)>,
@@ -189,7 +200,7 @@ impl StrictSpans {
         self.index += 1;
         let errors = &mut self.errors;
         if let Some(id) = span.get("span_id").and_then(Value::as_str)
-            && !self.ids.insert(IdKey::of(id))
+            && !self.ids.insert(id)
         {
             errors.push(format!(
                 "$.spans[{i}].span_id: duplicate span id '{id}' (strict)"
@@ -200,8 +211,13 @@ impl StrictSpans {
         match parent {
             None => self.roots.push((i, kind == Some("loop"))),
             Some(p) => {
-                if let Some(p) = p.as_str() {
-                    self.parents.push((i, IdKey::of(p)));
+                if let Some(p) = p.as_str()
+                    && !self.ids.contains(p)
+                {
+                    match hex_id(p) {
+                        Some(n) => self.parents.hex.push((i, n)),
+                        None => self.parents.other.push((i, p.into())),
+                    }
                 }
             }
         }
@@ -247,11 +263,19 @@ impl StrictSpans {
     fn finish(mut self, doc: &Value, errors: &mut Vec<String>) {
         strict_times(doc, errors);
         errors.append(&mut self.errors);
-        for (i, p) in &self.parents {
-            if !self.ids.contains(p) {
-                errors.push(format!(
-                    "$.spans[{i}].parent_span_id: parent '{p}' is not a span of this document (strict)"
-                ));
+        let missing = |i: &usize, p: &dyn std::fmt::Display| {
+            format!(
+                "$.spans[{i}].parent_span_id: parent '{p}' is not a span of this document (strict)"
+            )
+        };
+        for (i, p) in &self.parents.hex {
+            if !self.ids.hex.contains(p) {
+                errors.push(missing(i, &format_args!("{p:016x}")));
+            }
+        }
+        for (i, p) in &self.parents.other {
+            if !self.ids.other.contains(p) {
+                errors.push(missing(i, p));
             }
         }
         match self.roots.as_slice() {
@@ -558,59 +582,33 @@ fn validate_file_lines(
         let file = std::fs::File::open(path).map_err(unreadable)?;
         let mut out = Vec::new();
         // Which document an error is about, as the reference counts them.
-        let index = std::cell::Cell::new(0);
-        let out_long = std::cell::RefCell::new(&mut out);
+        // Which document an error is about, as the reference counts them.
+        let mut index = 0;
         JsonlReader::new(BufReader::new(file))
             .max_line_bytes(max_line_bytes)
-            .each_line(
-                |item| {
-                    index.set(index.get() + 1);
-                    let index = index.get();
-                    let verdict = match item {
-                        Ok(line) => match serde_json::from_slice::<Value>(&line.bytes) {
-                            Ok(value) => (line.index, validate_value(&value, mode)),
-                            Err(e) if !line.complete && e.is_eof() => (
-                                line.index,
-                                vec![format!(
-                                    "{}",
-                                    JsonlError::Torn {
-                                        line: line.line,
-                                        message: e.to_string()
-                                    }
-                                )],
-                            ),
-                            Err(e) => (
-                                line.index,
-                                vec![format!(
-                                    "{}",
-                                    JsonlError::Malformed {
-                                        line: line.line,
-                                        message: e.to_string()
-                                    }
-                                )],
-                            ),
-                        },
-                        Err(JsonlError::Io { line, message }) => {
-                            (index, vec![format!("line {line}: read error: {message}")])
+            .each_line(|item| {
+                index += 1;
+                out.push(match item {
+                    LineItem::Short(Ok(line)) => {
+                        let at = line.index;
+                        match parse_line::<Value>(line) {
+                            Ok(doc) => (at, validate_value(&doc.value, mode)),
+                            Err(e) => (at, vec![e.to_string()]),
                         }
-                        Err(e) => (index, vec![format!("{e}")]),
-                    };
-                    out_long.borrow_mut().push(verdict);
-                },
-                |line, at, reader| {
-                    index.set(index.get() + 1);
-                    let errors = validate_stream(reader, mode).unwrap_or_else(|e| {
-                        let message = e.to_string();
-                        let e = if e.is_eof() {
-                            JsonlError::Torn { line, message }
-                        } else {
-                            JsonlError::Malformed { line, message }
-                        };
-                        vec![e.to_string()]
-                    });
-                    out_long.borrow_mut().push((at, errors));
-                },
-            );
+                    }
+                    LineItem::Short(Err(e)) => (index, vec![e.to_string()]),
+                    LineItem::Long {
+                        line,
+                        index: at,
+                        reader,
+                    } => (
+                        at,
+                        validate_stream(reader, mode).unwrap_or_else(|e| {
+                            vec![JsonlError::of_parse(line, &e, false).to_string()]
+                        }),
+                    ),
+                });
+            });
         if out.is_empty() && mode == Mode::Strict {
             out.push((1, vec!["$: the file holds no document (strict)".to_owned()]));
         }
