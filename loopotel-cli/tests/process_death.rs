@@ -196,23 +196,66 @@ fn kill_9_at_random_moments_then_recover_keeps_every_reported_iteration() {
 /// A journal that cannot be written (its directory cannot be made: a file is in its
 /// place, as a read-only or full disk would refuse it): the loop runs on, the document is
 /// complete, the loss is warned once.
-#[test]
-fn an_unwritable_journal_does_not_stop_the_loop() {
+/// Runs `loopotel demo` (200 iterations) into `out` with the journal directory made
+/// unwritable by `how`: a file in its place (`None`), or a file system mounted on it with
+/// these options (in a mount namespace of its own, `unshare -rm`). The demo succeeds,
+/// warns once about the journal (saying `why`), and writes every iteration to the JSONL.
+fn demo_with_an_unwritable_journal(how: Option<&str>, why: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t.jsonl");
-    std::fs::write(loopotel::journal::dir_beside(&out), b"in the way").unwrap();
-    let o = Command::new(OURS)
-        .args(["demo", "--iterations", "20", "--keep-going", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let journal = loopotel::journal::dir_beside(&out);
+    let demo = ["demo", "--iterations", "200", "--keep-going", "--out"];
+    let o = match how {
+        None => {
+            std::fs::write(&journal, b"in the way").unwrap();
+            Command::new(OURS).args(demo).arg(&out).output().unwrap()
+        }
+        Some(options) => {
+            std::fs::create_dir(&journal).unwrap();
+            Command::new("unshare")
+                .args(["-rm", "sh", "-c"])
+                .arg(format!(
+                    "mount -t tmpfs -o {options} none \"$0\" && shift && exec \"$@\""
+                ))
+                .arg(&journal)
+                .arg("--")
+                .arg(OURS)
+                .args(demo)
+                .arg(&out)
+                .output()
+                .expect("unshare (util-linux) runs the demo in a mount namespace")
+        }
+    };
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
-    assert_eq!(stderr.matches("loopotel: journal").count(), 1, "{stderr}");
+    assert!(o.status.success(), "{how:?}: {stderr}");
+    assert_eq!(
+        stderr.matches("loopotel: journal").count(),
+        1,
+        "{how:?}: warned once: {stderr}"
+    );
+    assert!(stderr.contains(why), "{how:?}: {stderr}");
     let docs: Vec<_> = JsonlReader::open(&out).unwrap().documents().collect();
-    assert_eq!(docs.len(), 1);
+    assert_eq!(docs.len(), 1, "{how:?}");
     let doc = docs.into_iter().next().unwrap().unwrap().value;
-    assert_eq!(doc.iterations().count(), 20);
+    assert_eq!(doc.iterations().count(), 200, "{how:?}");
+    assert!(loopotel::validate::validate_document(&doc).is_empty());
+}
+
+#[test]
+fn an_unwritable_journal_does_not_stop_the_loop() {
+    demo_with_an_unwritable_journal(None, "File exists");
+}
+
+/// The journal's file system fills up (64 KiB) while the loop records.
+#[test]
+fn a_full_disk_does_not_stop_the_loop() {
+    demo_with_an_unwritable_journal(Some("size=64k"), "No space left on device");
+}
+
+/// The journal directory is on a read-only file system.
+#[test]
+fn a_read_only_journal_directory_does_not_stop_the_loop() {
+    demo_with_an_unwritable_journal(Some("ro"), "Read-only file system");
 }
 
 /// `show --follow` lists a run in progress from its journal, live, with its iteration and
