@@ -3,7 +3,9 @@
 //! [`JsonlExporter`] appends each document with a single `write` on a file opened in append
 //! mode, so a crash (even `kill -9`) leaves at most one partial last line. [`JsonlReader`]
 //! yields every complete line and reports, never panics on, a torn or malformed line with its
-//! line number, then keeps going.
+//! line number, then keeps going. A line longer than the reader's limit is skipped by
+//! [`JsonlReader::documents`] and read a span at a time by [`JsonlReader::each_document`]
+//! ([`read_streamed`]), for documents of any length.
 //!
 //! ```
 //! use loopotel::{LoopTracer, Outcome, jsonl::{JsonlExporter, JsonlReader}};

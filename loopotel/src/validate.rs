@@ -12,6 +12,10 @@
 //! numbers strictly increasing in document order, no span ending before it starts, and a
 //! non-empty file.
 //!
+//! A document can be validated as a stream, a span at a time ([`validate_reader`]), with the
+//! same verdict: [`validate_file`] reads a JSON Lines line over 1 MiB that way, so memory
+//! does not grow with a document's size.
+//!
 //! Known divergence: Python's JSON parser accepts the non-standard tokens `NaN`, `Infinity`
 //! and `-Infinity`; ours follows RFC 8259 and reports them as malformed JSON.
 //!
