@@ -16,12 +16,16 @@ fn documents(path: &std::path::Path) -> Vec<loopotel::LtfDocument> {
 
 /// Runs `name` (a test of this file) in a child process with `LOOPOTEL_JOURNAL_CHILD=out`;
 /// the child aborts, as a process killed mid-run.
-fn in_a_child_that_aborts(name: &str, out: &std::path::Path) -> String {
-    let o = std::process::Command::new(std::env::current_exe().unwrap())
+/// Its tracer recovers the journal when it is built unless `recover_on_open` is false.
+fn in_a_child_that_aborts(name: &str, out: &std::path::Path, recover_on_open: bool) -> String {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("LOOPOTEL_JOURNAL_CHILD", out)
-        .output()
-        .unwrap();
+        .env("LOOPOTEL_JOURNAL_CHILD", out);
+    if !recover_on_open {
+        child.env("LOOPOTEL_JOURNAL_NO_RECOVERY", "1");
+    }
+    let o = child.output().unwrap();
     assert!(!o.status.success(), "the child aborts");
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -34,13 +38,15 @@ fn iteration_number(s: &loopotel::LtfSpan) -> i64 {
 }
 
 /// In a child (`LOOPOTEL_JOURNAL_CHILD` set): a tracer writing to the output it names,
-/// with the journal beside it.
+/// with the journal beside it (not recovered when the tracer is built if
+/// `LOOPOTEL_JOURNAL_NO_RECOVERY` is set).
 fn child_tracer() -> Option<LoopTracer> {
     let out = std::path::PathBuf::from(std::env::var_os("LOOPOTEL_JOURNAL_CHILD")?);
+    let recover = std::env::var_os("LOOPOTEL_JOURNAL_NO_RECOVERY").is_none();
     Some(
         LoopTracer::builder()
             .sink(JsonlExporter::create(&out).unwrap())
-            .journal(JournalConfig::beside(&out))
+            .journal(JournalConfig::beside(&out).recover_on_open(recover))
             .build(),
     )
 }
@@ -92,7 +98,7 @@ fn after_child(name: &str) -> Option<(tempfile::TempDir, std::path::PathBuf, loo
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t.jsonl");
-    let said = in_a_child_that_aborts(name, &out);
+    let said = in_a_child_that_aborts(name, &out, true);
     let trace_id = said
         .lines()
         .find_map(|l| Some(l.split_once("TRACE ")?.1.trim()))
@@ -227,6 +233,37 @@ fn a_long_unfinished_run_is_recovered_a_span_at_a_time() {
     // Idempotent.
     assert!(!jdir.exists());
     assert_eq!(journal::recover(&out, &jdir).unwrap().runs, 0);
+}
+
+/// Two processes ended with a run each in the same journal directory: each run is
+/// recovered from its own files, whole.
+#[test]
+fn runs_of_two_ended_processes_are_recovered_each_from_its_files() {
+    let Some((_dir, out, first)) = after_child("child_cut_short") else {
+        return;
+    };
+    // The second process leaves the first one's run in the journal.
+    in_a_child_that_aborts("child_cut_short", &out, false);
+    assert_eq!(
+        documents(&out).len(),
+        2,
+        "two finished runs, nothing recovered yet"
+    );
+    let r = journal::recover(&out, &journal::dir_beside(&out)).unwrap();
+    assert_eq!(r.runs, 2, "{r:?}");
+    let docs = documents(&out);
+    assert_eq!(docs.len(), 4);
+    let recovered: Vec<_> = docs
+        .iter()
+        .filter(|d| d.outcome == Some(Outcome::Unknown))
+        .collect();
+    assert_eq!(recovered.len(), 2);
+    assert!(recovered.iter().any(|d| d.trace_id == first));
+    for doc in recovered {
+        assert!(loopotel::validate::validate_document(doc).is_empty());
+        let chats = doc.spans.iter().filter(|s| s.name.as_str() == "chat m");
+        assert_eq!(chats.count(), 3, "{}", doc.trace_id);
+    }
 }
 
 #[test]

@@ -144,8 +144,9 @@ fn read_journal(dir: &Path, lock: bool) -> io::Result<Journal> {
             Err(TryLockError::Error(e)) => return Err(e),
         };
         let runs = &mut journal.runs;
+        let index = journal.files.len();
         let torn = format::read_records(BufReader::with_capacity(256 * 1024, &file), |r| {
-            runs.add(r, live)
+            runs.add(r, live, index)
         })?;
         if !live && !lock {
             let _ = file.unlock();
@@ -229,6 +230,8 @@ struct RunJournal {
     finished: bool,
     live: bool,
     last_seen: Option<Timestamp>,
+    /// The files holding its records (indexes in [`Journal::files`]), in order.
+    files: Vec<usize>,
 }
 
 impl RunJournal {
@@ -246,7 +249,7 @@ struct Runs {
 
 impl Runs {
     /// Adds a record (of a file a running process is writing, if `live`).
-    fn add(&mut self, record: Record, live: bool) {
+    fn add(&mut self, record: Record, live: bool, file: usize) {
         let trace_id = match &record {
             Record::Header { .. } => return,
             Record::Run { trace_id, .. }
@@ -259,6 +262,9 @@ impl Runs {
             RunJournal::default()
         });
         run.live |= live;
+        if run.files.last() != Some(&file) {
+            run.files.push(file);
+        }
         if run.finished {
             // A finished run's document was written: nothing of it is kept.
             return;
@@ -465,9 +471,8 @@ pub fn recover(output: &Path, dir: &Path) -> io::Result<Recovery> {
         return Ok(report);
     }
     let existing = trace_ids_in(output)?;
-    let paths: Vec<PathBuf> = dead.iter().map(|f| f.path.clone()).collect();
     let mut out = None;
-    for (trace_id, run) in runs.into_ordered() {
+    for (trace_id, mut run) in runs.into_ordered() {
         if run.finished || run.live {
             continue;
         }
@@ -476,6 +481,7 @@ pub fn recover(output: &Path, dir: &Path) -> io::Result<Recovery> {
             continue;
         }
         let ended = run.ended;
+        let run_files = std::mem::take(&mut run.files);
         let Some(mut doc) = document(trace_id, run) else {
             continue;
         };
@@ -484,7 +490,9 @@ pub fn recover(output: &Path, dir: &Path) -> io::Result<Recovery> {
             None => out.insert(crate::jsonl::JsonlExporter::create(output)?.with_fsync(true)),
         };
         let skip = doc.spans.iter().map(|s| s.span_id).collect();
-        let rest = JournaledSpans::new(trace_id, paths.clone(), skip, ended, 1);
+        // Only the files that hold its records are read again.
+        let paths = run_files.iter().map(|&i| files[i].path.clone()).collect();
+        let rest = JournaledSpans::new(trace_id, paths, skip, ended, 1);
         report.spans += doc.spans.len() + ended as usize;
         if ended <= ONE_WRITE_SPANS {
             // Small enough to hold: one write, which no other writer of the output can
