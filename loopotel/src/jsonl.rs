@@ -360,7 +360,9 @@ impl<R: BufRead> JsonlReader<R> {
     /// than [`JsonlReader::max_line_bytes`] is read as a stream rather than skipped: its
     /// spans go one at a time to `span` and are not kept, then `each` gets its document
     /// with an empty span list and `true`. Memory then stays flat whatever the line's
-    /// length. `each` gets every other document whole, with `false`.
+    /// length. A long line that turns out not to be a document gives `each` its error
+    /// (and `true`) after the spans read before it. `each` gets every other document
+    /// whole, with `false`.
     pub fn each_document(
         self,
         mut span: impl FnMut(crate::model::LtfSpan),
@@ -505,76 +507,158 @@ impl JsonlError {
 
 /// Reads one LTF document from `reader` a span at a time: each span goes to `span`, and
 /// the document comes back with an empty span list (memory does not grow with the spans).
+/// If the input turns out not to be a document, `span` may have had some spans already.
 pub fn read_streamed(
     reader: impl Read,
     span: impl FnMut(crate::model::LtfSpan),
 ) -> serde_json::Result<LtfDocument> {
-    use serde::de::DeserializeSeed as _;
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let members = StreamedDocument(span).deserialize(&mut de)?;
-    de.end()?;
-    serde_json::from_value(serde_json::Value::Object(members))
+    let (doc, _) = read_spans_streamed(reader, span)?;
+    serde_json::from_value(doc)
 }
 
-/// A document's members but its spans, which go to the function one at a time.
-struct StreamedDocument<F>(F);
+/// Reads one JSON value from `reader`. When it is an object with a `spans` list, the
+/// list's elements go to `span` one at a time and the value comes back with an empty list
+/// and `true`; anything else comes back whole, with `false`.
+pub(crate) fn read_spans_streamed<T: serde::de::DeserializeOwned>(
+    reader: impl Read,
+    mut span: impl FnMut(T),
+) -> serde_json::Result<(serde_json::Value, bool)> {
+    use serde::de::DeserializeSeed as _;
+    let mut listed = false;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let value = Shell {
+        span: &mut span,
+        listed: &mut listed,
+        element: std::marker::PhantomData,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok((value, listed))
+}
 
-impl<'de, F: FnMut(crate::model::LtfSpan)> serde::de::DeserializeSeed<'de> for StreamedDocument<F> {
-    type Value = serde_json::Map<String, serde_json::Value>;
+/// A value whose `spans` list, if it has one, goes to `span` an element at a time.
+struct Shell<'a, F, T> {
+    span: &'a mut F,
+    listed: &'a mut bool,
+    element: std::marker::PhantomData<T>,
+}
+
+impl<'de, F: FnMut(T), T: serde::de::DeserializeOwned> serde::de::DeserializeSeed<'de>
+    for Shell<'_, F, T>
+{
+    type Value = serde_json::Value;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
+        d.deserialize_any(self)
     }
 }
 
-impl<'de, F: FnMut(crate::model::LtfSpan)> serde::de::Visitor<'de> for StreamedDocument<F> {
-    type Value = serde_json::Map<String, serde_json::Value>;
+impl<'de, F: FnMut(T), T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for Shell<'_, F, T> {
+    type Value = serde_json::Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an LTF document")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        mut self,
-        mut map: A,
-    ) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if key == "spans" {
-                map.next_value_seed(Spans(&mut self.0))?;
-                members.insert(key, serde_json::Value::Array(Vec::new()));
+            let value = if key == "spans" {
+                let list = SpanList {
+                    span: &mut *self.span,
+                    element: std::marker::PhantomData,
+                };
+                match map.next_value_seed(list)? {
+                    Some(other) => other,
+                    None => {
+                        *self.listed = true;
+                        serde_json::Value::Array(Vec::new())
+                    }
+                }
             } else {
-                let value: serde_json::Value = map.next_value()?;
-                members.insert(key, value);
-            }
+                map.next_value()?
+            };
+            members.insert(key, value);
         }
-        Ok(members)
+        Ok(serde_json::Value::Object(members))
+    }
+
+    // Anything but an object is kept whole.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
     }
 }
 
-/// A document's span list, handed on a span at a time.
-struct Spans<'a, F>(&'a mut F);
+/// A `spans` member: a list goes to `span` an element at a time (`None`); anything else
+/// is kept whole.
+struct SpanList<'a, F, T> {
+    span: &'a mut F,
+    element: std::marker::PhantomData<T>,
+}
 
-impl<'de, F: FnMut(crate::model::LtfSpan)> serde::de::DeserializeSeed<'de> for Spans<'_, F> {
-    type Value = ();
+impl<'de, F: FnMut(T), T: serde::de::DeserializeOwned> serde::de::DeserializeSeed<'de>
+    for SpanList<'_, F, T>
+{
+    type Value = Option<serde_json::Value>;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-impl<'de, F: FnMut(crate::model::LtfSpan)> serde::de::Visitor<'de> for Spans<'_, F> {
-    type Value = ();
+impl<'de, F: FnMut(T), T: serde::de::DeserializeOwned> serde::de::Visitor<'de>
+    for SpanList<'_, F, T>
+{
+    type Value = Option<serde_json::Value>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a list of spans")
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(span) = seq.next_element()? {
-            (self.0)(span);
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while let Some(element) = seq.next_element::<T>()? {
+            (self.span)(element);
         }
-        Ok(())
+        Ok(None)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.into()))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Some(serde_json::Value::Null))
     }
 }
 

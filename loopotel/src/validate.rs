@@ -344,20 +344,14 @@ fn validate_stream(
     reader: impl std::io::Read,
     mode: Mode,
 ) -> Result<Vec<String>, serde_json::Error> {
-    use serde::de::DeserializeSeed as _;
     let mut spans = StreamedSpans {
         mode,
         first: None,
         errors: Vec::new(),
         strict: StrictSpans::default(),
-        seen: false,
     };
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let mut doc = Shell(&mut spans).deserialize(&mut de)?;
-    de.end()?;
-    if spans.seen
-        && let Value::Object(map) = &mut doc
-    {
+    let (mut doc, listed) = crate::jsonl::read_spans_streamed::<Value>(reader, |s| spans.span(s))?;
+    if listed && let Value::Object(map) = &mut doc {
         map.insert(
             "spans".to_owned(),
             Value::Array(spans.first.take().into_iter().collect()),
@@ -388,8 +382,6 @@ struct StreamedSpans {
     first: Option<Value>,
     errors: Vec<String>,
     strict: StrictSpans,
-    /// Whether the document has a span list.
-    seen: bool,
 }
 
 impl StreamedSpans {
@@ -415,113 +407,6 @@ impl StreamedSpans {
         if i == 0 {
             self.first = Some(span);
         }
-    }
-}
-
-/// Reads a document's members into a value, except its span list, which goes through
-/// [`StreamedSpans`] a span at a time.
-struct Shell<'a>(&'a mut StreamedSpans);
-
-impl<'de> serde::de::DeserializeSeed<'de> for Shell<'_> {
-    type Value = Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Shell<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an LTF document")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut members = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "spans" {
-                if let Some(other) = map.next_value_seed(SpanList(&mut *self.0))? {
-                    members.insert(key, other);
-                }
-            } else {
-                let value: Value = map.next_value()?;
-                members.insert(key, value);
-            }
-        }
-        Ok(Value::Object(members))
-    }
-
-    // Anything but an object is kept whole: the schema says what is wrong with it.
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(v.into())
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-}
-
-/// A document's `spans` member: a list goes through [`StreamedSpans`] (`None`), anything
-/// else is kept whole.
-struct SpanList<'a>(&'a mut StreamedSpans);
-
-impl<'de> serde::de::DeserializeSeed<'de> for SpanList<'_> {
-    type Value = Option<Value>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for SpanList<'_> {
-    type Value = Option<Value>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a span list")
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        self.0.seen = true;
-        while let Some(span) = seq.next_element::<Value>()? {
-            self.0.span(span);
-        }
-        Ok(None)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(Value::Bool(v)))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v.into()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Some(v.into()))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(v.into()))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Some(Value::Null))
     }
 }
 
