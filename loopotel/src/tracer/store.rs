@@ -10,6 +10,14 @@
 //! allocation kept per span, and the run holds only the attributes themselves rather than
 //! each span's spare capacity. The document's spans get
 //! their vectors back when the run finishes.
+//!
+//! A finished run's emptied chunks go to a small process-wide pool that the next runs take
+//! their chunks from (at most 32 span chunks and 64 attribute chunks: 2.8 MB): memory already
+//! faulted in is written again instead of being freed, given back to the kernel by the
+//! allocator and faulted in anew, which was a fifth of a span's recording time in a
+//! process that records run after run.
+
+use std::sync::Mutex;
 
 use super::record::SpanSlot;
 use crate::attr::{AttrValue, Attributes, Key};
@@ -20,6 +28,52 @@ const CHUNK: usize = 256;
 
 /// Attributes per attribute chunk (a span with more keeps its own vector).
 const ATTRIBUTE_CHUNK: usize = 512;
+
+/// Emptied chunks of finished runs, for the next runs to fill: at most `keep` chunks of
+/// `size` elements.
+struct ChunkPool<T> {
+    chunks: Mutex<Vec<Vec<T>>>,
+    size: usize,
+    keep: usize,
+}
+
+impl<T> ChunkPool<T> {
+    const fn new(size: usize, keep: usize) -> Self {
+        Self {
+            chunks: Mutex::new(Vec::new()),
+            size,
+            keep,
+        }
+    }
+
+    /// An empty chunk: a spare one if the pool has one.
+    fn take(&self) -> Vec<T> {
+        self.chunks
+            .lock()
+            .ok()
+            .and_then(|mut chunks| chunks.pop())
+            .unwrap_or_else(|| Vec::with_capacity(self.size))
+    }
+
+    /// Empties `chunk` and keeps it for a later run (frees it if the pool is full).
+    fn keep(&self, mut chunk: Vec<T>) {
+        chunk.clear();
+        if chunk.capacity() < self.size {
+            return;
+        }
+        if let Ok(mut chunks) = self.chunks.lock()
+            && chunks.len() < self.keep
+        {
+            chunks.push(chunk);
+        }
+    }
+}
+
+/// Spare span chunks: 32 of `CHUNK` slots (1 MiB).
+static SLOT_CHUNKS: ChunkPool<SpanSlot> = ChunkPool::new(CHUNK, 32);
+
+/// Spare attribute chunks: 64 of `ATTRIBUTE_CHUNK` pairs (1.75 MiB).
+static ATTRIBUTE_CHUNKS: ChunkPool<(Key, AttrValue)> = ChunkPool::new(ATTRIBUTE_CHUNK, 64);
 
 #[derive(Default)]
 pub(crate) struct SpanStore {
@@ -53,7 +107,7 @@ impl SpanStore {
     pub(crate) fn push(&mut self, slot: SpanSlot) -> usize {
         // By count, not by the last chunk's length: a full chunk may have been freed.
         if self.len.is_multiple_of(CHUNK) {
-            self.chunks.push(Vec::with_capacity(CHUNK));
+            self.chunks.push(SLOT_CHUNKS.take());
             self.chunk_live.push(0);
         }
         if let Some(chunk) = self.chunks.last_mut() {
@@ -104,7 +158,7 @@ impl SpanStore {
                 && let Some(chunk) = self.chunks.get_mut(c)
                 && chunk.len() == CHUNK
             {
-                *chunk = Vec::new();
+                SLOT_CHUNKS.keep(std::mem::take(chunk));
             }
         }
     }
@@ -122,7 +176,7 @@ impl SpanStore {
             .last()
             .is_none_or(|c| c.capacity() - c.len() < n)
         {
-            self.attributes.push(Vec::with_capacity(ATTRIBUTE_CHUNK));
+            self.attributes.push(ATTRIBUTE_CHUNKS.take());
         }
         let Some(chunk) = self.attributes.last_mut() else {
             self.push(SpanSlot::Span(span));
@@ -149,26 +203,91 @@ impl SpanStore {
     }
 
     /// The slots in order (released ones left out), ended spans with their attributes
-    /// back.
-    pub(crate) fn into_iter(self) -> impl Iterator<Item = SpanSlot> {
-        // Ended slots took their attributes in slot order, each span's within one chunk.
-        let mut attributes = self.attributes.into_iter().flatten();
-        self.chunks
-            .into_iter()
-            .flatten()
-            .filter(|slot| !matches!(slot, SpanSlot::Released))
-            .map(move |slot| match slot {
+    /// back. The emptied chunks go to the pool of spares.
+    pub(crate) fn into_iter(self) -> IntoSlots {
+        IntoSlots {
+            chunks: self.chunks,
+            chunk: 0,
+            slot: 0,
+            attributes: self.attributes,
+            attribute_chunk: 0,
+            attribute: 0,
+        }
+    }
+}
+
+/// [`SpanStore::into_iter`]: moves the slots out of their chunks, so that the chunks can
+/// be kept for the next run.
+pub(crate) struct IntoSlots {
+    chunks: Vec<Vec<SpanSlot>>,
+    chunk: usize,
+    slot: usize,
+    attributes: Vec<Vec<(Key, AttrValue)>>,
+    attribute_chunk: usize,
+    attribute: usize,
+}
+
+impl IntoSlots {
+    /// The next `n` attributes (ended slots took them in slot order).
+    fn take_attributes(&mut self, n: usize) -> Vec<(Key, AttrValue)> {
+        let mut pairs = Vec::with_capacity(n);
+        while pairs.len() < n {
+            let Some(chunk) = self.attributes.get_mut(self.attribute_chunk) else {
+                break;
+            };
+            if self.attribute >= chunk.len() {
+                ATTRIBUTE_CHUNKS.keep(std::mem::take(chunk));
+                self.attribute_chunk += 1;
+                self.attribute = 0;
+                continue;
+            }
+            let take = (n - pairs.len()).min(chunk.len() - self.attribute);
+            let moved = chunk[self.attribute..self.attribute + take]
+                .iter_mut()
+                .map(|pair| std::mem::replace(pair, (Key::Borrowed(""), AttrValue::Bool(false))));
+            pairs.extend(moved);
+            self.attribute += take;
+        }
+        pairs
+    }
+}
+
+impl Iterator for IntoSlots {
+    type Item = SpanSlot;
+
+    fn next(&mut self) -> Option<SpanSlot> {
+        loop {
+            let chunk = self.chunks.get_mut(self.chunk)?;
+            let Some(slot) = chunk.get_mut(self.slot) else {
+                SLOT_CHUNKS.keep(std::mem::take(chunk));
+                self.chunk += 1;
+                self.slot = 0;
+                continue;
+            };
+            self.slot += 1;
+            match std::mem::replace(slot, SpanSlot::Released) {
+                SpanSlot::Released => {}
                 SpanSlot::Ended {
                     mut span,
                     attributes: n,
                 } => {
-                    let mut pairs = Vec::with_capacity(n as usize);
-                    pairs.extend(attributes.by_ref().take(n as usize));
-                    span.attributes = Attributes::from_pairs(pairs);
-                    SpanSlot::Span(span)
+                    span.attributes = Attributes::from_pairs(self.take_attributes(n as usize));
+                    return Some(SpanSlot::Span(span));
                 }
-                other => other,
-            })
+                other => return Some(other),
+            }
+        }
+    }
+}
+
+impl Drop for IntoSlots {
+    fn drop(&mut self) {
+        for chunk in self.chunks.drain(..) {
+            SLOT_CHUNKS.keep(chunk);
+        }
+        for chunk in self.attributes.drain(..) {
+            ATTRIBUTE_CHUNKS.keep(chunk);
+        }
     }
 }
 
@@ -293,6 +412,26 @@ mod tests {
             panic!()
         };
         assert_eq!(s.start_time.unix_nanos(), -7);
+    }
+
+    /// A kept chunk is the next one taken, emptied; the pool keeps no more than its bound
+    /// and no chunk smaller than its size.
+    #[test]
+    fn the_chunk_pool_hands_back_kept_chunks() {
+        let pool: ChunkPool<String> = ChunkPool::new(4, 2);
+        let mut chunk = pool.take();
+        assert!(chunk.capacity() >= 4);
+        chunk.push("x".to_owned());
+        let buffer = chunk.as_ptr();
+        pool.keep(chunk);
+        let again = pool.take();
+        assert_eq!(again.as_ptr(), buffer, "the kept buffer comes back");
+        assert!(again.is_empty());
+        for _ in 0..5 {
+            pool.keep(Vec::with_capacity(4));
+        }
+        pool.keep(Vec::with_capacity(1));
+        assert_eq!(pool.chunks.lock().map(|c| c.len()).unwrap_or(0), 2);
     }
 
     #[test]
