@@ -12,10 +12,10 @@
 //! their vectors back when the run finishes.
 //!
 //! A finished run's emptied chunks go to a small process-wide pool that the next runs take
-//! their chunks from (at most 64 span chunks and 128 attribute chunks: 5.5 MiB): memory already
-//! faulted in is written again instead of being freed, given back to the kernel by the
-//! allocator and faulted in anew, which was a fifth of a span's recording time in a
-//! process that records run after run.
+//! their chunks from (at most 64 span chunks and 128 attribute chunks: 5.5 MiB): memory
+//! already faulted in is written again rather than freed, given back to the kernel by the
+//! allocator and faulted in anew (without the pool, a fifth of a span's recording time in a
+//! process that records run after run).
 
 use std::sync::Mutex;
 
