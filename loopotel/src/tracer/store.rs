@@ -137,7 +137,7 @@ impl SpanStore {
     }
 
     /// Empties slot `index`, whose span now lives only in the journal; a full chunk whose
-    /// slots were all released is freed.
+    /// slots were all released goes to the pool of spares.
     pub(crate) fn release(&mut self, index: usize) {
         let c = index / CHUNK;
         let Some(slot) = self
@@ -359,8 +359,8 @@ mod tests {
         assert_eq!(ended, sizes.len());
     }
 
-    /// Released slots leave the document; a chunk whose slots were all released is freed,
-    /// and the indexes of the others stay valid.
+    /// Released slots leave the document; a chunk whose slots were all released leaves the
+    /// store, and the indexes of the others stay valid.
     #[test]
     fn released_slots_free_their_chunks() {
         let mut store = SpanStore::default();
