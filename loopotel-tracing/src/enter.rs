@@ -12,8 +12,8 @@ thread_local! {
 }
 
 /// Makes `cx` current until [`exit`] is called for `id` on this thread.
-pub(crate) fn enter(id: &Id, cx: &opentelemetry::Context) {
-    let guard = cx.clone().attach();
+pub(crate) fn enter(id: &Id, cx: opentelemetry::Context) {
+    let guard = cx.attach();
     let kept = ENTERED.try_with(|stack| match stack.try_borrow_mut() {
         Ok(mut stack) => {
             stack.push((id.into_u64(), guard));

@@ -175,8 +175,25 @@ impl LoopLayer {
 /// `on_new_span` returns at once, and `on_new_span` only asks whether a run is current.
 static BRIDGED_LIVE: AtomicUsize = AtomicUsize::new(0);
 
+/// One bridged span counted in [`BRIDGED_LIVE`] while it exists.
+struct Live;
+
+impl Live {
+    fn new() -> Self {
+        BRIDGED_LIVE.fetch_add(1, Ordering::Relaxed);
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        BRIDGED_LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A bridged `tracing` span: its loopotel span and what is known of it so far.
 struct Bridged {
+    _live: Live,
     guard: SpanGuard,
     run: RunHandle,
     /// The context code inside the span runs in (made current on enter).
@@ -320,15 +337,15 @@ impl Bridged {
     /// A bridged span (counted alive until dropped).
     fn new(
         guard: SpanGuard,
-        run: &RunHandle,
+        run: RunHandle,
         cx: opentelemetry::Context,
         named: bool,
         genai: Option<Box<GenAi>>,
     ) -> Self {
-        BRIDGED_LIVE.fetch_add(1, Ordering::Relaxed);
         Self {
+            _live: Live::new(),
             guard,
-            run: run.clone(),
+            run,
             cx,
             named,
             genai,
@@ -381,13 +398,13 @@ impl Bridged {
         }
     }
 
-    /// Ends the loopotel span: usage rolled up unless something inside counted it, priced
-    /// when the model has a price.
-    fn finish(mut self, config: &Config) {
-        if let Some(g) = &self.genai {
+    /// Ends a bridged span's loopotel span: usage rolled up unless something inside
+    /// counted it, priced when the model has a price.
+    fn finish(mut guard: SpanGuard, genai: Option<&GenAi>, config: &Config) {
+        if let Some(g) = genai {
             let tokens = g.usage.tokens();
-            if tokens > 0 && !self.guard.descendants_reported_usage() {
-                self.guard.add_tokens(tokens);
+            if tokens > 0 && !guard.descendants_reported_usage() {
+                guard.add_tokens(tokens);
                 let price = config.prices.as_ref().and_then(|prices| {
                     g.response_model
                         .as_deref()
@@ -398,27 +415,21 @@ impl Bridged {
                     let input = g.usage.input.unwrap_or(0);
                     let cached = g.usage.cached_input.unwrap_or(0);
                     let output = g.usage.output.unwrap_or(0);
-                    self.guard
-                        .add_cost_usd(price.cost_usd(input, cached.min(input), output));
+                    guard.add_cost_usd(price.cost_usd(input, cached.min(input), output));
                 }
             }
         }
-        std::mem::replace(&mut self.guard, SpanGuard::noop()).end();
+        guard.end();
     }
 }
 
-impl Drop for Bridged {
-    fn drop(&mut self) {
-        BRIDGED_LIVE.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Runs instrumentation work; a panic in it is caught and counted on `run` (if known).
-fn fail_open<T>(run: Option<&RunHandle>, work: impl FnOnce() -> T) -> Option<T> {
+/// Runs instrumentation work; a panic in it is caught and counted on the run `run` gives
+/// (if any).
+fn fail_open<T>(run: impl FnOnce() -> Option<RunHandle>, work: impl FnOnce() -> T) -> Option<T> {
     match std::panic::catch_unwind(AssertUnwindSafe(work)) {
         Ok(v) => Some(v),
         Err(_) => {
-            if let Some(run) = run {
+            if let Some(run) = run() {
                 run.count_instrumentation_panic();
             }
             None
@@ -458,54 +469,56 @@ impl LoopLayer {
         if !scope.is_recording() {
             return;
         }
-        let run = scope.run();
         let config = &*self.config;
         let meta = attrs.metadata();
-        let made = fail_open(Some(&run), || {
-            let fields = meta.fields();
-            if !fields.iter().any(|f| is_mapped_field(f.name())) {
-                // A plain span: named by its callsite, its fields written straight into it.
-                let kinds = SpanKindPair {
-                    ltf: SpanKind::Worker,
-                    otel: OtelKind::Internal,
-                };
-                let fill = |list: &mut Attributes| attrs.record(&mut PlainVisitor(list));
-                let name = SharedStr::Static(meta.name());
-                let mut guard = config.start(scope, &parent_cx, name, kinds, fill);
-                let cx = guard.context_on(&parent_cx);
-                return Bridged::new(guard, &run, cx, false, None);
-            }
-            let mut m = config.visit(fields.len(), |v| attrs.record(v));
-            let named = m.name.is_some();
-            let mut genai = m.has_genai().then(Box::<GenAi>::default);
-            if let Some(g) = &mut genai {
-                g.naming.update(&m);
-            }
-            let name = match (m.name.take(), genai.as_ref().and_then(|g| g.naming.name())) {
-                (Some(name), _) => SharedStr::from(name),
-                (None, Some(name)) => name,
-                (None, None) => SharedStr::Static(meta.name()),
-            };
-            let kinds = config.kinds(&m);
-            // The fields known at the start go in with the span (samplers see them).
-            let fill = |list: &mut Attributes| {
-                for (k, v) in std::mem::take(&mut m.attributes) {
-                    list.set(k, config.value(k, v));
+        let made = fail_open(
+            || Some(scope.run()),
+            || {
+                let fields = meta.fields();
+                if !fields.iter().any(|f| is_mapped_field(f.name())) {
+                    // A plain span: named by its callsite, its fields written straight into it.
+                    let kinds = SpanKindPair {
+                        ltf: SpanKind::Worker,
+                        otel: OtelKind::Internal,
+                    };
+                    let fill = |list: &mut Attributes| attrs.record(&mut PlainVisitor(list));
+                    let name = SharedStr::Static(meta.name());
+                    let mut guard = config.start(scope, &parent_cx, name, kinds, fill);
+                    let cx = guard.context_on(&parent_cx);
+                    return Bridged::new(guard, scope.run(), cx, false, None);
                 }
-            };
-            let mut guard = config.start(scope, &parent_cx, name, kinds, fill);
-            // Spans that can report usage (they declare `gen_ai.usage.*` fields) count what
-            // is reported inside them; others take the cheaper plain context.
-            let counts_usage = fields.iter().any(|f| f.name().starts_with("gen_ai.usage."));
-            let cx = if counts_usage {
-                guard.usage_context_on(&parent_cx)
-            } else {
-                guard.context_on(&parent_cx)
-            };
-            let mut bridged = Bridged::new(guard, &run, cx, named, genai);
-            bridged.apply(config, m);
-            bridged
-        });
+                let mut m = config.visit(fields.len(), |v| attrs.record(v));
+                let named = m.name.is_some();
+                let mut genai = m.has_genai().then(Box::<GenAi>::default);
+                if let Some(g) = &mut genai {
+                    g.naming.update(&m);
+                }
+                let name = match (m.name.take(), genai.as_ref().and_then(|g| g.naming.name())) {
+                    (Some(name), _) => SharedStr::from(name),
+                    (None, Some(name)) => name,
+                    (None, None) => SharedStr::Static(meta.name()),
+                };
+                let kinds = config.kinds(&m);
+                // The fields known at the start go in with the span (samplers see them).
+                let fill = |list: &mut Attributes| {
+                    for (k, v) in std::mem::take(&mut m.attributes) {
+                        list.set(k, config.value(k, v));
+                    }
+                };
+                let mut guard = config.start(scope, &parent_cx, name, kinds, fill);
+                // Spans that can report usage (they declare `gen_ai.usage.*` fields) count what
+                // is reported inside them; others take the cheaper plain context.
+                let counts_usage = fields.iter().any(|f| f.name().starts_with("gen_ai.usage."));
+                let cx = if counts_usage {
+                    guard.usage_context_on(&parent_cx)
+                } else {
+                    guard.context_on(&parent_cx)
+                };
+                let mut bridged = Bridged::new(guard, scope.run(), cx, named, genai);
+                bridged.apply(config, m);
+                bridged
+            },
+        );
         if let (Some(bridged), Some(span)) = (made, ctx.span(id)) {
             span.extensions_mut().insert(bridged);
         }
@@ -519,7 +532,7 @@ where
     fn on_new_span(&self, attrs: &SpanAttributes<'_>, id: &Id, ctx: Context<'_, S>) {
         // A panic while looking the parent up has no run to be counted on: it is caught
         // all the same.
-        let _ = fail_open(None, || self.new_span(attrs, id, &ctx));
+        let _ = fail_open(|| None, || self.new_span(attrs, id, &ctx));
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -533,10 +546,13 @@ where
         };
         let run = bridged.run.clone();
         let config = &*self.config;
-        let _ = fail_open(Some(&run), || {
-            let m = config.visit(values.len(), |v| values.record(v));
-            bridged.apply(config, m);
-        });
+        let _ = fail_open(
+            || Some(run),
+            || {
+                let m = config.visit(values.len(), |v| values.record(v));
+                bridged.apply(config, m);
+            },
+        );
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -554,24 +570,27 @@ where
         };
         let run = bridged.run.clone();
         let config = &*self.config;
-        let _ = fail_open(Some(&run), || {
-            let meta = event.metadata();
-            let m = config.visit(meta.fields().len(), |v| event.record(v));
-            let mut attributes = Attributes::new();
-            attributes.set("level", meta.level().as_str());
-            attributes.set("target", meta.target());
-            for (key, value) in m.attributes {
-                attributes.set(key, config.value(key, value));
-            }
-            if let Some(message) = m.error.clone() {
-                bridged.guard.record_error("error", message);
-            }
-            let name = m
-                .message
-                .map(SharedStr::from)
-                .unwrap_or(SharedStr::Static(meta.name()));
-            bridged.guard.add_event(name, attributes);
-        });
+        let _ = fail_open(
+            || Some(run),
+            || {
+                let meta = event.metadata();
+                let m = config.visit(meta.fields().len(), |v| event.record(v));
+                let mut attributes = Attributes::new();
+                attributes.set("level", meta.level().as_str());
+                attributes.set("target", meta.target());
+                for (key, value) in m.attributes {
+                    attributes.set(key, config.value(key, value));
+                }
+                if let Some(message) = m.error.clone() {
+                    bridged.guard.record_error("error", message);
+                }
+                let name = m
+                    .message
+                    .map(SharedStr::from)
+                    .unwrap_or(SharedStr::Static(meta.name()));
+                bridged.guard.add_event(name, attributes);
+            },
+        );
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -579,35 +598,39 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        let Some(bridged) = extensions.get_mut::<Bridged>() else {
-            return;
-        };
         let cx = match self.config.views {
-            Views::Both => bridged.cx.clone(),
+            Views::Both => {
+                let Some(bridged) = span.extensions().get::<Bridged>().map(|b| b.cx.clone()) else {
+                    return;
+                };
+                bridged
+            }
             // Built on what is current now: tracing-opentelemetry (entered first) made its
             // span current, and spans started inside take it as their OpenTelemetry parent.
             Views::LtfOnly => {
-                let run = bridged.run.clone();
+                let mut extensions = span.extensions_mut();
+                let Some(bridged) = extensions.get_mut::<Bridged>() else {
+                    return;
+                };
+                let run = &bridged.run;
                 let guard = &mut bridged.guard;
-                fail_open(Some(&run), || {
-                    guard.usage_context_on(&opentelemetry::Context::current())
-                })
+                fail_open(
+                    || Some(run.clone()),
+                    || guard.usage_context_on(&opentelemetry::Context::current()),
+                )
                 .unwrap_or_else(|| bridged.cx.clone())
             }
         };
-        drop(extensions);
-        enter::enter(id, &cx);
+        enter::enter(id, cx);
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         if BRIDGED_LIVE.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let Some(span) = ctx.span(id) else { return };
-        if span.extensions().get::<Bridged>().is_some() {
-            enter::exit(id);
-        }
+        // Only bridged spans were entered into this thread's stack: no lookup needed.
+        let _ = ctx;
+        enter::exit(id);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -618,8 +641,17 @@ where
         let Some(bridged) = span.extensions_mut().remove::<Bridged>() else {
             return;
         };
-        let run = bridged.run.clone();
+        let Bridged {
+            _live,
+            guard,
+            run,
+            genai,
+            ..
+        } = bridged;
         let config = &*self.config;
-        let _ = fail_open(Some(&run), || bridged.finish(config));
+        let _ = fail_open(
+            || Some(run.clone()),
+            || Bridged::finish(guard, genai.as_deref(), config),
+        );
     }
 }
