@@ -1,7 +1,8 @@
 //! Cost of a recorded span with the OpenTelemetry bridge on, against a bare OpenTelemetry SDK
 //! span with the same attributes, measured in the same run (SDK + BatchSpanProcessor +
-//! discarding exporter). Prints a ratio table after the criterion output, and the target ratio
-//! measured in interleaved rounds ([`common::paired_ratio`]).
+//! discarding exporter), and against the two views recorded independently (a bare SDK span
+//! and an LTF-only span per step: nothing shared). Prints a ratio table after the criterion
+//! output, and the ratios measured in interleaved rounds ([`common::paired_ratio`]).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -65,6 +66,49 @@ fn time_sdk_spans(tracer: &opentelemetry_sdk::trace::SdkTracer, iters: u64) -> D
     start.elapsed()
 }
 
+/// Times `iters` steps that each record a bare SDK span and an LTF-only loopotel span, with
+/// the same five attributes, independently: what the two views cost with nothing shared
+/// (the floor the bridged span is compared with).
+fn time_views_independent(
+    sdk: &opentelemetry_sdk::trace::SdkTracer,
+    tracer: &LoopTracer,
+    iters: u64,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let chunk = left.min(10_000);
+        let run = tracer.run("bench-loop").start();
+        let it = run.iteration(1);
+        let start = Instant::now();
+        for i in 0..chunk {
+            let mut o = sdk
+                .span_builder("execute_tool search")
+                .with_attributes([
+                    KeyValue::new("gen_ai.operation.name", "execute_tool"),
+                    KeyValue::new("gen_ai.tool.name", "search"),
+                    KeyValue::new("gen_ai.tool.call.id", "call-1"),
+                    KeyValue::new("loop.iteration", 1i64),
+                    KeyValue::new("bench.i", i as i64),
+                ])
+                .start(sdk);
+            let mut s = it.span("execute_tool search", SpanKind::Worker);
+            s.set_attribute("gen_ai.operation.name", "execute_tool");
+            s.set_attribute("gen_ai.tool.name", "search");
+            s.set_attribute("gen_ai.tool.call.id", "call-1");
+            s.set_attribute("loop.iteration", 1i64);
+            s.set_attribute("bench.i", i as i64);
+            drop(s);
+            o.end();
+        }
+        total += start.elapsed();
+        drop(it);
+        black_box(run.finish(Outcome::Success, "done"));
+        left -= chunk;
+    }
+    total
+}
+
 fn benches(c: &mut Criterion) {
     let sdk = provider();
     let bare = sdk.tracer("bench");
@@ -73,6 +117,8 @@ fn benches(c: &mut Criterion) {
         .tracer_provider(&bridged_provider)
         .build();
     let ltf_only = LoopTracer::new();
+    let independent_provider = provider();
+    let independent = independent_provider.tracer("bench");
     let disabled = LoopTracer::disabled();
 
     let mut g = c.benchmark_group("span");
@@ -84,6 +130,9 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("loopotel_ltf_and_otel", |b| {
         b.iter_custom(|n| time_loopotel_spans(&bridged, n))
+    });
+    g.bench_function("sdk_and_ltf_only_independent", |b| {
+        b.iter_custom(|n| time_views_independent(&independent, &ltf_only, n))
     });
     g.bench_function("loopotel_disabled", |b| {
         b.iter_custom(|n| time_loopotel_spans(&disabled, n))
@@ -98,9 +147,17 @@ fn benches(c: &mut Criterion) {
         |n| time_loopotel_spans(&bridged, n),
     );
     let _ = PAIRED.set(paired);
+    let floor = common::paired_ratio(
+        60,
+        10_000,
+        |n| time_sdk_spans(&bare, n),
+        |n| time_views_independent(&independent, &ltf_only, n),
+    );
+    let _ = PAIRED_INDEPENDENT.set(floor);
 }
 
 static PAIRED: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
+static PAIRED_INDEPENDENT: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
 
 fn report() {
     let Some(bare) = mean_ns("span/sdk_bare_5_attributes") else {
@@ -119,6 +176,10 @@ fn report() {
             "loopotel span, LTF + OpenTelemetry (same SDK pipeline)",
         ),
         (
+            "span/sdk_and_ltf_only_independent",
+            "bare SDK span + LTF-only loopotel span, recorded independently",
+        ),
+        (
             "span/loopotel_ltf_only",
             "loopotel span, LTF only (no provider)",
         ),
@@ -130,6 +191,9 @@ fn report() {
     }
     if let Some(paired) = PAIRED.get() {
         println!("\nLTF + OpenTelemetry ÷ bare SDK span, paired: {paired}");
+    }
+    if let Some(paired) = PAIRED_INDEPENDENT.get() {
+        println!("SDK span + LTF-only span, independently ÷ bare SDK span, paired: {paired}");
     }
 }
 
