@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 
 use common::{Discard, mean_ns};
-use loopotel::{LoopTracer, Outcome, SpanKind};
+use loopotel::{Iteration, LoopTracer, Outcome, SpanGuard, SpanKind};
 use loopotel_test_support::bench as common;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 fn provider() -> SdkTracerProvider {
     SdkTracerProvider::builder()
@@ -22,57 +22,40 @@ fn provider() -> SdkTracerProvider {
         .build()
 }
 
-/// Times `iters` child spans with five attributes, inside one iteration per 10 000 spans.
-fn time_loopotel_spans(tracer: &LoopTracer, iters: u64) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let chunk = left.min(10_000);
-        let run = tracer.run("bench-loop").start();
-        let it = run.iteration(1);
-        let start = Instant::now();
-        for i in 0..chunk {
-            let mut s = it.span("execute_tool search", SpanKind::Worker);
-            s.set_attribute("gen_ai.operation.name", "execute_tool");
-            s.set_attribute("gen_ai.tool.name", "search");
-            s.set_attribute("gen_ai.tool.call.id", "call-1");
-            s.set_attribute("loop.iteration", 1i64);
-            s.set_attribute("bench.i", i as i64);
-        }
-        total += start.elapsed();
-        drop(it);
-        black_box(run.finish(Outcome::Success, "done"));
-        left -= chunk;
-    }
-    total
+/// A child span of `it` with the bench's name and five attributes (ended when dropped).
+#[inline(always)]
+fn loopotel_span(it: &Iteration, i: u64) -> SpanGuard {
+    let mut s = it.span("execute_tool search", SpanKind::Worker);
+    s.set_attribute("gen_ai.operation.name", "execute_tool");
+    s.set_attribute("gen_ai.tool.name", "search");
+    s.set_attribute("gen_ai.tool.call.id", "call-1");
+    s.set_attribute("loop.iteration", 1i64);
+    s.set_attribute("bench.i", i as i64);
+    s
 }
 
-/// Times `iters` bare SDK spans with the same name and five attributes.
-fn time_sdk_spans(tracer: &opentelemetry_sdk::trace::SdkTracer, iters: u64) -> Duration {
-    let start = Instant::now();
-    for i in 0..iters {
-        let mut s = tracer
-            .span_builder("execute_tool search")
-            .with_attributes([
-                KeyValue::new("gen_ai.operation.name", "execute_tool"),
-                KeyValue::new("gen_ai.tool.name", "search"),
-                KeyValue::new("gen_ai.tool.call.id", "call-1"),
-                KeyValue::new("loop.iteration", 1i64),
-                KeyValue::new("bench.i", i as i64),
-            ])
-            .start(tracer);
-        s.end();
-    }
-    start.elapsed()
+/// A bare SDK span with the same name and five attributes.
+#[inline(always)]
+fn sdk_span(tracer: &SdkTracer, i: u64) -> opentelemetry_sdk::trace::Span {
+    tracer
+        .span_builder("execute_tool search")
+        .with_attributes([
+            KeyValue::new("gen_ai.operation.name", "execute_tool"),
+            KeyValue::new("gen_ai.tool.name", "search"),
+            KeyValue::new("gen_ai.tool.call.id", "call-1"),
+            KeyValue::new("loop.iteration", 1i64),
+            KeyValue::new("bench.i", i as i64),
+        ])
+        .start(tracer)
 }
 
-/// Times `iters` steps that each record a bare SDK span and an LTF-only loopotel span, with
-/// the same five attributes, independently: what the two views cost with nothing shared
-/// (the floor the bridged span is compared with).
-fn time_views_independent(
-    sdk: &opentelemetry_sdk::trace::SdkTracer,
+/// Times `iters` calls of `step`, inside one iteration of a run of `tracer` per 10 000
+/// (finishing the run is not timed).
+#[inline(always)]
+fn time_in_iterations(
     tracer: &LoopTracer,
     iters: u64,
+    mut step: impl FnMut(&Iteration, u64),
 ) -> Duration {
     let mut total = Duration::ZERO;
     let mut left = iters;
@@ -82,24 +65,7 @@ fn time_views_independent(
         let it = run.iteration(1);
         let start = Instant::now();
         for i in 0..chunk {
-            let mut o = sdk
-                .span_builder("execute_tool search")
-                .with_attributes([
-                    KeyValue::new("gen_ai.operation.name", "execute_tool"),
-                    KeyValue::new("gen_ai.tool.name", "search"),
-                    KeyValue::new("gen_ai.tool.call.id", "call-1"),
-                    KeyValue::new("loop.iteration", 1i64),
-                    KeyValue::new("bench.i", i as i64),
-                ])
-                .start(sdk);
-            let mut s = it.span("execute_tool search", SpanKind::Worker);
-            s.set_attribute("gen_ai.operation.name", "execute_tool");
-            s.set_attribute("gen_ai.tool.name", "search");
-            s.set_attribute("gen_ai.tool.call.id", "call-1");
-            s.set_attribute("loop.iteration", 1i64);
-            s.set_attribute("bench.i", i as i64);
-            drop(s);
-            o.end();
+            step(&it, i);
         }
         total += start.elapsed();
         drop(it);
@@ -107,6 +73,31 @@ fn time_views_independent(
         left -= chunk;
     }
     total
+}
+
+/// Times `iters` child spans with five attributes.
+fn time_loopotel_spans(tracer: &LoopTracer, iters: u64) -> Duration {
+    time_in_iterations(tracer, iters, |it, i| drop(loopotel_span(it, i)))
+}
+
+/// Times `iters` bare SDK spans with the same name and five attributes.
+fn time_sdk_spans(tracer: &SdkTracer, iters: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..iters {
+        sdk_span(tracer, i).end();
+    }
+    start.elapsed()
+}
+
+/// Times `iters` steps that each record a bare SDK span and an LTF-only loopotel span, with
+/// the same five attributes, independently: what the two views cost with nothing shared
+/// (the floor the bridged span is compared with).
+fn time_views_independent(sdk: &SdkTracer, tracer: &LoopTracer, iters: u64) -> Duration {
+    time_in_iterations(tracer, iters, |it, i| {
+        let mut o = sdk_span(sdk, i);
+        drop(loopotel_span(it, i));
+        o.end();
+    })
 }
 
 fn benches(c: &mut Criterion) {
