@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use loopotel::context::LoopScope;
 use loopotel::price::PriceTable;
 use loopotel::redact::Redactor;
-use loopotel::{AttrValue, Attributes, RunHandle, SharedStr, SpanGuard, SpanKind, SpanKindPair};
+use loopotel::{AttrValue, Attributes, SharedStr, SpanGuard, SpanKind, SpanKindPair};
 use opentelemetry::trace::SpanKind as OtelKind;
 use tracing_core::span::{Attributes as SpanAttributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
@@ -195,8 +195,8 @@ impl Drop for Live {
 struct Bridged {
     _live: Live,
     guard: SpanGuard,
-    run: RunHandle,
-    /// The context code inside the span runs in (made current on enter).
+    /// The context code inside the span runs in (made current on enter). It holds the run's
+    /// loop scope, on which a panic caught in a callback is counted.
     cx: opentelemetry::Context,
     /// Whether `otel.name` named the span (the GenAI fields then do not rename it).
     named: bool,
@@ -337,7 +337,6 @@ impl Bridged {
     /// A bridged span (counted alive until dropped).
     fn new(
         guard: SpanGuard,
-        run: RunHandle,
         cx: opentelemetry::Context,
         named: bool,
         genai: Option<Box<GenAi>>,
@@ -345,7 +344,6 @@ impl Bridged {
         Self {
             _live: Live::new(),
             guard,
-            run,
             cx,
             named,
             genai,
@@ -423,17 +421,17 @@ impl Bridged {
     }
 }
 
-/// Runs instrumentation work; a panic in it is caught and counted on the run `run` gives
-/// (if any).
-fn fail_open<T>(run: impl FnOnce() -> Option<RunHandle>, work: impl FnOnce() -> T) -> Option<T> {
-    match std::panic::catch_unwind(AssertUnwindSafe(work)) {
-        Ok(v) => Some(v),
-        Err(_) => {
-            if let Some(run) = run() {
-                run.count_instrumentation_panic();
-            }
-            None
-        }
+/// Runs instrumentation work, catching a panic in it (`None` then: the caller counts it with
+/// [`count_panic`] where it knows the run).
+fn caught<T>(work: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(work)).ok()
+}
+
+/// Counts a caught panic on the run of the loop scope in `cx` (a bridged span's context,
+/// which always holds its run's scope).
+fn count_panic(cx: &opentelemetry::Context) {
+    if let Some(scope) = cx.get::<LoopScope>() {
+        scope.run().count_instrumentation_panic();
     }
 }
 
@@ -471,54 +469,54 @@ impl LoopLayer {
         }
         let config = &*self.config;
         let meta = attrs.metadata();
-        let made = fail_open(
-            || Some(scope.run()),
-            || {
-                let fields = meta.fields();
-                if !fields.iter().any(|f| is_mapped_field(f.name())) {
-                    // A plain span: named by its callsite, its fields written straight into it.
-                    let kinds = SpanKindPair {
-                        ltf: SpanKind::Worker,
-                        otel: OtelKind::Internal,
-                    };
-                    let fill = |list: &mut Attributes| attrs.record(&mut PlainVisitor(list));
-                    let name = SharedStr::Static(meta.name());
-                    let mut guard = config.start(scope, &parent_cx, name, kinds, fill);
-                    let cx = guard.context_on(&parent_cx);
-                    return Bridged::new(guard, scope.run(), cx, false, None);
-                }
-                let mut m = config.visit(fields.len(), |v| attrs.record(v));
-                let named = m.name.is_some();
-                let mut genai = m.has_genai().then(Box::<GenAi>::default);
-                if let Some(g) = &mut genai {
-                    g.naming.update(&m);
-                }
-                let name = match (m.name.take(), genai.as_ref().and_then(|g| g.naming.name())) {
-                    (Some(name), _) => SharedStr::from(name),
-                    (None, Some(name)) => name,
-                    (None, None) => SharedStr::Static(meta.name()),
+        let made = caught(|| {
+            let fields = meta.fields();
+            if !fields.iter().any(|f| is_mapped_field(f.name())) {
+                // A plain span: named by its callsite, its fields written straight into it.
+                let kinds = SpanKindPair {
+                    ltf: SpanKind::Worker,
+                    otel: OtelKind::Internal,
                 };
-                let kinds = config.kinds(&m);
-                // The fields known at the start go in with the span (samplers see them).
-                let fill = |list: &mut Attributes| {
-                    for (k, v) in std::mem::take(&mut m.attributes) {
-                        list.set(k, config.value(k, v));
-                    }
-                };
+                let fill = |list: &mut Attributes| attrs.record(&mut PlainVisitor(list));
+                let name = SharedStr::Static(meta.name());
                 let mut guard = config.start(scope, &parent_cx, name, kinds, fill);
-                // Spans that can report usage (they declare `gen_ai.usage.*` fields) count what
-                // is reported inside them; others take the cheaper plain context.
-                let counts_usage = fields.iter().any(|f| f.name().starts_with("gen_ai.usage."));
-                let cx = if counts_usage {
-                    guard.usage_context_on(&parent_cx)
-                } else {
-                    guard.context_on(&parent_cx)
-                };
-                let mut bridged = Bridged::new(guard, scope.run(), cx, named, genai);
-                bridged.apply(config, m);
-                bridged
-            },
-        );
+                let cx = guard.context_on(&parent_cx);
+                return Bridged::new(guard, cx, false, None);
+            }
+            let mut m = config.visit(fields.len(), |v| attrs.record(v));
+            let named = m.name.is_some();
+            let mut genai = m.has_genai().then(Box::<GenAi>::default);
+            if let Some(g) = &mut genai {
+                g.naming.update(&m);
+            }
+            let name = match (m.name.take(), genai.as_ref().and_then(|g| g.naming.name())) {
+                (Some(name), _) => SharedStr::from(name),
+                (None, Some(name)) => name,
+                (None, None) => SharedStr::Static(meta.name()),
+            };
+            let kinds = config.kinds(&m);
+            // The fields known at the start go in with the span (samplers see them).
+            let fill = |list: &mut Attributes| {
+                for (k, v) in std::mem::take(&mut m.attributes) {
+                    list.set(k, config.value(k, v));
+                }
+            };
+            let mut guard = config.start(scope, &parent_cx, name, kinds, fill);
+            // Spans that can report usage (they declare `gen_ai.usage.*` fields) count what
+            // is reported inside them; others take the cheaper plain context.
+            let counts_usage = fields.iter().any(|f| f.name().starts_with("gen_ai.usage."));
+            let cx = if counts_usage {
+                guard.usage_context_on(&parent_cx)
+            } else {
+                guard.context_on(&parent_cx)
+            };
+            let mut bridged = Bridged::new(guard, cx, named, genai);
+            bridged.apply(config, m);
+            bridged
+        });
+        if made.is_none() {
+            scope.run().count_instrumentation_panic();
+        }
         if let (Some(bridged), Some(span)) = (made, ctx.span(id)) {
             span.extensions_mut().insert(bridged);
         }
@@ -532,7 +530,7 @@ where
     fn on_new_span(&self, attrs: &SpanAttributes<'_>, id: &Id, ctx: Context<'_, S>) {
         // A panic while looking the parent up has no run to be counted on: it is caught
         // all the same.
-        let _ = fail_open(|| None, || self.new_span(attrs, id, &ctx));
+        let _ = caught(|| self.new_span(attrs, id, &ctx));
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -544,15 +542,14 @@ where
         let Some(bridged) = extensions.get_mut::<Bridged>() else {
             return;
         };
-        let run = bridged.run.clone();
         let config = &*self.config;
-        let _ = fail_open(
-            || Some(run),
-            || {
-                let m = config.visit(values.len(), |v| values.record(v));
-                bridged.apply(config, m);
-            },
-        );
+        let done = caught(|| {
+            let m = config.visit(values.len(), |v| values.record(v));
+            bridged.apply(config, m);
+        });
+        if done.is_none() {
+            count_panic(&bridged.cx);
+        }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -568,29 +565,28 @@ where
         let Some(bridged) = extensions.get_mut::<Bridged>() else {
             return;
         };
-        let run = bridged.run.clone();
         let config = &*self.config;
-        let _ = fail_open(
-            || Some(run),
-            || {
-                let meta = event.metadata();
-                let m = config.visit(meta.fields().len(), |v| event.record(v));
-                let mut attributes = Attributes::new();
-                attributes.set("level", meta.level().as_str());
-                attributes.set("target", meta.target());
-                for (key, value) in m.attributes {
-                    attributes.set(key, config.value(key, value));
-                }
-                if let Some(message) = m.error.clone() {
-                    bridged.guard.record_error("error", message);
-                }
-                let name = m
-                    .message
-                    .map(SharedStr::from)
-                    .unwrap_or(SharedStr::Static(meta.name()));
-                bridged.guard.add_event(name, attributes);
-            },
-        );
+        let done = caught(|| {
+            let meta = event.metadata();
+            let m = config.visit(meta.fields().len(), |v| event.record(v));
+            let mut attributes = Attributes::new();
+            attributes.set("level", meta.level().as_str());
+            attributes.set("target", meta.target());
+            for (key, value) in m.attributes {
+                attributes.set(key, config.value(key, value));
+            }
+            if let Some(message) = m.error.clone() {
+                bridged.guard.record_error("error", message);
+            }
+            let name = m
+                .message
+                .map(SharedStr::from)
+                .unwrap_or(SharedStr::Static(meta.name()));
+            bridged.guard.add_event(name, attributes);
+        });
+        if done.is_none() {
+            count_panic(&bridged.cx);
+        }
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -612,13 +608,14 @@ where
                 let Some(bridged) = extensions.get_mut::<Bridged>() else {
                     return;
                 };
-                let run = &bridged.run;
                 let guard = &mut bridged.guard;
-                fail_open(
-                    || Some(run.clone()),
-                    || guard.usage_context_on(&opentelemetry::Context::current()),
-                )
-                .unwrap_or_else(|| bridged.cx.clone())
+                match caught(|| guard.usage_context_on(&opentelemetry::Context::current())) {
+                    Some(cx) => cx,
+                    None => {
+                        count_panic(&bridged.cx);
+                        bridged.cx.clone()
+                    }
+                }
             }
         };
         enter::enter(id, cx);
@@ -644,14 +641,13 @@ where
         let Bridged {
             _live,
             guard,
-            run,
+            cx,
             genai,
             ..
         } = bridged;
         let config = &*self.config;
-        let _ = fail_open(
-            || Some(run.clone()),
-            || Bridged::finish(guard, genai.as_deref(), config),
-        );
+        if caught(|| Bridged::finish(guard, genai.as_deref(), config)).is_none() {
+            count_panic(&cx);
+        }
     }
 }

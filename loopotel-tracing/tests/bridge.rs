@@ -513,7 +513,8 @@ async fn async_and_threads_keep_parents_and_never_panic() {
     assert!(loopotel::validate::validate_document(&doc).is_empty());
 }
 
-/// A field whose `Debug` panics: the panic is caught and counted, the application goes on.
+/// A field whose `Debug` panics — at a span's start, recorded later, in an event: each panic
+/// is caught and counted, the application goes on.
 #[test]
 fn a_panic_while_mapping_is_counted_not_raised() {
     struct Explodes;
@@ -532,12 +533,18 @@ fn a_panic_while_mapping_is_counted_not_raised() {
             let s = tracing::info_span!("boom", value = ?Explodes);
             let _e = s.enter();
             drop(tracing::info_span!("fine"));
+            // In a bridged span: a value recorded later, and an event's field.
+            let later = tracing::info_span!("later", value = tracing::field::Empty);
+            later.record("value", tracing::field::debug(Explodes));
+            let _in_later = later.enter();
+            tracing::info!(value = ?Explodes, "an event");
         }
         drop(it);
         run.finish(Outcome::Success, "done")
     });
-    assert_eq!(tracer.stats().instrumentation_panics, 1);
+    assert_eq!(tracer.stats().instrumentation_panics, 3);
     assert!(doc.spans.iter().any(|s| s.name.as_str() == "fine"));
+    assert!(doc.spans.iter().any(|s| s.name.as_str() == "later"));
 }
 
 /// 100 000 spans in one iteration: bounded by the run's span cap, counted, no panic.
