@@ -341,12 +341,12 @@ impl Attributes {
         }
     }
 
-    /// Moves every attribute to the end of `dest`, leaving this list empty.
     /// How many attributes the list holds room for without allocating.
     pub(crate) fn capacity(&self) -> usize {
         self.0.capacity()
     }
 
+    /// Moves every attribute to the end of `dest`, leaving this list empty.
     pub(crate) fn move_into(&mut self, dest: &mut Vec<(Key, AttrValue)>) {
         dest.append(&mut self.0);
     }
