@@ -595,12 +595,10 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let cx = match self.config.views {
-            Views::Both => {
-                let Some(bridged) = span.extensions().get::<Bridged>().map(|b| b.cx.clone()) else {
-                    return;
-                };
-                bridged
-            }
+            Views::Both => match span.extensions().get::<Bridged>() {
+                Some(bridged) => bridged.cx.clone(),
+                None => return,
+            },
             // Built on what is current now: tracing-opentelemetry (entered first) made its
             // span current, and spans started inside take it as their OpenTelemetry parent.
             Views::LtfOnly => {
@@ -621,12 +619,11 @@ where
         enter::enter(id, cx);
     }
 
-    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         if BRIDGED_LIVE.load(Ordering::Relaxed) == 0 {
             return;
         }
         // Only bridged spans were entered into this thread's stack: no lookup needed.
-        let _ = ctx;
         enter::exit(id);
     }
 
