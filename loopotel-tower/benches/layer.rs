@@ -3,7 +3,8 @@
 //! calls, as `LoopTraceLayer` must to mark them cancelled); tower-http `TraceLayer`
 //! with no subscriber; `LoopTraceLayer` with tracing disabled, with LTF only, and with LTF +
 //! OpenTelemetry SDK (BatchSpanProcessor, discarding exporter); a hand-written layer over the
-//! bare SDK doing the same OpenTelemetry work (the baseline for the bridged layer); and a
+//! bare SDK doing the same OpenTelemetry work (the baseline for the bridged layer); that
+//! layer with an LTF-only loopotel span recorded beside it (the two views apart); and a
 //! 1 000-item stream plain vs traced. Ratios are computed from this run's measurements; the
 //! bridged layer's ratio is also measured in interleaved rounds (`common::paired_ratio`). (Not
 //! the disabled layer's: a second set of calls to the 18 ns services changes how they are
@@ -212,6 +213,51 @@ where
     total
 }
 
+/// The inner service with an LTF-only loopotel span per call recorded beside it (same name
+/// and attributes as the layer's, ended when the call completes): around the bare SDK span
+/// layer, the two views recorded independently.
+#[derive(Clone)]
+struct LtfSpanBeside<S>(S);
+
+pin_project_lite::pin_project! {
+    /// The future of an [`LtfSpanBeside`] call: ends the LTF span when ready.
+    struct LtfSpanBesideFuture<F> {
+        #[pin]
+        inner: F,
+        span: Option<loopotel::SpanGuard>,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for LtfSpanBesideFuture<F> {
+    type Output = F::Output;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let p = this.inner.poll(cx);
+        if p.is_ready() {
+            this.span.take();
+        }
+        p
+    }
+}
+
+impl<S: Service<R>, R> Service<R> for LtfSpanBeside<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = LtfSpanBesideFuture<S::Future>;
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+    fn call(&mut self, req: R) -> Self::Future {
+        let mut s = loopotel::start_span("execute_tool echo", SpanKind::Worker);
+        s.set_attribute("gen_ai.operation.name", "execute_tool");
+        s.set_attribute("gen_ai.tool.name", "echo");
+        LtfSpanBesideFuture {
+            inner: self.0.call(req),
+            span: Some(s),
+        }
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(Discard)
@@ -253,6 +299,10 @@ fn benches(c: &mut Criterion) {
     g.bench_function("otel_sdk_span_layer", |b| {
         b.iter_custom(|n| time_calls(&ltf, &otel_only, n))
     });
+    let independent = LtfSpanBeside(otel_only.clone());
+    g.bench_function("otel_sdk_span_layer_and_ltf_span", |b| {
+        b.iter_custom(|n| time_calls(&ltf, &independent, n))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("stream_1000");
@@ -284,10 +334,17 @@ fn benches(c: &mut Criterion) {
         |n| time_calls(&ltf, &otel_only, n),
         |n| time_calls(&bridged, &traced, n),
     ));
+    let _ = PAIRED_INDEPENDENT.set(common::paired_ratio(
+        60,
+        10_000,
+        |n| time_calls(&ltf, &otel_only, n),
+        |n| time_calls(&ltf, &independent, n),
+    ));
     let _ = provider.shutdown();
 }
 
 static PAIRED: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
+static PAIRED_INDEPENDENT: std::sync::OnceLock<common::PairedRatio> = std::sync::OnceLock::new();
 
 fn report() {
     let (Some(bare), Some(pass)) = (mean_ns("layer/no_layer"), mean_ns("layer/pass_through"))
@@ -321,6 +378,10 @@ fn report() {
             "layer/loop_trace_ltf_otel",
             "LoopTraceLayer, LTF + OpenTelemetry SDK",
         ),
+        (
+            "layer/otel_sdk_span_layer_and_ltf_span",
+            "bare SDK span layer + an LTF-only loopotel span beside it (views recorded apart)",
+        ),
     ] {
         if let Some(ns) = mean_ns(id) {
             println!(
@@ -341,6 +402,11 @@ fn report() {
     }
     if let Some(paired) = PAIRED.get() {
         println!("LoopTraceLayer (LTF + OpenTelemetry) ÷ bare SDK span layer, paired: {paired}");
+    }
+    if let Some(paired) = PAIRED_INDEPENDENT.get() {
+        println!(
+            "bare SDK span layer + LTF-only span beside it ÷ bare SDK span layer, paired: {paired}"
+        );
     }
     if let (Some(plain), Some(traced)) =
         (mean_ns("stream_1000/plain"), mean_ns("stream_1000/traced"))
