@@ -239,7 +239,14 @@ fn span_kind(s: &str) -> Option<opentelemetry::trace::SpanKind> {
 /// `gen_ai.*`). A span with none of these is plain: its fields are typed attributes and
 /// nothing more, and [`PlainVisitor`] writes them straight into the span.
 pub(crate) fn is_mapped_field(name: &str) -> bool {
-    name == "message" || name == "error" || name.starts_with("otel.") || name.starts_with("gen_ai.")
+    // The first byte rules most names out without comparing strings.
+    match name.as_bytes().first() {
+        Some(b'm') => name == "message",
+        Some(b'e') => name == "error",
+        Some(b'o') => name.starts_with("otel."),
+        Some(b'g') => name.starts_with("gen_ai."),
+        _ => false,
+    }
 }
 
 /// Values as attributes: bool / i64 / f64 / str keep their types; integers beyond `i64`

@@ -257,7 +257,15 @@ fn replace_controls(s: &str) -> String {
 /// Whether `s` may hold a control character: C0, DEL, or the lead byte of a C1 (a cheap
 /// byte scan; [`replace_controls`] does the exact work).
 fn may_hold_control(s: &str) -> bool {
-    s.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2)
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    // Eight bytes at a time: whether any byte is below `n` (for `n` ≤ 0x80), or zero.
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH != 0;
+    let (words, rest) = s.as_bytes().as_chunks::<8>();
+    words.iter().any(|w| {
+        let x = u64::from_le_bytes(*w);
+        below(x, 0x20) || below(x ^ (ONES * 0x7f), 1) || below(x ^ (ONES * 0xc2), 1)
+    }) || rest.iter().any(|&b| b < 0x20 || b == 0x7f || b == 0xc2)
 }
 
 /// `name` with control characters replaced, when it has any (span names are cleaned when
@@ -279,6 +287,32 @@ mod tests {
         assert_eq!(priority("loop.outcome"), Priority::Essential);
         assert_eq!(priority("loop.les.delta"), Priority::Convention);
         assert_eq!(priority("my.attr"), Priority::User);
+    }
+
+    #[test]
+    fn the_word_scan_finds_what_the_byte_scan_finds() {
+        let byte_scan = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == 0x7f || b == 0xc2);
+        let word_scan = |s: &[u8]| may_hold_control(std::str::from_utf8(s).expect("valid UTF-8"));
+        // Every ASCII byte, and the C1 lead byte, at every position of strings of 1 to 24
+        // bytes (the words and the tail).
+        for len in 1..=24 {
+            for at in 0..len {
+                for b in (0u8..0x80).chain([0xc2]) {
+                    let mut s = vec![b'a'; len];
+                    s[at] = b;
+                    if b == 0xc2 {
+                        if at + 1 == len {
+                            continue;
+                        }
+                        s[at + 1] = 0x85;
+                    }
+                    assert_eq!(word_scan(&s), byte_scan(&s), "{s:?}");
+                }
+            }
+        }
+        // Multi-byte characters that are not C1 controls.
+        assert!(!may_hold_control("héllo wörld, ünïcode ✓ naïve"));
+        assert!(may_hold_control("tab\there, and more text"));
     }
 
     #[test]
